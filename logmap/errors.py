@@ -1,0 +1,43 @@
+"""User-facing errors.
+
+Anything a user can fix (a bad mapping, a missing file, an unreadable archive) raises a ``LogmapError``. The CLI
+prints its message on one line and exits with status 2; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class LogmapError(Exception):
+    """An error the user can fix; its message says how."""
+
+    exit_code = 2
+
+
+class MappingError(LogmapError):
+    """A mapping file is invalid. Carries where: file, 1-based line and column, and the key path."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 column: int | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.key = key
+        self.reason = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.file or "<mapping>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.reason}"
+
+
+class InputError(LogmapError):
+    """An input file is missing, unreadable or not what it claims to be."""
+
+
+class OutputError(LogmapError):
+    """The output location cannot be used (for example a non-empty directory without --overwrite)."""

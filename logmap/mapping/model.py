@@ -1,0 +1,133 @@
+"""The typed model of a mapping file (language v1).
+
+``logmap.mapping.loader.load_mapping`` turns YAML into these objects after checking it against the JSON Schema
+and the spec; every other module reads mappings only through this model. Each object keeps ``where``: the
+position of its YAML node, so that errors found later (a regex polars cannot compile, say) can still name the
+file, line and column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# A template value as written in YAML: a string template ('{query.q|lower}'), a literal number/bool,
+# or for list fields a list of those.
+TemplateValue = str | int | float | bool
+FieldValue = TemplateValue | list[TemplateValue] | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Where:
+    """A position in a mapping file, 1-based."""
+
+    file: str
+    line: int
+    column: int
+    key: str  # the key path, e.g. "rules[2].path"
+
+
+@dataclass
+class Source:
+    format: str = "combined"
+    pattern: str | None = None          # regex format only
+    time_format: str | None = None      # strptime format of the `time` field
+    timezone: str = "UTC"
+    site: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # format-specific extras (later formats)
+    where: Where | None = None
+
+
+@dataclass
+class Filter:
+    status: list[tuple[int, int]] = field(default_factory=list)   # inclusive ranges; empty = keep all
+    methods: list[str] = field(default_factory=list)              # upper-case; empty = keep all
+    static_extensions: list[str] = field(default_factory=list)    # lower-case, no dot; empty = keep all
+    exclude_bots: bool = True
+    bot_patterns: list[str] = field(default_factory=list)
+    include_paths: list[str] = field(default_factory=list)
+    exclude_paths: list[str] = field(default_factory=list)
+    where: Where | None = None
+
+
+@dataclass
+class QueryCondition:
+    present: bool | None = None   # True: must be present, False: must be absent
+    pattern: str | None = None    # regex searched in the decoded value
+
+
+@dataclass
+class Rule:
+    name: str
+    type: str
+    path: str | None = None
+    query: dict[str, QueryCondition] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)
+    status: list[tuple[int, int]] = field(default_factory=list)
+    when: dict[str, Any] = field(default_factory=dict)       # column conditions (exports)
+    fields: dict[str, FieldValue] = field(default_factory=dict)  # type-specific fields as written
+    index: int = 0
+    where: Where | None = None
+    field_where: dict[str, Where] = field(default_factory=dict)
+
+
+@dataclass
+class AnonymousId:
+    template: str | None = None                 # plain template, e.g. a cookie column
+    hmac: list[str] = field(default_factory=list)
+    key_env: str | None = None                  # name of the environment variable holding the key
+    key_none: bool = False                      # `key: none`: plain SHA-256, with a warning
+
+
+@dataclass
+class Identity:
+    user_id: str | None = None
+    anonymous_id: AnonymousId | None = None
+    where: Where | None = None
+
+
+@dataclass
+class Context:
+    page_url: str | None = "{url}"
+    page_referrer: str | None = "{referrer}"
+    page_title: str | None = None
+    user_agent: str | None = "{user_agent}"
+    truncated_ip: str | None = "{ip}"
+    campaign: Literal["utm"] | dict[str, str] | None = "utm"
+    locale: str | None = None
+    region: str | None = None
+    custom_context: dict[str, TemplateValue] = field(default_factory=dict)
+    where: Where | None = None
+
+
+@dataclass
+class Durations:
+    source: str = "next_event"        # 'next_event', 'none', or a template naming a field (exports)
+    session_timeout_s: float = 1800.0
+    max_s: float = 1800.0
+    where: Where | None = None
+
+
+@dataclass
+class TestCase:
+    name: str
+    lines: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    expect: Any = None
+    where: Where | None = None
+
+
+@dataclass
+class Mapping:
+    version: int
+    source: Source
+    rules: list[Rule]
+    filter: Filter = field(default_factory=Filter)
+    identity: Identity = field(default_factory=Identity)
+    context: Context = field(default_factory=Context)
+    durations: Durations = field(default_factory=Durations)
+    tests: list[TestCase] = field(default_factory=list)
+    name: str | None = None
+    description: str | None = None
+    path: str = "<mapping>"
+    raw: dict[str, Any] = field(default_factory=dict)   # the YAML document as loaded
