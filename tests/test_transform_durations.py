@@ -1,0 +1,53 @@
+"""Durations: time to the same visitor's next record, by event time, across files."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+
+from logmap.mapping.model import Durations
+from logmap.transform.durations import infer_durations
+
+T0 = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def frame(rows):
+    return pl.DataFrame(
+        [{"_visitor": v, "time": T0 + timedelta(seconds=s), "_file": f, "_line": n, "r:type": t,
+          "r:duration": None} for v, s, f, n, t in rows],
+        schema={"_visitor": pl.String, "time": pl.Datetime("ms", "UTC"), "_file": pl.String, "_line": pl.UInt64,
+                "r:type": pl.String, "r:duration": pl.Float64},
+    )
+
+
+def durations_by_line(result):
+    return dict(zip(result["_line"].to_list(), result["r:duration"].to_list()))
+
+
+def test_gap_to_next_record_of_the_same_visitor_sorted_across_files():
+    rows = [
+        ("a", 100, "b.log", 1, "product_detail_page_view"),   # later file, earlier line number
+        ("a", 0, "a.log", 5, "home_page_view"),
+        ("a", 40, "a.log", 9, "add_to_cart"),                 # add_to_cart carries no duration
+        ("b", 10, "a.log", 6, "category_page_view"),          # b's last record: none
+    ]
+    got = durations_by_line(infer_durations(frame(rows), Durations()))
+    assert got == {5: 40.0, 9: None, 1: None, 6: None}
+
+
+def test_session_timeout_and_cap():
+    rows = [
+        ("a", 0, "x", 1, "product_detail_page_view"),
+        ("a", 1000, "x", 2, "product_detail_page_view"),   # gap 1000s: capped at 600
+        ("a", 1000 + 3600, "x", 3, "product_detail_page_view"),  # gap 3600 > timeout: none
+        ("a", 1000 + 3600 + 5, "x", 4, "home_page_view"),
+    ]
+    got = durations_by_line(infer_durations(frame(rows), Durations(session_timeout_s=1800, max_s=600)))
+    assert got == {1: 600.0, 2: None, 3: 5.0, 4: None}
+
+
+def test_from_none_disables_inference():
+    rows = [("a", 0, "x", 1, "home_page_view"), ("a", 5, "x", 2, "home_page_view")]
+    got = durations_by_line(infer_durations(frame(rows), Durations(source="none")))
+    assert got == {1: None, 2: None}
