@@ -1,13 +1,51 @@
-"""`logmap convert`: inputs + mapping → validated batch files."""
+"""`logmap convert`: inputs + mapping → validated batch files, rejects and a report."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from logmap.cli import main
+from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
 
 
 @main.command()
-def convert() -> None:
-    """Convert inputs to validated interaction batches (not yet implemented)."""
-    raise click.ClickException("not implemented yet")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-m", "--mapping", "mapping_path", required=True, type=click.Path(dir_okay=False),
+              help="The YAML mapping that describes the input and its rules.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory for batch files, rejects.ndjson and report.json.")
+@click.option("--batch-size", default=10_000, show_default=True, type=click.IntRange(1, 10_000),
+              help="Records per batch file (the API takes at most 10,000 per request).")
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "json"]), default="ndjson", show_default=True,
+              help="ndjson: one record per line; json: request bodies {\"data\": [...]}.")
+@click.option("--overwrite", is_flag=True, help="Replace logmap's files in a non-empty output directory.")
+@click.option("--buckets", default=1, show_default=True, type=click.IntRange(1, 4096),
+              help="Partition visitors into this many buckets spilled to disk, for inputs larger than memory.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
+            buckets: int, quiet: bool) -> None:
+    """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
+
+    \b
+    Writes to the output directory:
+      interactions-00001.ndjson …   at most --batch-size records each
+      rejects.ndjson                malformed lines and invalid records, with file, line and reason
+      report.json                   the ledger: input rows = emitted + dropped, per reason and per type
+
+    \b
+    Example:
+      LOGMAP_KEY=secret logmap convert 'logs/access.log*' -m mappings/storefront-combined.yaml -o out/
+    """
+    from logmap.pipeline import RunOptions
+    from logmap.pipeline import convert as run_convert
+
+    options = RunOptions(buckets=buckets)
+    with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
+        result = run_convert(list(inputs), mapping_path, Path(out_dir), batch_size=batch_size, fmt=fmt,
+                             overwrite=overwrite, options=options, progress=advance)
+    if not quiet:
+        print_warnings(result.warnings)
+        print_summary(result, title=f"logmap convert → {out_dir}")
+        click.echo(f"{len(result.files)} batch file(s), {result.rejects:,} reject(s) in {out_dir}")

@@ -1,0 +1,29 @@
+"""Sources: read inputs and yield frames of canonical columns with provenance (`_file`, `_line`, `_drop`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import polars as pl
+
+from logmap.mapping.model import Source
+
+
+def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
+                progress: Callable[[int], None] | None = None) -> Iterator[pl.DataFrame]:
+    """Parsed chunks of every input, in order. Each row is one input line (or export row)."""
+    from logmap.sources import accesslog
+    from logmap.sources.lines import expand_inputs, read_lines
+
+    for path in expand_inputs(inputs):
+        for lines in read_lines(path, chunk_bytes=chunk_bytes, progress=progress):
+            yield accesslog.parse(lines, source)
+
+
+def empty_frame(source: Source) -> pl.DataFrame:
+    """A parsed frame with no rows but the columns ``source`` produces: lets a mapping be compiled, and its
+    references checked, before any input is read."""
+    from logmap.sources import accesslog
+
+    lines = pl.DataFrame(schema={"_file": pl.String, "_line": pl.UInt64, "_raw": pl.String})
+    return accesslog.parse(lines, source)

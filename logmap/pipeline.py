@@ -1,0 +1,261 @@
+"""The pipeline: inputs → source → filter → rules → identity+context → durations → records → sink.
+
+Two phases keep memory bounded while durations stay exact:
+
+1. **Stream** the inputs chunk by chunk through parse, filter, rules, identity and context. Dropped rows go to
+   the ledger (and the rejects file) at once; surviving rows are partitioned by a hash of their visitor into
+   buckets (kept in memory for one bucket, spilled to Parquet for several).
+2. **Per bucket**, infer durations (every row of a visitor is in the same bucket), build the record frame,
+   validate, encode, and hand the encoded records to the sink.
+
+``convert`` writes batch files; ``iter_records`` is the generator other sinks (upload, dry-run) consume.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from logmap.mapping.loader import load_mapping, require_anonymous_key
+from logmap.mapping.model import Mapping
+from logmap.records.encode import encode_records
+from logmap.records.schema import conform
+from logmap.records.validate import validate
+from logmap.sinks.batches import BatchFormat, BatchWriter, RejectsWriter, prepare_output_dir
+from logmap.sinks.ledger import Ledger
+from logmap.sources import empty_frame, read_source
+from logmap.transform import ALIVE
+from logmap.transform.context import context_columns
+from logmap.transform.durations import infer_durations
+from logmap.transform.expressions import Scope
+from logmap.transform.filter import apply_filter
+from logmap.transform.identity import VISITOR, Hasher, identity_columns
+from logmap.transform.rules import RECORD_PREFIX, apply_rules
+from logmap.transform.useragents import BotDetector
+
+log = logging.getLogger("logmap")
+
+#: Reasons whose rows are written to rejects.ndjson (filtered and unmatched rows are only counted).
+REJECTED_REASONS = ("malformed", "invalid:")
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass
+class RunOptions:
+    #: number of visitor-hash buckets; 1 keeps everything in memory, more spill to Parquet
+    buckets: int = 1
+    #: where spilled buckets go (a temporary directory by default)
+    spill_dir: Path | None = None
+    chunk_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass
+class RunResult:
+    ledger: Ledger
+    elapsed_s: float = 0.0
+    files: list[Path] = field(default_factory=list)
+    rejects: int = 0
+    warnings: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    mapping_path: str = ""
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.ledger.input_rows / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class Prepared:
+    """What is computed once per run from a mapping: the key check, the hasher, caches."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.mapping = mapping
+        self.warnings: list[str] = []
+        spec = mapping.identity.anonymous_id
+        self.hasher: Hasher | None = None
+        if spec is not None and spec.hmac:
+            key = require_anonymous_key(mapping)
+            if key is None:
+                self.warnings.append(
+                    "anonymous_id uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
+                    "by enumeration; set a key for real data")
+            self.hasher = Hasher(key)
+        self.bots = BotDetector()
+        self.rule_names = [rule.name for rule in mapping.rules]
+        # Compile every stage against the source's columns now, so that a template naming a field the source
+        # does not have stops the run before any input is read.
+        stream_stage(empty_frame(mapping.source), self)
+
+
+def _split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return frame.filter(~ALIVE), frame.filter(ALIVE)
+
+
+def stream_stage(parsed: pl.DataFrame, prepared: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Filter, rules, identity and context for one chunk. Returns (dropped rows, surviving rows)."""
+    mapping = prepared.mapping
+    frame = apply_filter(parsed, mapping.filter, prepared.bots)
+    dropped, alive = _split(frame)
+    scope = Scope(alive.schema)
+    alive = apply_rules(alive, mapping.rules, scope)
+    more_dropped, alive = _split(alive)
+    alive = alive.with_columns(**identity_columns(mapping.identity, scope, prepared.hasher),
+                               **context_columns(mapping.context, scope))
+    alive = alive.with_columns(VISITOR)
+    keep = ["_file", "_line", "_rule", "time", "_visitor", *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
+    return pl.concat([dropped, more_dropped], how="diagonal_relaxed"), alive.select(keep)
+
+
+class BucketStore:
+    """Rows partitioned by visitor hash: one in-memory bucket, or Parquet files per bucket."""
+
+    def __init__(self, buckets: int, spill_dir: Path | None) -> None:
+        self.buckets = max(1, buckets)
+        self._memory: list[pl.DataFrame] = []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._dir: Path | None = None
+        self._chunks = 0
+        if self.buckets > 1:
+            if spill_dir is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="logmap-buckets-")
+                spill_dir = Path(self._tmp.name)
+            self._dir = spill_dir
+            self._dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        if self._dir is None:
+            self._memory.append(frame)
+            return
+        bucket = (pl.col("_visitor").hash(seed=0) % self.buckets).fill_null(0).alias("_bucket")
+        for (index,), part in frame.with_columns(bucket).partition_by("_bucket", as_dict=True).items():
+            part.drop("_bucket").write_parquet(self._dir / f"b{index:04d}-c{self._chunks:06d}.parquet")
+        self._chunks += 1
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        if self._dir is None:
+            if self._memory:
+                yield pl.concat(self._memory, how="diagonal_relaxed")
+            self._memory = []
+            return
+        for index in range(self.buckets):
+            files = sorted(self._dir.glob(f"b{index:04d}-c*.parquet"))
+            if files:
+                yield pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+                for f in files:
+                    f.unlink()
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int) -> pl.DataFrame:
+    """Durations, the record frame, validation and encoding for one bucket.
+
+    Returns the bucket's rows with ``_drop`` (``invalid:<field>`` or null), ``_detail``, ``_json`` (the encoded
+    record) and the record columns.
+    """
+    rows = infer_durations(rows, prepared.mapping.durations)
+    records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
+    records = records.with_columns(pl.col("time").alias("timestamp"))
+    records = conform(records).sort(["timestamp", "_file", "_line"], nulls_last=True)
+    records = records.with_columns(
+        pl.lit(None, pl.String).alias("_drop"),
+        pl.lit(None, pl.String).alias("_detail"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + first_index).alias("_index"),
+    )
+    records = validate(records, index_column="_index")
+    return records.with_columns(encode_records(records).alias("_json"))
+
+
+def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects: RejectsWriter | None = None,
+                 options: RunOptions | None = None, progress: ProgressCallback | None = None,
+                 prepared: Prepared | None = None) -> Iterator[pl.DataFrame]:
+    """Run the pipeline, yielding frames of valid records (with their ``_json`` encoding), bucket by bucket.
+
+    Every input row ends up in ``ledger``: emitted when yielded, dropped with its reason otherwise.
+    """
+    options = options or RunOptions()
+    prepared = prepared or Prepared(mapping)
+    store = BucketStore(options.buckets, options.spill_dir)
+    try:
+        for parsed in read_source(inputs, mapping.source, chunk_bytes=options.chunk_bytes, progress=progress):
+            ledger.add_input(parsed.height)
+            dropped, alive = stream_stage(parsed, prepared)
+            _account(dropped, ledger, rejects)
+            store.add(alive)
+        next_index = 0
+        for bucket in store:
+            records = record_stage(bucket, prepared, next_index)
+            next_index += records.height
+            invalid, valid = _split(records)
+            _account(invalid, ledger, rejects)
+            ledger.add_emitted(valid, prepared.rule_names)
+            if valid.height:
+                yield valid
+    finally:
+        store.close()
+
+
+def _account(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsWriter | None) -> None:
+    ledger.add_dropped(dropped)
+    if rejects is not None and dropped.height:
+        rejected = dropped.filter(pl.col("_drop").str.starts_with(REJECTED_REASONS[1])
+                                  | (pl.col("_drop") == REJECTED_REASONS[0]))
+        rejects.write(rejected)
+
+
+def resolve_mapping(mapping: Mapping | str | Path) -> Mapping:
+    return mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+
+
+def convert(inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *, batch_size: int = 10_000,
+            fmt: BatchFormat = "ndjson", overwrite: bool = False, options: RunOptions | None = None,
+            progress: ProgressCallback | None = None) -> RunResult:
+    """Convert ``inputs`` with ``mapping`` into batch files in ``out_dir``, plus rejects.ndjson and report.json."""
+    from logmap.sinks.report import write_report
+
+    started = time.perf_counter()
+    mapping = resolve_mapping(mapping)
+    prepared = Prepared(mapping)  # stops on a missing key before any input is read
+    out = Path(out_dir)
+    prepare_output_dir(out, overwrite)
+    ledger = Ledger()
+    rejects = RejectsWriter(out / "rejects.ndjson")
+    writer = BatchWriter(out, batch_size, fmt)
+    try:
+        for records in iter_records(inputs, mapping, ledger=ledger, rejects=rejects, options=options,
+                                    progress=progress, prepared=prepared):
+            writer.write(records["_json"])
+    finally:
+        rejects.close()
+    files = writer.close()
+    result = RunResult(ledger=ledger, elapsed_s=time.perf_counter() - started, files=files, rejects=rejects.count,
+                       warnings=prepared.warnings, inputs=list(inputs), mapping_path=mapping.path)
+    write_report(out / "report.json", result, mapping, batch_size=batch_size, fmt=fmt)
+    return result
+
+
+def iter_batches(inputs: list[str], mapping: Mapping | str | Path, *, batch_size: int = 10_000,
+                 ledger: Ledger | None = None, options: RunOptions | None = None) -> Iterator[list[bytes]]:
+    """Encoded records in batches of at most ``batch_size``, produced while later ones are still computed."""
+    mapping = resolve_mapping(mapping)
+    ledger = ledger if ledger is not None else Ledger()
+    pending: list[bytes] = []
+    for records in iter_records(inputs, mapping, ledger=ledger, options=options):
+        for start in range(0, records.height, batch_size):
+            encoded = records["_json"].slice(start, batch_size).cast(pl.Binary).to_list()
+            pending.extend(encoded)
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+    if pending:
+        yield pending

@@ -1,0 +1,117 @@
+"""Batch files on disk: NDJSON (one record per line) or JSON request bodies ``{"data": [...]}``.
+
+Records arrive already encoded (one JSON object per string), so writing is joining strings: no per-record
+Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from logmap.errors import OutputError
+
+BatchFormat = Literal["ndjson", "json"]
+
+#: Files logmap itself writes in an output directory (removed by --overwrite; others are left alone).
+OWN_PATTERNS = ("interactions-*.ndjson", "interactions-*.json", "rejects.ndjson", "report.json",
+                "upload-journal.ndjson", "dead-letter.ndjson")
+
+
+def prepare_output_dir(out_dir: Path, overwrite: bool) -> None:
+    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``, which clears logmap's own files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} exists and is not a directory")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise OutputError(f"output directory {out_dir} is not empty; choose another or pass --overwrite")
+        for pattern in OWN_PATTERNS:
+            for path in out_dir.glob(pattern):
+                path.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+class BatchWriter:
+    """Writes encoded records into numbered batch files of at most ``batch_size`` records."""
+
+    def __init__(self, out_dir: Path, batch_size: int = 10_000, fmt: BatchFormat = "ndjson") -> None:
+        if batch_size < 1:
+            raise OutputError("--batch-size must be at least 1")
+        self.out_dir = out_dir
+        self.batch_size = batch_size
+        self.fmt = fmt
+        self.files: list[Path] = []
+        self._pending: list[pl.Series] = []
+        self._pending_rows = 0
+
+    def write(self, records: pl.Series) -> None:
+        """Queue encoded records; full batches are written at once."""
+        self._pending.append(records)
+        self._pending_rows += records.len()
+        while self._pending_rows >= self.batch_size:
+            pending = pl.concat(self._pending)
+            self._flush(pending.head(self.batch_size))
+            rest = pending.slice(self.batch_size)
+            self._pending, self._pending_rows = [rest], rest.len()
+
+    def close(self) -> list[Path]:
+        if self._pending_rows:
+            self._flush(pl.concat(self._pending))
+        self._pending, self._pending_rows = [], 0
+        return self.files
+
+    def _flush(self, records: pl.Series) -> None:
+        path = self.out_dir / f"interactions-{len(self.files) + 1:05d}.{self.fmt}"
+        if self.fmt == "ndjson":
+            text = records.str.join("\n").item() + "\n"
+        else:
+            text = '{"data":[' + records.str.join(",").item() + "]}\n"
+        path.write_text(text, encoding="utf-8")
+        self.files.append(path)
+
+
+class RejectsWriter:
+    """``rejects.ndjson``: one line per malformed or invalid input row, with where it came from and why."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._handle = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        if self._handle is None:
+            self._handle = self.path.open("w", encoding="utf-8")
+        columns = [pl.col("_file").alias("file"), pl.col("_line").alias("line"), pl.col("_drop").alias("reason"),
+                   pl.col("_detail").alias("message")]
+        if "_raw" in frame.columns:
+            columns.append(pl.col("_raw").alias("raw"))
+        if "_json" in frame.columns:
+            columns.append(pl.col("_json").alias("record"))
+        rows = frame.select(columns)
+        # `record` is already JSON: embed it as an object, not as a quoted string.
+        lines = rows.select(
+            pl.concat_str([
+                pl.struct([c for c in rows.columns if c != "record"]).struct.json_encode().str.strip_suffix("}"),
+                (pl.lit(',"record":') + pl.col("record") + pl.lit("}")) if "record" in rows.columns else pl.lit("}"),
+            ])
+        ).to_series()
+        self._handle.write(lines.str.join("\n").item() + "\n")
+        self.count += frame.height
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def read_batch(path: Path) -> list[dict]:
+    """The records of one batch file, either format (used by tests and by upload --from)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)["data"]
+    return [json.loads(line) for line in text.splitlines() if line]

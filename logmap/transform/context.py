@@ -1,0 +1,50 @@
+"""The `context` section: page, user agent, truncated IP, campaign, locale, region, custom context."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from logmap.mapping.model import Context
+from logmap.transform.expressions import Scope, as_string, compile_template, query_of_url, query_param
+
+#: A strict dotted-quad: 0-255 without leading zeros, as the API's ipv4 format demands.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
+
+UTM = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium", "term": "utm_term",
+       "content": "utm_content"}
+
+
+def truncate_ipv4(ip: pl.Expr) -> pl.Expr:
+    """``1.2.3.4`` → ``1.2.3.0``; anything that is not an IPv4 address (IPv6, host names) → null."""
+    return pl.when(ip.str.contains(IPV4)).then(ip.str.replace(r"\.[0-9]+$", ".0"))
+
+
+def context_columns(context: Context, scope: Scope) -> dict[str, pl.Expr]:
+    """``r:context.*`` expressions for every context entry the mapping keeps."""
+    where = context.where
+    out: dict[str, pl.Expr] = {}
+
+    def text(template: str | None) -> pl.Expr | None:
+        return None if not template else as_string(compile_template(template, scope, where))
+
+    page_url = text(context.page_url)
+    for name, template in (("page.url", context.page_url), ("page.referrer", context.page_referrer),
+                           ("page.title", context.page_title), ("user_agent", context.user_agent),
+                           ("locale", context.locale), ("region", context.region)):
+        expr = text(template)
+        if expr is not None:
+            out[f"r:context.{name}"] = expr
+    if context.truncated_ip:
+        out["r:context.truncated_ip"] = truncate_ipv4(text(context.truncated_ip))
+    if context.campaign == "utm" and page_url is not None:
+        query = query_of_url(page_url)
+        for field, parameter in UTM.items():
+            out[f"r:context.campaign.{field}"] = query_param(query, parameter)
+    elif isinstance(context.campaign, dict):
+        for field, template in context.campaign.items():
+            out[f"r:context.campaign.{field}"] = text(template)
+    for key, template in context.custom_context.items():
+        compiled = compile_template(template, scope, where)
+        out[f"r:context.custom_context.{key}"] = compiled.expr
+    return out

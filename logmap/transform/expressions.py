@@ -1,0 +1,258 @@
+"""Compile mapping templates into polars expressions.
+
+A template such as ``'sku-{query.sku|lower}'`` becomes one expression evaluated over a whole frame. References
+resolve through a :class:`Scope`: a rule's named regex groups first, then ``query.NAME`` /
+``referrer_query.NAME``, then the frame's columns (dotted names reach into structs). Conversions that fail on a
+non-empty value (``{query.qty|int}`` on ``abc``) are reported through an error expression so the row can be
+dropped as ``invalid:<field>`` instead of silently losing the value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal as TypingLiteral
+from urllib.parse import unquote_plus
+
+import polars as pl
+
+from logmap.errors import MappingError
+from logmap.mapping.model import Where
+from logmap.mapping.templates import Literal, Ref, Template, parse_template
+from logmap.transform.nested import resolve_nested
+
+Kind = TypingLiteral["str", "int", "float", "bool", "list"]
+
+
+@dataclass
+class Compiled:
+    """An expression plus what it yields and how it can fail."""
+
+    expr: pl.Expr
+    kind: Kind
+    #: expressions that are a message where a conversion failed, null elsewhere
+    errors: list[pl.Expr] = field(default_factory=list)
+
+
+def null_if_empty(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.len_bytes() == 0).then(None).otherwise(expr)
+
+
+def _decode_batch(series: pl.Series) -> pl.Series:
+    # Python's unquote_plus runs once per *distinct* encoded value, never per row.
+    encoded = series.filter(series.str.contains(r"[%+]")).unique().drop_nulls()
+    if encoded.len() == 0:
+        return series
+    decoded = [unquote_plus(value, errors="replace") for value in encoded.to_list()]
+    return series.replace(encoded, pl.Series(decoded, dtype=pl.String))
+
+
+def urldecode(expr: pl.Expr) -> pl.Expr:
+    """Percent-decode (``+`` is a space), evaluated once per distinct value."""
+    return expr.map_batches(_decode_batch, return_dtype=pl.String, is_elementwise=True)
+
+
+def query_param(query: pl.Expr, name: str) -> pl.Expr:
+    """The first value of parameter ``name`` in a query string, percent-decoded; absent or empty is null."""
+    raw = query.str.extract(r"(?:^|&)" + re.escape(name) + r"=([^&#]*)", 1)
+    return null_if_empty(urldecode(raw))
+
+
+def query_of_url(url: pl.Expr) -> pl.Expr:
+    """The query string of a URL or request target (without ``?`` and fragment)."""
+    return url.str.extract(r"\?([^#]*)", 1)
+
+
+class Scope:
+    """What a template may name: a rule's regex groups, query parameters and the frame's columns."""
+
+    def __init__(self, schema: pl.Schema | dict[str, pl.DataType], groups: dict[str, pl.Expr] | None = None,
+                 extra: dict[str, Compiled] | None = None) -> None:
+        self.schema = dict(schema)
+        self.groups = groups or {}
+        self.extra = extra or {}
+
+    def with_groups(self, groups: dict[str, pl.Expr]) -> Scope:
+        return Scope(self.schema, {**self.groups, **groups}, self.extra)
+
+    def names(self) -> list[str]:
+        return sorted({*self.groups, *self.extra, *(c for c in self.schema if not c.startswith("_"))})
+
+    def resolve(self, name: str, where: Where | None) -> Compiled:
+        if name in self.groups:
+            return Compiled(null_if_empty(self.groups[name]), "str")
+        if name in self.extra:
+            return self.extra[name]
+        head, _, rest = name.partition(".")
+        if head == "query" and rest and "query" in self.schema:
+            return Compiled(query_param(pl.col("query"), rest), "str")
+        if head == "referrer_query" and rest and "referrer" in self.schema:
+            return Compiled(query_param(query_of_url(pl.col("referrer")), rest), "str")
+        if name in self.schema:
+            return _column(pl.col(name), self.schema[name])
+        if head in self.schema and isinstance(self.schema[head], pl.Struct):
+            return _struct_path(head, rest.split("."), self.schema[head], name, where, self)
+        nested = resolve_nested(name, self.schema)
+        if nested is not None:
+            return nested
+        raise _unknown(name, where, self)
+
+
+def _column(expr: pl.Expr, dtype: pl.DataType) -> Compiled:
+    if dtype == pl.String:
+        return Compiled(null_if_empty(expr), "str")
+    if dtype.is_integer():
+        return Compiled(expr.cast(pl.Int64), "int")
+    if dtype.is_float() or dtype.is_decimal():
+        return Compiled(expr.cast(pl.Float64), "float")
+    if dtype == pl.Boolean:
+        return Compiled(expr, "bool")
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return Compiled(expr.cast(pl.List(pl.String)) if not isinstance(dtype, pl.List) else expr, "list")
+    if isinstance(dtype, pl.Datetime):
+        return Compiled(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"), "str")
+    return Compiled(expr.cast(pl.String), "str")
+
+
+def _struct_path(head: str, parts: list[str], dtype: pl.DataType, name: str, where: Where | None,
+                 scope: Scope) -> Compiled:
+    expr = pl.col(head)
+    for part in parts:
+        if not isinstance(dtype, pl.Struct) or part not in {f.name for f in dtype.fields}:
+            raise _unknown(name, where, scope)
+        dtype = next(f.dtype for f in dtype.fields if f.name == part)
+        expr = expr.struct.field(part)
+    return _column(expr, dtype)
+
+
+def _unknown(name: str, where: Where | None, scope: Scope) -> MappingError:
+    known = ", ".join(scope.names())
+    return _error(f"unknown field '{name}' in template (fields here: {known})", where)
+
+
+def _error(message: str, where: Where | None) -> MappingError:
+    if where is None:
+        return MappingError(message)
+    return MappingError(message, file=where.file, line=where.line, column=where.column, key=where.key)
+
+
+def _convert(value: Compiled, name: str, arg: str | None, label: str) -> Compiled:
+    expr, kind = value.expr, value.kind
+    errors = list(value.errors)
+    if kind == "list":
+        if name == "split":
+            return value
+        inner = _convert(Compiled(pl.element(), "str"), name, arg, label)
+        return Compiled(expr.list.eval(inner.expr), "list", errors)
+    if name in {"int", "float"}:
+        text = expr.cast(pl.String).str.strip_chars() if kind != "str" else expr.str.strip_chars()
+        target = pl.Int64 if name == "int" else pl.Float64
+        converted = text.cast(target, strict=False)
+        if name == "int":
+            # Accept "3.0" as 3 but not "3.5": integers written as floats are common in exports.
+            as_float = text.cast(pl.Float64, strict=False)
+            integral = as_float.is_finite() & (as_float == as_float.round(0))
+            converted = pl.coalesce(converted, pl.when(integral).then(as_float.cast(pl.Int64)))
+        failed = text.is_not_null() & (text.str.len_bytes() > 0) & converted.is_null()
+        errors.append(pl.when(failed).then(pl.format("'{}' is not a number ({})", text, pl.lit(label))))
+        return Compiled(converted, "int" if name == "int" else "float", errors)
+    text = expr if kind == "str" else expr.cast(pl.String)
+    if name == "lower":
+        return Compiled(text.str.to_lowercase(), "str", errors)
+    if name == "upper":
+        return Compiled(text.str.to_uppercase(), "str", errors)
+    if name == "trim":
+        return Compiled(null_if_empty(text.str.strip_chars()), "str", errors)
+    if name == "urldecode":
+        return Compiled(null_if_empty(urldecode(text)), "str", errors)
+    if name == "split":
+        separator = "," if arg is None else arg
+        parts = text.str.split(separator).list.eval(null_if_empty(pl.element().str.strip_chars())).list.drop_nulls()
+        return Compiled(parts, "list", errors)
+    raise MappingError(f"unknown converter '{name}'")
+
+
+def compile_template(value: object, scope: Scope, where: Where | None = None) -> Compiled:
+    """Compile one template (or a YAML literal) to an expression."""
+    if isinstance(value, bool):
+        return Compiled(pl.lit(value), "bool")
+    if isinstance(value, int):
+        return Compiled(pl.lit(value, dtype=pl.Int64), "int")
+    if isinstance(value, float):
+        return Compiled(pl.lit(value, dtype=pl.Float64), "float")
+    if value is None:
+        return Compiled(pl.lit(None, dtype=pl.String), "str")
+    if not isinstance(value, str):
+        raise _error(f"expected a template string, got {type(value).__name__}", where)
+    template: Template = parse_template(value)
+    pieces: list[Compiled] = []
+    for part in template.parts:
+        if isinstance(part, Literal):
+            pieces.append(Compiled(pl.lit(part.text, dtype=pl.String), "str"))
+            continue
+        assert isinstance(part, Ref)
+        compiled = scope.resolve(part.name, where)
+        for converter in part.converters:
+            compiled = _convert(compiled, converter.name, converter.arg, value)
+        pieces.append(compiled)
+    if not pieces:
+        return Compiled(pl.lit(None, dtype=pl.String), "str")
+    if len(pieces) == 1:
+        return pieces[0]
+    texts = [p.expr if p.kind == "str" else p.expr.cast(pl.String) for p in pieces if p.kind != "list"]
+    if len(texts) != len(pieces):
+        raise _error("a list-valued reference cannot be combined with other text in one template", where)
+    errors = [e for p in pieces for e in p.errors]
+    return Compiled(null_if_empty(pl.concat_str(texts, ignore_nulls=False)), "str", errors)
+
+
+def as_string(compiled: Compiled) -> pl.Expr:
+    if compiled.kind == "str":
+        return compiled.expr
+    if compiled.kind == "list":
+        return compiled.expr.list.join(",")
+    return compiled.expr.cast(pl.String)
+
+
+def as_number(compiled: Compiled, label: str) -> Compiled:
+    """A Float64 value; text that is not a number becomes an error message instead of vanishing."""
+    if compiled.kind in {"int", "float"}:
+        return Compiled(compiled.expr.cast(pl.Float64), "float", compiled.errors)
+    return _convert(compiled, "float", None, label)
+
+
+def as_string_list(items: list[Compiled]) -> Compiled:
+    """One List(String) from scalars and lists; empty elements dropped; an empty list is null."""
+    parts = []
+    for item in items:
+        if item.kind == "list":
+            parts.append(item.expr.list.eval(null_if_empty(pl.element().cast(pl.String))))
+        else:
+            parts.append(as_string(item))
+    joined = pl.concat_list(parts).list.drop_nulls() if parts else pl.lit(None, dtype=pl.List(pl.String))
+    errors = [e for item in items for e in item.errors]
+    return Compiled(pl.when(joined.list.len() > 0).then(joined), "list", errors)
+
+
+def as_number_list(items: list[Compiled], label: str) -> Compiled:
+    """One List(Float64); a non-empty element that is not a number is an error."""
+    parts: list[pl.Expr] = []
+    errors: list[pl.Expr] = []
+    for item in items:
+        if item.kind == "list":
+            numbers = item.expr.list.eval(pl.element().cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False))
+            bad = (item.expr.list.eval(pl.element().is_not_null()).list.sum()
+                   != numbers.list.eval(pl.element().is_not_null()).list.sum())
+            errors.append(pl.when(bad).then(pl.format("a value of '{}' is not a number", pl.lit(label))))
+            errors.extend(item.errors)
+            parts.append(numbers)
+        else:
+            number = as_number(item, label)
+            parts.append(number.expr)
+            errors.extend(number.errors)
+    joined = pl.concat_list(parts).list.drop_nulls()
+    return Compiled(pl.when(joined.list.len() > 0).then(joined), "list", errors)
+
+
+def first_error(errors: list[pl.Expr]) -> pl.Expr | None:
+    return pl.coalesce(errors) if errors else None

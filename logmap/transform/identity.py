@@ -1,0 +1,68 @@
+"""The `identity` section: `user_id`, and `anonymous_id` as a keyed hash.
+
+A bare hash of an IPv4 address plus a user agent can be reversed by enumerating the 2^32 addresses, so the
+default is HMAC-SHA256 with a key the user keeps. Hashing runs once per distinct input, not per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import polars as pl
+
+from logmap.mapping.model import Identity
+from logmap.transform.expressions import Scope, as_string, compile_template
+
+SEPARATOR = "\x1f"  # unit separator: cannot occur in a parsed log field, so ("a b","c") ≠ ("a","b c")
+
+
+class Hasher:
+    """Hex HMAC-SHA256 with ``key``, or plain SHA-256 when ``key`` is None (``key: none`` in the mapping)."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+        self._known: dict[str, str] = {}
+
+    def __repr__(self) -> str:  # the key must never show up in a log or traceback
+        return f"Hasher(keyed={self._key is not None})"
+
+    def digest(self, text: str) -> str:
+        data = text.encode("utf-8", "surrogatepass")
+        if self._key is None:
+            return hashlib.sha256(data).hexdigest()
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+
+    def series(self, values: pl.Series) -> pl.Series:
+        distinct = values.drop_nulls().unique()
+        for text in distinct.to_list():
+            if text not in self._known:
+                self._known[text] = self.digest(text)
+        digests = pl.Series([self._known[t] for t in distinct.to_list()], dtype=pl.String)
+        return values.replace_strict(distinct, digests, default=None, return_dtype=pl.String)
+
+
+def identity_columns(identity: Identity, scope: Scope, hasher: Hasher | None) -> dict[str, pl.Expr]:
+    """``r:user_id``, ``r:anonymous_id`` and ``_visitor`` (user id, else anonymous id) expressions."""
+    where = identity.where
+    user_id = pl.lit(None, pl.String)
+    if identity.user_id:
+        user_id = as_string(compile_template(identity.user_id, scope, where))
+    anonymous_id = pl.lit(None, pl.String)
+    spec = identity.anonymous_id
+    if spec is not None and spec.template:
+        anonymous_id = as_string(compile_template(spec.template, scope, where))
+    elif spec is not None and spec.hmac:
+        parts = [as_string(compile_template(t, scope, where)) for t in spec.hmac]
+        joined = pl.concat_str([p.fill_null("") for p in parts], separator=SEPARATOR)
+        any_part = pl.any_horizontal([p.is_not_null() for p in parts])
+        assert hasher is not None, "a keyed anonymous_id needs a Hasher"
+        hashed = joined.map_batches(hasher.series, return_dtype=pl.String, is_elementwise=True)
+        anonymous_id = pl.when(any_part).then(hashed)
+    return {
+        "r:user_id": user_id,
+        "r:anonymous_id": anonymous_id,
+    }
+
+
+VISITOR = pl.coalesce(pl.col("r:user_id"), pl.col("r:anonymous_id")).alias("_visitor")

@@ -1,0 +1,150 @@
+"""The `rules` section: first match wins; the matching rule sets the record's type and fields.
+
+Matching is one `when/then` chain over all rows (`_rule` = index of the first matching rule). Fields are then
+computed rule by rule on that rule's rows only, so a rule's regex groups are extracted only where it matched.
+Record fields are written as ``r:<json path>`` columns so they can never collide with input columns (a Segment
+export has its own `type` column, for example).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import polars as pl
+
+from logmap.errors import MappingError
+from logmap.mapping.loader import named_groups
+from logmap.mapping.model import QueryCondition, Rule, Where
+from logmap.transform import ALIVE, drop_when
+from logmap.transform.expressions import (
+    Compiled, Scope, as_number, as_number_list, as_string, as_string_list, compile_template, first_error,
+    query_param,
+)
+from logmap.transform.filter import in_ranges
+
+RECORD_PREFIX = "r:"
+LIST_FIELDS = {"product_ids", "product_group_ids", "category"}
+NUMBER_FIELDS = {"revenue", "rating", "duration"}
+STRING_FIELDS = {"custom_action_name", "question_id", "result_type", "value", "miso_id"}
+
+
+def _query_condition(name: str, condition: QueryCondition) -> pl.Expr:
+    query = pl.col("query")
+    present = query.str.contains(r"(?:^|&)" + re.escape(name) + r"(?:[=&#]|$)").fill_null(False)
+    result = pl.lit(True)
+    if condition.present is True:
+        result = result & present
+    elif condition.present is False:
+        result = result & ~present
+    if condition.pattern is not None:
+        result = result & query_param(query, name).str.contains(condition.pattern).fill_null(False)
+    return result
+
+
+def _when_condition(column: str, expected: Any, scope: Scope, where: Where | None) -> pl.Expr:
+    value = scope.resolve(column, where).expr
+    if isinstance(expected, dict):
+        condition = pl.lit(True)
+        if "regex" in expected:
+            condition = condition & value.cast(pl.String).str.contains(expected["regex"])
+        if "null" in expected:
+            condition = condition & (value.is_null() if expected["null"] else value.is_not_null())
+        if "not" in expected:
+            condition = condition & ~_when_condition(column, expected["not"], scope, where)
+        return condition
+    if isinstance(expected, list):
+        return value.is_in(expected)
+    return value == expected
+
+
+def rule_condition(rule: Rule, scope: Scope) -> pl.Expr:
+    condition = pl.lit(True)
+    if rule.path is not None:
+        condition = condition & pl.col("path").str.contains(rule.path)
+    for name, query_condition in rule.query.items():
+        condition = condition & _query_condition(name, query_condition)
+    if rule.methods:
+        condition = condition & pl.col("method").is_in(rule.methods)
+    if rule.status:
+        condition = condition & in_ranges(pl.col("status"), rule.status)
+    for column, expected in rule.when.items():
+        condition = condition & _when_condition(column, expected, scope, rule.field_where.get("when", rule.where))
+    return condition.fill_null(False)
+
+
+def classify(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.DataFrame:
+    """Set `_rule` to the index of the first matching rule; rows matching none are dropped as `unmatched`."""
+    chain: Any = None
+    for index, rule in enumerate(rules):
+        condition = rule_condition(rule, scope)
+        chain = pl.when(condition).then(pl.lit(index, pl.Int32)) if chain is None else chain.when(condition).then(
+            pl.lit(index, pl.Int32))
+    rule_index = chain.otherwise(pl.lit(None, pl.Int32)) if chain is not None else pl.lit(None, pl.Int32)
+    frame = frame.with_columns(pl.when(ALIVE).then(rule_index).otherwise(pl.lit(None, pl.Int32)).alias("_rule"))
+    return frame.with_columns(drop_when(pl.col("_rule").is_null(), "unmatched"))
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def compile_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], list[tuple[str, pl.Expr]]]:
+    """Record columns (``r:`` names) for one rule, and (field, error message expr) pairs for failed conversions."""
+    columns: dict[str, pl.Expr] = {RECORD_PREFIX + "type": pl.lit(rule.type)}
+    errors: list[tuple[str, pl.Expr]] = []
+
+    def where(field: str) -> Where | None:
+        return rule.field_where.get(field, rule.where)
+
+    def put(name: str, compiled: Compiled) -> None:
+        columns[RECORD_PREFIX + name] = compiled.expr
+        error = first_error(compiled.errors)
+        if error is not None:
+            errors.append((name, error))
+
+    for field, value in rule.fields.items():
+        if field in LIST_FIELDS:
+            put(field, as_string_list([compile_template(v, scope, where(field)) for v in _items(value)]))
+        elif field == "quantities":
+            put(field, as_number_list([compile_template(v, scope, where(field)) for v in _items(value)], str(value)))
+        elif field in NUMBER_FIELDS:
+            put(field, as_number(compile_template(value, scope, where(field)), str(value)))
+        elif field in STRING_FIELDS:
+            put(field, Compiled(as_string(compile_template(value, scope, where(field))), "str"))
+        elif field == "search":
+            if "keywords" in value:
+                compiled = compile_template(value["keywords"], scope, where(field))
+                put("search.keywords", Compiled(as_string(compiled), "str", compiled.errors))
+            for name, filter_value in (value.get("filters") or {}).items():
+                compiled_list = as_string_list([compile_template(v, scope, where(field)) for v in _items(filter_value)])
+                put(f"search.filters.{name}", compiled_list)
+        else:
+            raise MappingError(f"field '{field}' is not supported by rules", **_where_kwargs(where(field)))
+    return columns, errors
+
+
+def _where_kwargs(where: Where | None) -> dict[str, Any]:
+    if where is None:
+        return {}
+    return {"file": where.file, "line": where.line, "column": where.column, "key": where.key}
+
+
+def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.DataFrame:
+    """Classify rows, then compute each rule's record fields on its own rows."""
+    frame = classify(frame, rules, scope)
+    parts = [frame.filter(pl.col("_rule").is_null())]
+    for index, rule in enumerate(rules):
+        rows = frame.filter(pl.col("_rule") == index)
+        groups = named_groups(rule.path)
+        rule_scope = scope
+        if groups:
+            rows = rows.with_columns(pl.col("path").str.extract_groups(rule.path).alias("_groups"))
+            rule_scope = scope.with_groups({g: pl.col("_groups").struct.field(g) for g in groups})
+        columns, errors = compile_fields(rule, rule_scope)
+        rows = rows.with_columns(**columns)
+        for field, message in errors:
+            rows = rows.with_columns(drop_when(message.is_not_null(), f"invalid:{field}",
+                                               pl.format("{} is invalid. {}", pl.lit(field), message)))
+        parts.append(rows.drop("_groups", strict=False))
+    return pl.concat(parts, how="diagonal_relaxed")

@@ -1,0 +1,199 @@
+"""`convert` end to end: golden output on the storefront sample, an exact ledger on every real log,
+batch files, rejects, and clean errors for bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from logmap.cli import main
+from logmap.pipeline import convert
+from logmap.records.types import interaction_schema
+from logmap.sinks.batches import read_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
+GOLDEN = ROOT / "fixtures" / "storefront" / "expected.ndjson"
+MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
+REAL_LOGS = sorted((ROOT / "fixtures" / "logs").glob("*.log"))
+KEY = "test-key-not-secret"
+
+
+@pytest.fixture(autouse=True)
+def anonymous_key(monkeypatch):
+    monkeypatch.setenv("LOGMAP_KEY", KEY)
+
+
+def records_of(out: Path) -> list[dict]:
+    return [r for path in sorted(out.glob("interactions-*")) for r in read_batch(path)]
+
+
+def assert_schema_valid(records: list[dict]) -> None:
+    validator = jsonschema.Draft202012Validator(interaction_schema(), format_checker=jsonschema.FormatChecker())
+    errors = list(validator.iter_errors({"data": records}))
+    assert errors == []
+
+
+def test_storefront_sample_gives_the_golden_records(tmp_path):
+    result = convert([str(SAMPLE)], MAPPING, tmp_path / "out")
+    assert result.ledger.balanced
+    got = records_of(tmp_path / "out")
+    expected = [json.loads(line) for line in GOLDEN.read_text().splitlines()]
+    assert got == expected
+    assert_schema_valid(got)
+
+
+def test_storefront_sample_ledger_and_report(tmp_path):
+    result = convert([str(SAMPLE)], MAPPING, tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    ledger = report["ledger"]
+    assert ledger["input_rows"] == 406 == sum(1 for _ in SAMPLE.open("rb"))
+    assert ledger["input_rows"] == ledger["emitted"] + sum(ledger["dropped"].values())
+    assert ledger["balanced"] is True
+    # two truncated lines from the generator, and of the junk lines appended: TLS probe, truncated line and
+    # blank line are malformed; the line with trailing X-Forwarded-For and request-time fields is valid.
+    assert ledger["dropped"]["malformed"] == 5
+    assert {"filtered:static", "filtered:bot", "unmatched"} <= set(ledger["dropped"])
+    assert report["records_per_type"] == dict(sorted(result.ledger.per_type.items()))
+    assert sum(report["records_per_type"].values()) == ledger["emitted"]
+    assert set(report["records_per_type"]) >= {"home_page_view", "category_page_view", "product_detail_page_view",
+                                               "search", "add_to_cart", "checkout"}
+
+
+def test_record_contents_on_the_sample(tmp_path):
+    convert([str(SAMPLE)], MAPPING, tmp_path / "out")
+    records = records_of(tmp_path / "out")
+    carts = [r for r in records if r["type"] == "add_to_cart"]
+    assert carts and all(len(r["quantities"]) == len(r["product_ids"]) == 1 for r in carts)
+    checkout = next(r for r in records if r["type"] == "checkout")
+    assert isinstance(checkout["revenue"], float) and checkout["revenue"] > 0
+    category = next(r for r in records if r["type"] == "category_page_view")
+    assert len(category["category"]) >= 1 and "/" not in "".join(category["category"])
+    for record in records:
+        assert record["timestamp"].endswith("Z") and len(record["timestamp"]) == 24
+        assert len(record["anonymous_id"]) == 64
+        assert record["context"]["page"]["url"].startswith("https://shop.example.com/")
+        ip = record["context"].get("truncated_ip")
+        assert ip is None or ip.endswith(".0")
+        assert "null" not in json.dumps(record)
+    campaign = [r for r in records if "campaign" in r["context"]]
+    assert campaign and all(set(r["context"]["campaign"]) <= {"name", "source", "medium", "term", "content"}
+                            for r in campaign)
+    durations = [r["duration"] for r in records if "duration" in r]
+    assert durations and all(0 <= d <= 1800 for d in durations)
+
+
+def test_rejects_name_file_line_and_reason(tmp_path):
+    convert([str(SAMPLE)], MAPPING, tmp_path / "out")
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.ndjson").read_text().splitlines()]
+    malformed = [r for r in rejects if r["reason"] == "malformed"]
+    assert [r["line"] for r in malformed] == [253, 340, 401, 402, 403]
+    assert all(r["file"] == str(SAMPLE) and "raw" in r and r["message"] for r in malformed)
+
+
+@pytest.mark.parametrize("log", REAL_LOGS, ids=[p.name for p in REAL_LOGS])
+def test_real_logs_have_an_exact_ledger(tmp_path, log):
+    """Every line of the real logs is emitted or dropped with a reason, and every record is valid."""
+    mapping = MAPPING
+    if "nasa" in log.name:
+        mapping = tmp_path / "common.yaml"
+        text = MAPPING.read_text().replace("format: combined", "format: common")  # no referrer, no user agent
+        text = text.replace("hmac: ['{ip}', '{user_agent}']", "hmac: ['{ip}']")
+        text = text.replace("user_agent: '{user_agent}'", "user_agent: false")
+        text = text.replace("page: {url: '{url}', referrer: '{referrer}'}", "page: {url: '{url}'}")
+        mapping.write_text(text)
+    result = convert([str(log)], mapping, tmp_path / "out")
+    lines = log.read_bytes().count(b"\n") + (0 if log.read_bytes().endswith(b"\n") else 1)
+    assert result.ledger.input_rows == lines
+    assert result.ledger.balanced
+    assert result.ledger.emitted + result.ledger.dropped_total == lines
+    assert_schema_valid(records_of(tmp_path / "out"))
+
+
+def test_latin1_file_with_gzip_garbage_is_converted_not_crashed(tmp_path):
+    log = ROOT / "fixtures" / "logs" / "advertools_combined_latin1_2023.log"
+    result = convert([str(log)], MAPPING, tmp_path / "out")
+    assert result.ledger.input_rows == log.read_bytes().count(b"\n")
+    assert result.ledger.dropped["malformed"] >= 31  # the appended gzip bytes cannot parse
+    assert result.ledger.balanced
+
+
+def test_batches_split_at_batch_size_and_json_bodies(tmp_path):
+    result = convert([str(SAMPLE)], MAPPING, tmp_path / "nd", batch_size=50)
+    files = sorted((tmp_path / "nd").glob("interactions-*.ndjson"))
+    assert [f.name for f in files][:2] == ["interactions-00001.ndjson", "interactions-00002.ndjson"]
+    counts = [len(read_batch(f)) for f in files]
+    assert all(c == 50 for c in counts[:-1]) and 0 < counts[-1] <= 50 and sum(counts) == result.ledger.emitted
+    convert([str(SAMPLE)], MAPPING, tmp_path / "js", batch_size=50, fmt="json")
+    body = json.loads((tmp_path / "js" / "interactions-00001.json").read_text())
+    assert list(body) == ["data"] and len(body["data"]) == 50
+    assert records_of(tmp_path / "js") == records_of(tmp_path / "nd")
+
+
+def test_compressed_inputs_and_globs_give_the_same_records(tmp_path):
+    gz = tmp_path / "in" / "access.log.1.gz"
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    convert([str(tmp_path / "in" / "*.gz")], MAPPING, tmp_path / "a")
+    convert([str(SAMPLE)], MAPPING, tmp_path / "b")
+    assert records_of(tmp_path / "a") == records_of(tmp_path / "b")
+
+
+def test_bucketed_run_gives_the_same_records(tmp_path):
+    convert([str(SAMPLE)], MAPPING, tmp_path / "a")
+    from logmap.pipeline import RunOptions
+
+    convert([str(SAMPLE)], MAPPING, tmp_path / "b", options=RunOptions(buckets=7))
+    key = lambda r: (r["timestamp"], json.dumps(r, sort_keys=True))  # noqa: E731
+    assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "b"), key=key)
+
+
+def test_cli_convert_prints_a_summary(tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "ledger balanced" in result.output and "product_detail_page_view" in result.output
+    assert "lines/s" in result.output
+
+
+def test_non_empty_output_is_refused_without_overwrite(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    args = ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(out)]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2 and "not empty" in refused.output and "Traceback" not in refused.output
+    allowed = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert allowed.exit_code == 0 and (out / "keep.txt").exists() and (out / "report.json").exists()
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("missing", "no such file"),
+    ("corrupt_gz", "gzip"),
+])
+def test_bad_inputs_exit_2_with_one_line(tmp_path, setup, message):
+    path = tmp_path / "x.log.gz"
+    if setup == "corrupt_gz":
+        path.write_bytes(gzip.compress(SAMPLE.read_bytes())[:200])
+    result = CliRunner().invoke(main, ["convert", str(path), "-m", str(MAPPING), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert message in result.output.lower()
+    assert "Traceback" not in result.output
+
+
+def test_missing_key_stops_before_reading_input(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOGMAP_KEY")
+    result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "LOGMAP_KEY" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_key_never_reaches_output(tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "o")])
+    assert KEY not in result.output
+    for path in (tmp_path / "o").iterdir():
+        assert KEY not in path.read_text()
