@@ -8,10 +8,18 @@ import polars as pl
 
 from logmap.mapping.model import Source
 
+#: Analytics-export formats, read by `logmap.sources.exports` (the mapping language lists them in defaults).
+EXPORT_FORMATS: tuple[str, ...] = ("parquet", "ndjson", "csv")
+
 
 def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
                 progress: Callable[[int], None] | None = None) -> Iterator[pl.DataFrame]:
     """Parsed chunks of every input, in order. Each row is one input line (or export row)."""
+    if source.format in EXPORT_FORMATS:
+        from logmap.sources.exports import read_export
+
+        yield from read_export(inputs, source, chunk_bytes=chunk_bytes, progress=progress)
+        return
     from logmap.sources import accesslog
     from logmap.sources.lines import expand_inputs, read_lines
 
@@ -20,9 +28,18 @@ def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
             yield accesslog.parse(lines, source)
 
 
-def empty_frame(source: Source) -> pl.DataFrame:
+def empty_frame(source: Source, inputs: list[str] | None = None) -> pl.DataFrame | None:
     """A parsed frame with no rows but the columns ``source`` produces: lets a mapping be compiled, and its
-    references checked, before any input is read."""
+    references checked, before any input is read.
+
+    An export's columns come from its files' schemas (read from metadata or a first pass, not from rows), so
+    for exports this needs ``inputs`` and is None without them (the options are still checked).
+    """
+    if source.format in EXPORT_FORMATS:
+        from logmap.sources.exports import check_source, empty_export_frame
+
+        check_source(source)
+        return empty_export_frame(inputs, source) if inputs else None
     from logmap.sources import accesslog
 
     lines = pl.DataFrame(schema={"_file": pl.String, "_line": pl.UInt64, "_raw": pl.String})

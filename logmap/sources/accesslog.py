@@ -1,133 +1,447 @@
-"""Access-log formats → canonical columns (see docs/architecture.md).
+"""Access-log lines → the canonical columns of docs/architecture.md.
 
-Each format is one regular expression with named groups, applied by polars' Rust regex engine to a whole chunk
-at once; the groups are then normalised the same way for every format (`-` → null, the request line split,
-timestamps to UTC, numbers cast). A line the expression does not match, whose request line is not
-``METHOD TARGET [PROTOCOL]`` (TLS probes, `"-"`), or whose timestamp does not parse is ``malformed``.
+How a line is parsed
+====================
+
+Every format is defined by one regular expression with named groups (``LogFormat.pattern``): that expression
+is the *definition* of the format. Because capture-group extraction over a whole chunk is the single most
+expensive step of a run, the NCSA presets also have a *fast path*: the line is cut with ``str.splitn`` on ``"``
+and on spaces (several times faster than captures). The fast path only accepts a line whose pieces have exactly
+the expected shape and which contains no backslash (escaped quotes); every other line — including every line
+that will turn out malformed — goes through the regular expression. ``tests/test_sources_accesslog.py`` checks
+that both paths agree on every fixture line, so the regex stays the single source of truth.
+
+The matched string fields are then normalised the same way for every format:
+
+* ``-`` and empty → null (``ip``, ``ident``, ``user``, ``referrer``, ``user_agent``, ``bytes``, …).
+* ``request`` → ``method``, ``target``, ``protocol`` with ``METHOD TARGET [PROTOCOL]``: a method is an HTTP token
+  starting with a letter, the target has no white space, the protocol (``HTTP/1.1``) is optional (HTTP/0.9).
+  A request line that is not of this shape — ``"-"``, an empty ``""`` (connection closed before a request),
+  TLS handshake bytes logged as ``"\\x16\\x03…"``, a target with spaces — has no page, so the line is
+  **malformed**.
+* ``target`` → ``path`` (without query; an absolute-form target ``http://host/p`` gives ``/p``) and ``query``
+  (without the ``?``, null when empty).
+* ``time`` → ``Datetime("ms", "UTC")``: with an offset in the text (CLF ``%z``) it is converted to UTC; a
+  ``time_format`` without an offset reads the time in ``source.timezone`` (ambiguous DST times take the earlier
+  instant). The presets also accept a CLF time without offset (read in ``source.timezone``). A time that does
+  not parse, or does not exist in the zone (a DST gap), makes the line **malformed**.
+* ``status`` → Int32, ``bytes`` → Int64; a non-numeric value (possible only with ``regex``) is **malformed**.
+* ``url`` → ``source.site`` (without its trailing ``/``) + ``target`` for an origin-form target (``/…``), the
+  target itself when it is absolute (``http(s)://…``), null for ``*`` and ``host:port`` targets.
+
+A line that does not match the format (a blank line, binary garbage, a truncated line) is ``malformed`` with
+``_detail`` saying why; its ``_raw`` is kept so the rejects file can show it. Lines already dropped upstream keep
+their reason. All canonical columns are always present (null when the format has no such field), so later
+stages see one schema whatever the format.
+
+Adding a format: add a ``LogFormat`` to ``FORMATS`` with a pattern whose group names are canonical columns (or
+``request``); a fast path is optional.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from logmap.errors import MappingError
 from logmap.mapping.model import Source
-from logmap.transform import drop_when
+
+CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
+
+#: The canonical columns and their dtypes, in output order.
+CANONICAL: dict[str, pl.DataType] = {
+    "ip": pl.String(), "ident": pl.String(), "user": pl.String(), "time": pl.Datetime("ms", "UTC"),
+    "method": pl.String(), "target": pl.String(), "path": pl.String(), "query": pl.String(),
+    "protocol": pl.String(), "status": pl.Int32(), "bytes": pl.Int64(), "referrer": pl.String(),
+    "user_agent": pl.String(), "vhost": pl.String(), "url": pl.String(),
+}
+# Groups with a meaning beyond "a string": consumed by normalisation rather than passed through.
+_SPECIAL = {"request", "time", "status", "bytes", "target", "path", "query", "url"}
+_TEXT = ("ip", "ident", "user", "method", "protocol", "referrer", "user_agent", "vhost")
+_MATCH = "__match"  # an always-empty group that tells a match from a miss in a user's regex
+
+REQUEST = r"^(?P<method>[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*) (?P<target>\S+)(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
+_TARGET = r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?"
+
 
 def _quoted(name: str) -> str:
-    return f'"(?P<{name}>(?:[^"\\\\]|\\\\.)*)"'
+    """A double-quoted field in which ``\\"`` and ``\\\\`` are escapes (Apache and nginx both log them so)."""
+    return f'"(?P<{name}>[^"\\\\]*(?:\\\\.[^"\\\\]*)*)"'
 
 
-COMMON = (r"^(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] " + _quoted("request")
-          + r" (?P<status>\d{3}) (?P<bytes>\d+|-)")
-COMBINED = COMMON + " " + _quoted("referrer") + " " + _quoted("user_agent")
-TRAILING = r"(?:\s.*)?$"  # extra fields some servers append (X-Forwarded-For, request time), or a trailing space
-CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
-REQUEST = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>\S+)(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
+_HEAD = r"(?P<ip>[!-~]+) (?P<ident>[^ ]+) (?P<user>[^ ]+) \[(?P<time>[^\]]+)\] "
+_COMMON = _HEAD + _quoted("request") + r" (?P<status>\d{3}) (?P<bytes>\d+|-)"
+_COMBINED = _COMMON + " " + _quoted("referrer") + " " + _quoted("user_agent")
+_TRAILING = r"(?:[ \t].*)?$"  # fields some servers append (X-Forwarded-For, request time) or a trailing space
+
+
+@dataclass(frozen=True)
+class _Fast:
+    """Shape of an NCSA line for the split-based fast path."""
+
+    head: tuple[str, ...]  # space-separated fields before ``[time]``
+    quoted_tail: bool      # True: ``"request" status bytes "referrer" "user_agent"``; False: no referrer/UA
 
 
 @dataclass(frozen=True)
 class LogFormat:
+    """A named log format: listed by ``logmap formats``, chosen by ``source.format``."""
+
     name: str
     description: str
-    pattern: str
     example: str
+    pattern: str
     time_format: str = CLF_TIME
+    fast: _Fast | None = None
 
 
 FORMATS: dict[str, LogFormat] = {
     "common": LogFormat(
-        "common", "NCSA Common Log Format: %h %l %u %t \"%r\" %>s %b", "^" + COMMON[1:] + TRAILING,
-        '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326'),
+        name="common",
+        description='NCSA Common Log Format: %h %l %u %t "%r" %>s %b (anything after %b is ignored)',
+        example='127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326',
+        pattern="^" + _COMMON + _TRAILING,
+        fast=_Fast(("ip", "ident", "user"), quoted_tail=False),
+    ),
     "combined": LogFormat(
-        "combined", "Apache/nginx combined: common + \"%{Referer}i\" \"%{User-agent}i\" (extra trailing fields ignored)",
-        COMBINED + TRAILING,
-        '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 '
-        '"http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"'),
+        name="combined",
+        description='Apache/nginx combined: common + "%{Referer}i" "%{User-agent}i" (extra trailing fields ignored)',
+        example='127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 '
+                '"http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"',
+        pattern="^" + _COMBINED + _TRAILING,
+        fast=_Fast(("ip", "ident", "user"), quoted_tail=True),
+    ),
     "vhost_combined": LogFormat(
-        "vhost_combined", "Apache vhost_combined: %v:%p followed by combined",
-        r"^(?P<vhost>[^\s:]+)(?::(?P<port>\d+))? " + COMBINED[1:] + TRAILING,
-        'shop.example.com:443 127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 2326 "-" "Mozilla/5.0"'),
+        name="vhost_combined",
+        description="Apache vhost_combined: %v:%p followed by combined",
+        example='shop.example.com:443 127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /cart HTTP/1.1" 200 2326 '
+                '"-" "Mozilla/5.0"',
+        pattern=r"^(?P<vhost>[^ ]+):(?P<port>\d+) " + _COMBINED + _TRAILING,
+        fast=_Fast(("_vhost_port", "ip", "ident", "user"), quoted_tail=True),
+    ),
 }
 
-STRING_FIELDS = ("ip", "ident", "user", "referrer", "user_agent", "vhost", "method", "target", "protocol")
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
-def _absent_if_dash(expr: pl.Expr) -> pl.Expr:
-    return pl.when(expr.is_in(["-", ""]).not_()).then(expr)
+# ---------------------------------------------------------------------------------------------------------------
+# Public entry point
 
 
-def parse_time(text: pl.Expr, time_format: str, timezone: str) -> pl.Expr:
-    """Timestamps with an offset are converted to UTC; those without one are read in ``timezone``."""
-    if "%z" in time_format or "%Z" in time_format or "%:z" in time_format:
-        parsed = text.str.strptime(pl.Datetime("ms", "UTC"), time_format, strict=False)
-        return parsed
-    naive = text.str.strptime(pl.Datetime("ms"), time_format, strict=False)
-    return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
+    """Add the canonical columns to a line frame (``_file``, ``_line``, ``_raw``), marking bad lines malformed.
 
+    Returns the same kind of frame it is given (lazy stays lazy). No row is removed: lines that do not parse
+    get ``_drop = 'malformed'`` and a ``_detail``; the input columns, ``_raw`` included, are kept.
+    ``fast_path=False`` parses with the format's regular expression alone (the reference the tests compare with).
+    """
+    lazy = lines.lazy() if isinstance(lines, pl.DataFrame) else lines
+    zone = _check_timezone(source)
+    if source.format != "regex" and source.format not in FORMATS:
+        raise MappingError(f"unknown source format '{source.format}' (known: {', '.join(known_formats())})",
+                           **_where(source, "source.format"))
+    names = lazy.collect_schema().names()
+    if "_drop" not in names:
+        lazy = lazy.with_columns(pl.lit(None, pl.String).alias("_drop"))
+    if "_detail" not in names:
+        lazy = lazy.with_columns(pl.lit(None, pl.String).alias("_detail"))
+    passthrough = [n for n in lazy.collect_schema().names() if n not in CANONICAL]
 
-def parse(lines: pl.DataFrame, source: Source) -> pl.DataFrame:
-    """Parse ``_raw`` lines into canonical columns; lines that don't parse are dropped as ``malformed``."""
     if source.format == "regex":
-        pattern, time_format, label = source.pattern or "", source.time_format or CLF_TIME, "the regex pattern"
+        lazy, groups = _match_regex(lazy, _check_pattern(source))
+        time_format, label, preset = source.time_format or CLF_TIME, "the source pattern", False
     else:
         log_format = FORMATS[source.format]
-        pattern, time_format, label = log_format.pattern, source.time_format or log_format.time_format, source.format
-    frame = lines
-    if "_drop" not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, pl.String).alias("_drop"), pl.lit(None, pl.String).alias("_detail"))
-    frame = frame.with_columns(pl.col("_raw").str.extract_groups(pattern).alias("_fields")).unnest("_fields")
-    if source.format == "regex":
-        # A user's groups may be optional, so only a real match test tells a malformed line.
-        unmatched = ~pl.col("_raw").str.contains(pattern)
+        lazy, groups = _match_preset(lazy, log_format, fast_path)
+        time_format = source.time_format or log_format.time_format
+        label, preset = f"format '{log_format.name}'", source.time_format is None
+
+    lazy = lazy.with_columns(_drop_when(~pl.col("__matched"), "malformed",
+                                        pl.when(pl.col("_raw") == "").then(pl.lit("empty line"))
+                                        .otherwise(pl.lit(f"line does not match {label}"))))
+    lazy = _normalise(lazy.drop("__matched"), groups, source, time_format, zone, lenient_offset=preset)
+    # A preset yields the canonical columns only; a regex source also keeps its other named groups.
+    extras = [n for n in _extra_groups(groups) if n not in passthrough] if source.format == "regex" else []
+    # A malformed line carries no half-parsed fields (its time may parse while its request does not).
+    alive = pl.col("_drop").is_null()
+    out = lazy.select(*passthrough, *(pl.when(alive).then(pl.col(n)).alias(n) for n in [*CANONICAL, *extras]))
+    return out.collect() if isinstance(lines, pl.DataFrame) else out  # type: ignore[return-value]
+
+
+def known_formats() -> list[str]:
+    """Every value ``source.format`` accepts for access logs."""
+    return [*FORMATS, "regex"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Matching: string fields plus a "matched" flag
+
+
+def _match_preset(lazy: pl.LazyFrame, log_format: LogFormat, fast_path: bool) -> tuple[pl.LazyFrame, list[str]]:
+    """Add ``__<group>`` string columns and ``__matched`` for a preset (fast path, else its regex).
+
+    Intermediate results are materialised as temporary columns on purpose: an expression reused in several
+    places would otherwise be evaluated once per use.
+    """
+    groups = _group_names(log_format.pattern)
+    first = groups[0]  # every preset's first group is required: non-null exactly when the line matched
+    if log_format.fast is None or not fast_path:
+        lazy = lazy.with_columns(_extract(pl.col("_raw"), log_format.pattern).alias("__m"))
+        return lazy.with_columns(pl.col("__m").struct.field(first).is_not_null().alias("__matched"),
+                                 *(pl.col("__m").struct.field(g).alias(f"__{g}") for g in groups)).drop("__m"), groups
+    lazy, fast = _fast_split(lazy, log_format.fast)
+    ok = pl.col("__ok")
+    # The regex only runs on lines the fast path declined (its input is null elsewhere, which costs nothing).
+    lazy = lazy.with_columns(_extract(pl.when(ok).then(None).otherwise(pl.col("_raw")), log_format.pattern).alias("__m"))
+    slow = pl.col("__m")
+    lazy = lazy.with_columns(
+        (ok | slow.struct.field(first).is_not_null()).alias("__matched"),
+        *((pl.when(ok).then(pl.col(fast[g])).otherwise(slow.struct.field(g)) if g in fast
+           else slow.struct.field(g)).alias(f"__{g}") for g in groups))
+    temporary = [n for n in lazy.collect_schema().names() if n.startswith("__f_")] + ["__ok", "__m", "__q", "__h", "__n"]
+    return lazy.drop([n for n in temporary if n in lazy.collect_schema().names()]), groups
+
+
+def _fast_split(lazy: pl.LazyFrame, shape: _Fast) -> tuple[pl.LazyFrame, dict[str, str]]:
+    """Cut NCSA lines with ``splitn``; ``__ok`` says where the pieces have exactly the format's shape.
+
+    Returns the frame with ``__f_<group>`` columns and the map group → column name.
+    """
+    raw = pl.col("_raw")
+    lazy = lazy.with_columns(raw.str.splitn('"', 7 if shape.quoted_tail else 3).alias("__q"))
+    quotes = pl.col("__q")
+    numbers = r"^ (?P<status>\d{3}) (?P<bytes>\d+|-)" + (" $" if shape.quoted_tail else _TRAILING)
+    lazy = lazy.with_columns(
+        quotes.struct.field("field_0").str.splitn(" ", len(shape.head) + 1).alias("__h"),  # 'ip ident user [time] '
+        quotes.struct.field("field_2").str.extract_groups(numbers).alias("__n"),           # ' status bytes '
+    )
+    head, nums = pl.col("__h"), pl.col("__n")
+    columns = {f"__f_{name}": head.struct.field(f"field_{i}") for i, name in enumerate(shape.head)}
+    columns |= {"__f_bracket": head.struct.field(f"field_{len(shape.head)}"),
+                "__f_request": quotes.struct.field("field_1"),
+                "__f_status": nums.struct.field("status"), "__f_bytes": nums.struct.field("bytes")}
+    if shape.quoted_tail:
+        columns |= {"__f_referrer": quotes.struct.field("field_3"), "__f_user_agent": quotes.struct.field("field_5"),
+                    "__f_between": quotes.struct.field("field_4"), "__f_rest": quotes.struct.field("field_6")}
+    lazy = lazy.with_columns(**columns)
+    bracket = pl.col("__f_bracket")
+    lazy = lazy.with_columns(bracket.str.strip_prefix("[").str.strip_suffix("] ").alias("__f_time"))
+    time = pl.col("__f_time")
+    ok = ~raw.str.contains("\\", literal=True) & pl.col("__f_ip").str.contains(r"^[!-~]+$")
+    for name in shape.head:
+        ok = ok & (pl.col(f"__f_{name}").str.len_bytes() > 0)
+    ok = (ok & bracket.str.starts_with("[") & bracket.str.ends_with("] ") & (time.str.len_bytes() > 0)
+          & ~time.str.contains("]", literal=True) & pl.col("__f_status").is_not_null())
+    if shape.quoted_tail:
+        rest = pl.col("__f_rest")
+        ok = ok & (pl.col("__f_between") == " ") & ((rest == "") | rest.str.starts_with(" ")
+                                                    | rest.str.starts_with("\t"))
+    if "_vhost_port" in shape.head:
+        lazy = lazy.with_columns(pl.col("__f__vhost_port").str.extract_groups(r"^(?P<vhost>[^ ]+):(?P<port>\d+)$")
+                                 .alias("__f_vp"))
+        lazy = lazy.with_columns(pl.col("__f_vp").struct.field("vhost").alias("__f_vhost"),
+                                 pl.col("__f_vp").struct.field("port").alias("__f_port"))
+        ok = ok & pl.col("__f_vhost").is_not_null()
+    lazy = lazy.with_columns(ok.fill_null(False).alias("__ok"))
+    groups = [n for n in shape.head if not n.startswith("_")] + ["time", "request", "status", "bytes"]
+    groups += ["referrer", "user_agent"] if shape.quoted_tail else []
+    groups += ["vhost", "port"] if "_vhost_port" in shape.head else []
+    return lazy, {g: f"__f_{g}" for g in groups}
+
+
+def _match_regex(lazy: pl.LazyFrame, pattern: str) -> tuple[pl.LazyFrame, list[str]]:
+    # An always-empty leading group: "" on a match, null on a miss, even if every user group is optional.
+    wrapped = f"(?P<{_MATCH}>)(?:{pattern})"
+    groups = [g for g in _group_names(wrapped) if g != _MATCH]
+    lazy = lazy.with_columns(_extract(pl.col("_raw"), wrapped).alias("__m"))
+    m = pl.col("__m")
+    lazy = lazy.with_columns(m.struct.field(_MATCH).is_not_null().alias("__matched"),
+                             *(m.struct.field(g).alias(f"__{g}") for g in groups))
+    return lazy.drop("__m"), groups
+
+
+def _extract(text: pl.Expr, pattern: str) -> pl.Expr:
+    return text.str.extract_groups(pattern)
+
+
+def _group_names(pattern: str) -> list[str]:
+    """Named groups of a pattern, in order, as polars' regex engine sees them (unnamed groups are skipped)."""
+    schema = pl.LazyFrame(schema={"_raw": pl.String}).select(_extract(pl.col("_raw"), pattern)).collect_schema()
+    dtype = schema["_raw"]
+    assert isinstance(dtype, pl.Struct)
+    return [f.name for f in dtype.fields if not f.name.isdigit()]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Normalisation: strings → canonical columns
+
+
+def _normalise(lazy: pl.LazyFrame, fields: list[str], source: Source, time_format: str,
+               zone: str, *, lenient_offset: bool) -> pl.LazyFrame:
+    """Turn the ``__<group>`` string columns into the canonical columns, marking unparseable values malformed."""
+    alive = pl.col("_drop").is_null()
+    # Only lines still alive are normalised: a malformed line's leftovers must not produce half a record.
+    lazy = lazy.with_columns(pl.when(alive).then(pl.col(f"__{name}")).alias(f"__{name}") for name in fields)
+    have = set(fields)
+    col = {name: pl.col(f"__{name}") for name in fields}
+
+    columns: dict[str, pl.Expr] = {}
+    for name in _TEXT:
+        if name in have:
+            columns[name] = _absent(col[name])
+    if "request" in have:
+        lazy = lazy.with_columns(col["request"].str.extract_groups(REQUEST).alias("__req"))
+        request = pl.col("__req")
+        for part in ("method", "target", "protocol"):
+            if part not in have:
+                columns[part] = request.struct.field(part)
+        lazy = lazy.with_columns(_drop_when(col["request"].is_not_null() & request.struct.field("method").is_null(),
+                                            "malformed", pl.format('request line "{}" is not METHOD TARGET PROTOCOL',
+                                                                   _clip(col["request"]))))
+    lazy = lazy.with_columns(**columns)
+    if "request" in have:
+        lazy = lazy.drop("__req")
+
+    # target / path / query: derive whichever is missing from the others.
+    if "request" in have or "target" in have:
+        target = _absent(col["target"]) if "target" in have else pl.col("target")
+    elif "path" in have:
+        query = _absent(col["query"]).str.strip_prefix("?") if "query" in have else pl.lit(None, pl.String)
+        target = pl.when(query.is_null()).then(_absent(col["path"])).otherwise(
+            pl.concat_str([_absent(col["path"]), pl.lit("?"), query]))
     else:
-        first = next(c for c in frame.columns if c not in lines.columns and c not in ("_drop", "_detail"))
-        unmatched = pl.col(first).is_null()  # every preset's first group is required
-    frame = frame.with_columns(drop_when(unmatched, "malformed", f"line does not match format '{label}'"))
-    return normalise(frame, source, time_format)
+        target = pl.lit(None, pl.String)
+    lazy = lazy.with_columns(target.alias("target"))
+    # Origin-form targets ('/p?q') are split on the first '?'; only the rare absolute-form ones
+    # ('http://host/p?q') go through a regex, fed nulls elsewhere so it costs nothing on the rest.
+    target = pl.col("target")
+    absolute = pl.when(~target.str.starts_with("/")).then(target).str.extract_groups(_TARGET)
+    lazy = lazy.with_columns(absolute.alias("__abs"), target.str.splitn("?", 2).alias("__split"))
+    split_path = pl.coalesce(pl.col("__abs").struct.field("path"), pl.col("__split").struct.field("field_0"))
+    split_query = pl.when(pl.col("__abs").is_not_null()).then(pl.col("__abs").struct.field("query")).otherwise(
+        pl.col("__split").struct.field("field_1"))
+    if "path" in have:
+        path = _absent(col["path"])
+    else:  # 'http://host' and '?q=1' have an empty path: that is the root
+        path = pl.when(target.is_not_null()).then(_absent(split_path).fill_null("/"))
+    query = _absent(col["query"]).str.strip_prefix("?") if "query" in have else split_query
+    lazy = lazy.with_columns(path.alias("path"), pl.when(query != "").then(query).alias("query"))
+    lazy = lazy.drop("__split", "__abs")
 
+    for name, dtype in (("status", pl.Int32), ("bytes", pl.Int64)):
+        if name in have:
+            text = _absent(col[name])
+            value = text.str.strip_chars().cast(dtype, strict=False)
+            lazy = lazy.with_columns(value.alias(name))
+            lazy = lazy.with_columns(_drop_when(text.is_not_null() & pl.col(name).is_null(), "malformed",
+                                                pl.format("{} \"{}\" is not a number", pl.lit(name), _clip(text))))
 
-def normalise(frame: pl.DataFrame, source: Source, time_format: str = CLF_TIME) -> pl.DataFrame:
-    """Bring parsed string fields to the canonical columns and types, marking unparseable lines malformed."""
-    columns = set(frame.columns)
-    exprs: list[pl.Expr] = []
-    if "request" in columns:
-        request = pl.col("request").str.extract_groups(REQUEST)
-        frame = frame.with_columns(request.alias("_request")).with_columns(
-            *[pl.col("_request").struct.field(f).alias(f) for f in ("method", "target", "protocol") if f not in columns])
-        frame = frame.with_columns(drop_when(pl.col("_request").struct.field("method").is_null(), "malformed",
-                                             pl.format("request line \"{}\" is not METHOD TARGET PROTOCOL",
-                                                       pl.col("request").str.slice(0, 80))))
-        frame = frame.drop("_request")
-        columns = set(frame.columns)
-    for name in STRING_FIELDS:
-        if name in columns:
-            value = _absent_if_dash(pl.col(name))
-            exprs.append((value.str.to_uppercase() if name == "method" else value).alias(name))
-    if "status" in columns:
-        exprs.append(pl.col("status").cast(pl.Int32, strict=False).alias("status"))
-    if "bytes" in columns:
-        exprs.append(_absent_if_dash(pl.col("bytes")).cast(pl.Int64, strict=False).alias("bytes"))
-    frame = frame.with_columns(exprs)
-    if "target" in columns and "path" not in columns:
-        # Absolute-form targets (proxies log `GET http://host/path`) keep only the path and query.
-        relative = pl.col("target").str.replace(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*", "")
-        frame = frame.with_columns(
-            relative.str.extract(r"^([^?#]*)", 1).alias("path"),
-            pl.when(relative.str.contains(r"\?")).then(relative.str.extract(r"\?([^#]*)", 1))
-            .otherwise(None).alias("query"),
-        ).with_columns(pl.when(pl.col("query") != "").then(pl.col("query")).alias("query"),
-                       pl.when(pl.col("path") != "").then(pl.col("path")).otherwise(pl.lit("/")).alias("path"))
-    if "time" in columns:
-        frame = frame.with_columns(parse_time(pl.col("time"), time_format, source.timezone).alias("_time"))
-        frame = frame.with_columns(drop_when(pl.col("_time").is_null(), "malformed",
-                                             pl.format("timestamp \"{}\" does not match {}", pl.col("time"),
-                                                       pl.lit(time_format))))
-        frame = frame.drop("time").rename({"_time": "time"})
-    if "target" in frame.columns:
-        base = pl.lit(source.site) if source.site else pl.lit("")
+    if "time" in have:
+        text = _absent(col["time"])
+        lazy = lazy.with_columns(parse_time(text, time_format, zone).alias("time"))
+        if lenient_offset and _has_offset(time_format):  # a preset's CLF time logged without its offset
+            naive_format = time_format.replace(" %z", "").replace("%z", "")
+            retry = pl.when(pl.col("time").is_null()).then(text)
+            lazy = lazy.with_columns(pl.coalesce(pl.col("time"), parse_time(retry, naive_format, zone)).alias("time"))
+        lazy = lazy.with_columns(_drop_when(text.is_not_null() & pl.col("time").is_null(), "malformed",
+                                            pl.format("timestamp \"{}\" does not match '{}'{}", _clip(text),
+                                                      pl.lit(time_format),
+                                                      pl.lit("" if zone == "UTC" else f" in {zone}"))))
+
+    if "url" in have:
+        url = _absent(col["url"])
+    else:
         target = pl.col("target")
-        absolute = target.str.starts_with("http://") | target.str.starts_with("https://")
-        frame = frame.with_columns(pl.when(absolute).then(target).otherwise(pl.concat_str([base, target])).alias("url"))
-    return frame
+        site = (source.site or "").rstrip("/")
+        url = (pl.when(target.str.starts_with("/")).then(pl.concat_str([pl.lit(site), target]))
+               .when(target.str.contains(r"^[A-Za-z][A-Za-z0-9+.-]*://")).then(target))
+    lazy = lazy.with_columns(url.alias("url"))
+
+    missing = {name: pl.lit(None, dtype) for name, dtype in CANONICAL.items()
+               if name not in lazy.collect_schema().names()}
+    lazy = lazy.with_columns(**missing)
+    lazy = lazy.with_columns(*(pl.col(name).cast(dtype) for name, dtype in CANONICAL.items()))
+    # Extra groups of a regex source keep their (cleaned) string value under their own name.
+    lazy = lazy.with_columns(**{name: _absent(col[name]) for name in _extra_groups(fields)})
+    return lazy.drop([f"__{name}" for name in fields])
+
+
+def parse_time(text: pl.Expr, time_format: str, timezone: str = "UTC") -> pl.Expr:
+    """Parse ``text`` with a strptime ``time_format`` into ``Datetime('ms', 'UTC')``; null where it does not parse.
+
+    With an offset in the format (``%z``) the offset decides; without one, the time is read in ``timezone``
+    (ambiguous times at a DST change take the earlier instant; times in a DST gap are null).
+    """
+    if _has_offset(time_format):
+        return text.str.strptime(pl.Datetime("ms", "UTC"), time_format, strict=False)
+    return _in_zone(text.str.strptime(pl.Datetime("ms"), time_format, strict=False), timezone)
+
+
+def _has_offset(time_format: str) -> bool:
+    return any(z in time_format for z in ("%z", "%:z", "%::z", "%#z"))
+
+
+def _in_zone(naive: pl.Expr, timezone: str) -> pl.Expr:
+    if timezone == "UTC":
+        return naive.dt.replace_time_zone("UTC")
+    return (naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone("UTC"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _extra_groups(fields: list[str]) -> list[str]:
+    """Groups that are neither canonical nor consumed by normalisation (``request``, ``port``…)."""
+    return [n for n in fields if n not in CANONICAL and n not in _SPECIAL and n != "port" and n != _MATCH]
+
+
+def _absent(expr: pl.Expr) -> pl.Expr:
+    """``-`` and empty mean absent in access logs."""
+    return pl.when((expr != "-") & (expr != "")).then(expr)
+
+
+def _clip(expr: pl.Expr, width: int = 80) -> pl.Expr:
+    return pl.when(expr.str.len_chars() > width).then(expr.str.slice(0, width) + "…").otherwise(expr)
+
+
+def _drop_when(condition: pl.Expr, reason: str, detail: pl.Expr) -> list[pl.Expr]:
+    """Set ``_drop``/``_detail`` where ``condition`` holds on a row that is still alive (first reason wins)."""
+    hit = pl.col("_drop").is_null() & condition.fill_null(False)
+    return [pl.when(hit).then(pl.lit(reason)).otherwise(pl.col("_drop")).alias("_drop"),
+            pl.when(hit).then(detail).otherwise(pl.col("_detail")).alias("_detail")]
+
+
+def _where(source: Source, key: str) -> dict[str, object]:
+    where = source.where
+    if where is None:
+        return {"key": key}
+    return {"file": where.file, "line": where.line, "column": where.column, "key": key}
+
+
+def _check_timezone(source: Source) -> str:
+    zone = source.timezone or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MappingError(f"unknown time zone '{zone}' (use an IANA name such as 'Europe/Paris')",
+                           **_where(source, "source.timezone")) from None
+    return zone
+
+
+def _check_pattern(source: Source) -> str:
+    if not source.pattern:
+        raise MappingError("format 'regex' needs a 'pattern' with named groups", **_where(source, "source.pattern"))
+    try:
+        groups = _group_names(source.pattern)
+    except pl.exceptions.ComputeError as error:
+        reason = str(error).split("error:")[-1].strip().splitlines()[0]
+        raise MappingError(f"the pattern does not compile: {reason}", **_where(source, "source.pattern")) from None
+    if not groups:
+        raise MappingError("the pattern has no named groups: name them like (?P<path>[^ ]+)",
+                           **_where(source, "source.pattern"))
+    return source.pattern
