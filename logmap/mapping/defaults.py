@@ -1,8 +1,51 @@
-"""Defaults of the mapping language, in one place (documented in docs/mapping.md)."""
+"""Defaults and fixed vocabularies of the mapping language, in one place (documented in docs/mapping.md).
+
+The loader fills the model from these, the JSON Schema builder quotes them in descriptions, and tests compare
+them with the reference, so a default changes in exactly one spot.
+"""
 
 from __future__ import annotations
 
-#: Successful responses and cache revalidations.
+LANGUAGE_VERSION = 1
+
+# --- source ---------------------------------------------------------------------------------------------------
+
+#: Formats this version reads, with a one-line description (shown by `logmap check` and in the JSON Schema).
+FORMATS: dict[str, str] = {
+    "combined": "Apache/nginx combined: %h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\"",
+    "common": "Common Log Format: %h %l %u %t \"%r\" %>s %b",
+    "vhost_combined": "%v:%p followed by a combined line",
+    "regex": "your own regular expression (`pattern`) with named groups",
+}
+ACCESS_LOG_FORMATS: tuple[str, ...] = tuple(FORMATS)
+#: Analytics exports (read by `logmap.sources.exports`), whose rules match columns with `when:`.
+EXPORT_FORMATS: dict[str, str] = {
+    "parquet": "Parquet files (GA4 BigQuery export …); nested columns reachable as event_params.x, items[].y",
+    "ndjson": "newline-delimited JSON, gzipped or not (Segment, Snowplow, Amplitude …)",
+    "csv": "CSV with a header row",
+}
+FORMATS.update(EXPORT_FORMATS)
+#: Keys of `source.options`, which only export formats take (where time, page URL… are among the columns).
+EXPORT_OPTION_KEYS: tuple[str, ...] = ("time", "page_url", "referrer", "user_agent", "ip", "required",
+                                       "batch_rows", "separator")
+TIME_UNITS: tuple[str, ...] = ("s", "ms", "us", "ns")
+#: How a format name must look (so that formats added later are not flagged by editors).
+FORMAT_NAME_PATTERN = r"^[a-z_0-9:]+$"
+
+TIME_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
+TIMEZONE = "UTC"
+
+#: Fields an access-log source provides to templates and conditions (plus named groups of a `regex` pattern).
+ACCESS_LOG_FIELDS: frozenset[str] = frozenset({
+    "ip", "ident", "user", "time", "method", "target", "path", "query", "protocol", "status", "bytes",
+    "referrer", "user_agent", "url",
+})
+#: Extra fields per format.
+FORMAT_FIELDS: dict[str, frozenset[str]] = {"vhost_combined": frozenset({"vhost", "port"})}
+
+# --- filter ---------------------------------------------------------------------------------------------------
+
+#: Successful responses and cache revalidations: 200, 201, 202, 203, 204, 206, 304 (inclusive ranges).
 STATUS: list[tuple[int, int]] = [(200, 204), (206, 206), (304, 304)]
 
 METHODS: list[str] = ["GET"]
@@ -12,10 +55,69 @@ STATIC_EXTENSIONS: list[str] = (
     "m4a pdf zip gz tgz bz2 xz 7z rar exe dmg iso apk txt xml json rss atom csv"
 ).split()
 
+EXCLUDE_BOTS = True
+
+# --- identity and context -------------------------------------------------------------------------------------
+
 ANONYMOUS_HMAC: list[str] = ["{ip}", "{user_agent}"]
 ANONYMOUS_KEY_ENV = "LOGMAP_KEY"
 
+PAGE_URL = "{url}"
+PAGE_REFERRER = "{referrer}"
+USER_AGENT = "{user_agent}"
+TRUNCATED_IP = "{ip}"
+CAMPAIGN = "utm"
+CAMPAIGN_KEYS: tuple[str, ...] = ("name", "source", "medium", "term", "content")
+
+# --- durations ------------------------------------------------------------------------------------------------
+
+DURATIONS_FROM = "next_event"
+DURATION_UNITS: tuple[str, ...] = ("s", "ms", "us")   # of the column `durations.from` names
+DURATION_UNIT = "s"
+SESSION_TIMEOUT = "30m"
+MAX_DURATION = "30m"
 SESSION_TIMEOUT_S = 1800.0
 MAX_DURATION_S = 1800.0
 
-ACCESS_LOG_FORMATS = ("combined", "common", "vhost_combined", "regex")
+# --- suggestions ----------------------------------------------------------------------------------------------
+
+#: Names other analytics tools use for an interaction type, to suggest the right one when a rule has an unknown
+#: `type` (string similarity alone would suggest `product_image_view` for `product_view`).
+TYPE_ALIASES: dict[str, str] = {
+    "product_view": "product_detail_page_view",
+    "product_page_view": "product_detail_page_view",
+    "product_viewed": "product_detail_page_view",
+    "view_item": "product_detail_page_view",
+    "pdp": "product_detail_page_view",
+    "pdp_view": "product_detail_page_view",
+    "detail_page_view": "product_detail_page_view",
+    "category_view": "category_page_view",
+    "view_item_list": "category_page_view",
+    "product_list_viewed": "category_page_view",
+    "plp": "category_page_view",
+    "home": "home_page_view",
+    "homepage_view": "home_page_view",
+    "home_view": "home_page_view",
+    "promo_view": "promo_page_view",
+    "view_promotion": "promo_page_view",
+    "select_promotion": "click",
+    "select_item": "click",
+    "search_performed": "search",
+    "products_searched": "search",
+    "view_search_results": "search",
+    "product_added": "add_to_cart",
+    "cart_add": "add_to_cart",
+    "product_removed": "remove_from_cart",
+    "cart_remove": "remove_from_cart",
+    "purchase": "checkout",
+    "order_completed": "checkout",
+    "begin_checkout": "checkout",
+    "order_refunded": "refund",
+    "add_to_wishlist": "add_to_collection",
+    "product_added_to_wishlist": "add_to_collection",
+    "wishlist_add": "add_to_collection",
+    "rating": "rate",
+    "review": "rate",
+    "view_item_image": "product_image_view",
+    "image_view": "product_image_view",
+}

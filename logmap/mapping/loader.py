@@ -1,507 +1,400 @@
 """Load a mapping file: YAML → checked, typed :class:`~logmap.mapping.model.Mapping`.
 
-Every problem found here stops the run before any input is read, with the file, line, column and key path
-(``rules[2].revenue``) of the offending node, and a sentence that says what to write instead.
+Three passes, each stopping at the first problem with ``file:line:column: key: sentence``:
+
+1. YAML with positions (`positions.py`);
+2. the JSON Schema (`mapping.schema.json`, the same file editors use), for shapes, unknown keys and the fields each
+   interaction type allows (`schema.py`);
+3. what a schema cannot express (this module): regexes compiled by polars' engine, template syntax, named groups
+   of a `regex` source, statuses, durations, time zones, the anonymous-id key reference — then the model is
+   filled with the defaults of docs/mapping.md (`defaults.py`).
+
+Everything happens before any input is read, so a typo costs seconds, not a half-finished run.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import zoneinfo
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-import yaml
-
 from logmap.errors import MappingError
 from logmap.mapping import defaults
 from logmap.mapping.model import (
-    AnonymousId, Context, Durations, Filter, Identity, Mapping, QueryCondition, Rule, Source, TestCase, Where,
+    AnonymousId, Context, Durations, Filter, Identity, Mapping, QueryCondition, Reference, Rule, Source, TestCase,
+    Where,
 )
+from logmap.mapping.positions import Located, join_path, load_located
+from logmap.mapping.schema import schema_path, unknown_key_message, validate_document
 from logmap.mapping.templates import TemplateSyntaxError, parse_template
-from logmap.records.types import INTERACTION_TYPES, REQUIRED_FIELDS, RULE_FIELDS
+from logmap.mapping.values import named_groups, parse_duration, parse_status, regex_error
+from logmap.records.types import REQUIRED_FIELDS, RULE_FIELDS
 
-TOP_KEYS = ("logmap", "name", "description", "source", "filter", "rules", "identity", "context", "durations", "tests")
-SOURCE_KEYS = ("format", "pattern", "time_format", "timezone", "site")
-FILTER_KEYS = ("status", "methods", "exclude_static", "exclude_bots", "bot_patterns", "include_paths", "exclude_paths")
-RULE_CONDITION_KEYS = ("name", "path", "query", "method", "status", "when", "type")
-ALL_RULE_FIELDS = sorted(set().union(*RULE_FIELDS.values()))
-IDENTITY_KEYS = ("user_id", "anonymous_id")
-CONTEXT_KEYS = ("page", "user_agent", "truncated_ip", "campaign", "locale", "region", "custom_context")
-DURATION_KEYS = ("from", "session_timeout", "max")
-TEST_KEYS = ("name", "line", "lines", "row", "rows", "expect")
+__all__ = [
+    "EXTRA_FORMATS", "check_mapping", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
+    "register_format", "require_anonymous_key", "schema_path",
+]
 
-_GROUP = re.compile(r"\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
-_STATUS_CLASS = re.compile(r"^([1-5])xx$")
-_STATUS_RANGE = re.compile(r"^(\d{3})\s*-\s*(\d{3})$")
-
-#: Extra keys a source format accepts; formats added later register theirs here.
-SOURCE_OPTION_KEYS: dict[str, tuple[str, ...]] = {}
-#: Formats besides the access-log presets (registered by other source modules).
+#: Formats besides the access-log presets, registered by the source modules that read them.
 EXTRA_FORMATS: set[str] = set()
 
+_ENV_KEY = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 
-def named_groups(pattern: str | None) -> list[str]:
-    """Names of the regex's named groups, `(?P<name>…)` or `(?<name>…)`, in order."""
-    return _GROUP.findall(pattern) if pattern else []
+
+def register_format(name: str) -> None:
+    """Declare a source format implemented elsewhere (an export reader), so mappings may name it."""
+    EXTRA_FORMATS.add(name)
+
+
+def known_formats() -> list[str]:
+    """Every format a mapping may name: the access-log presets, the exports, then registered formats."""
+    return [*defaults.FORMATS, *sorted(EXTRA_FORMATS - set(defaults.FORMATS))]
+
+
+def _export_problems(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the export reader finds wrong with its options (imported lazily: sources depend on mapping)."""
+    try:
+        from logmap.sources.exports import check_options
+    except ImportError:  # pragma: no cover - the export reader is optional
+        return []
+    return check_options(fmt, options)
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    """Read and check a mapping file."""
+    """Read and check a mapping file; MappingError (with file:line:column and key) for any problem."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MappingError("mapping file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise MappingError(f"cannot read mapping: {error}", file=str(path)) from None
+    except IsADirectoryError:
+        raise MappingError("is a directory, not a mapping file", file=str(path)) from None
+    except UnicodeDecodeError as error:
+        raise MappingError(f"the mapping is not UTF-8 text ({error.reason} at byte {error.start})",
+                           file=str(path)) from None
+    except OSError as error:
+        raise MappingError(f"cannot read the mapping: {error.strerror}", file=str(path)) from None
     return load_mapping_text(text, str(path))
 
 
 def load_mapping_text(text: str, name: str = "<mapping>") -> Mapping:
-    """Check a mapping given as YAML text (``name`` is used in error messages)."""
-    document, positions = _compose(text, name)
-    return _Builder(document, positions, name).build()
+    """Check a mapping given as YAML text; ``name`` stands for the file in error messages."""
+    located = load_located(text, name)
+    validate_document(located, name)
+    return _Builder(located, name).build()
 
 
-def check_mapping(path: str | Path) -> Mapping:
-    """Load a mapping and also check that its anonymous-id key is available (what `logmap check` does)."""
+def check_mapping(path: str | Path, *, require_key: bool = True) -> Mapping:
+    """Everything `logmap check` verifies: the mapping, and (unless told not to) that its hash key is set."""
     mapping = load_mapping(path)
-    require_anonymous_key(mapping)
+    if require_key:
+        require_anonymous_key(mapping)
     return mapping
 
 
 def require_anonymous_key(mapping: Mapping) -> bytes | None:
-    """The HMAC key for ``anonymous_id`` from the environment; None when the mapping says ``key: none``.
+    """The HMAC key of ``anonymous_id``, read from the environment variable the mapping names.
 
-    Raises MappingError (never containing the key) when the variable is unset or empty.
+    None when no key is needed (``key: none``, a plain template, or no anonymous id). Raises MappingError at
+    the position of ``key`` when the variable is unset or empty. The key's value never appears in a message.
     """
     spec = mapping.identity.anonymous_id
-    if spec is None or not spec.hmac or spec.key_none:
+    if spec is None or not spec.hmac or spec.key_none or not spec.key_env:
         return None
-    value = os.environ.get(spec.key_env or "")
-    if not value:
-        where = mapping.identity.where
-        raise MappingError(
-            f"environment variable {spec.key_env} is not set: export it with a long random secret (the key of the "
-            f"anonymous-id hash), or write `key: none` to use an unkeyed hash (reversible for IPv4 addresses)",
-            file=where.file if where else mapping.path, line=where.line if where else None,
-            column=where.column if where else None, key="identity.anonymous_id.key")
-    return value.encode("utf-8")
+    value = os.environ.get(spec.key_env, "")
+    if value:
+        return value.encode("utf-8")
+    where = spec.where or mapping.identity.where
+    raise MappingError(
+        f"environment variable {spec.key_env} is not set or empty: it must hold the secret key of the "
+        f"anonymous-id hash (export {spec.key_env}=<a long random secret>, and keep it to re-run later), "
+        f"or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)",
+        file=where.file if where else mapping.path, line=where.line if where else None,
+        column=where.column if where else None, key="identity.anonymous_id.key")
 
-
-# --- YAML with positions -------------------------------------------------------------------------------------
-
-def _compose(text: str, name: str) -> tuple[Any, dict[str, tuple[int, int]]]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        raise MappingError(f"not valid YAML: {problem}", file=name, line=mark.line + 1 if mark else None,
-                           column=mark.column + 1 if mark else None) from None
-    if node is None:
-        raise MappingError("the mapping is empty", file=name, line=1, column=1)
-    positions: dict[str, tuple[int, int]] = {}
-    return _to_python(node, "", positions, name), positions
-
-
-def _to_python(node: yaml.Node, path: str, positions: dict[str, tuple[int, int]], name: str) -> Any:
-    positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.SafeLoader("").construct_object(key_node)
-            child = f"{path}.{key}" if path else str(key)
-            if key in out:
-                raise MappingError(f"duplicate key '{key}'", file=name, line=key_node.start_mark.line + 1,
-                                   column=key_node.start_mark.column + 1, key=child)
-            positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _to_python(value_node, child, positions, name)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, f"{path}[{i}]", positions, name) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader("").construct_object(node)
-
-
-# --- checking and building the model ------------------------------------------------------------------------
 
 class _Builder:
-    def __init__(self, document: Any, positions: dict[str, tuple[int, int]], name: str) -> None:
-        self.doc = document
-        self.positions = positions
-        self.name = name
+    """Semantic checks and model filling; the document already conforms to the JSON Schema."""
 
-    # errors and positions
+    def __init__(self, located: Located, name: str) -> None:
+        self.doc: dict[str, Any] = located.value
+        self.located = located
+        self.name = name
+        self.references: list[Reference] = []
+
+    # positions and errors
 
     def where(self, key: str) -> Where:
-        probe = key
-        while probe not in self.positions and probe:
-            probe = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", probe)
-        line, column = self.positions.get(probe, (1, 1))
+        line, column = self.located.position(key)
         return Where(self.name, line, column, key)
 
-    def error(self, key: str, message: str) -> MappingError:
-        where = self.where(key)
-        return MappingError(message, file=where.file, line=where.line, column=where.column, key=key or None)
+    def error(self, key: str, message: str, *, at_key: bool = False) -> MappingError:
+        """A MappingError at the value of ``key`` (what is wrong), or at the key itself."""
+        line, column = self.located.position(key) if at_key else self.located.value_position(key)
+        return MappingError(message, file=self.name, line=line, column=column, key=key or None)
 
-    def mapping_at(self, key: str, value: Any) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.error(key, f"expected a mapping of keys, got {_kind(value)}")
-        return value
+    # values
 
-    def check_keys(self, key: str, value: dict[str, Any], allowed: tuple[str, ...] | list[str]) -> None:
-        for name in value:
-            if name not in allowed:
-                close = difflib.get_close_matches(str(name), allowed, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(allowed)})"
-                raise self.error(_join(key, name), f"unknown key '{name}'{hint}")
-
-    def regex(self, key: str, pattern: Any) -> str:
-        if not isinstance(pattern, str) or not pattern:
-            raise self.error(key, "expected a regular expression (a non-empty string)")
-        try:
-            pl.select(pl.lit("").str.contains(pattern))
-        except Exception as error:  # polars raises ComputeError with the regex crate's explanation
-            reason = str(error).split("This error occurred")[0].strip().replace("\n", " ")
-            reason = re.sub(r"\s+", " ", reason)
-            raise self.error(key, f"invalid regular expression {pattern!r}: {reason}") from None
+    def regex(self, key: str, pattern: str, rule: str | None = None) -> str:
+        reason = regex_error(pattern)
+        if reason is not None:
+            owner = f" in rule '{rule}'" if rule else ""
+            raise self.error(key, f"invalid regular expression {pattern!r}{owner}: {reason}")
         return pattern
 
-    def regex_list(self, key: str, value: Any) -> list[str]:
-        items = value if isinstance(value, list) else [value]
-        return [self.regex(f"{key}[{i}]" if isinstance(value, list) else key, p) for i, p in enumerate(items)]
+    def regexes(self, key: str, value: str | list[str] | None, rule: str | None = None) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [self.regex(key, value, rule)]
+        return [self.regex(join_path(key, i), p, rule) for i, p in enumerate(value)]
 
-    def template(self, key: str, value: Any) -> Any:
+    def template(self, key: str, value: Any, rule_index: int | None = None) -> Any:
+        """Check template syntax (recursing into lists and mappings) and record the names it refers to."""
         if isinstance(value, list):
-            return [self.template(f"{key}[{i}]", v) for i, v in enumerate(value)]
+            return [self.template(join_path(key, i), v, rule_index) for i, v in enumerate(value)]
         if isinstance(value, dict):
-            raise self.error(key, "expected a template string, not a mapping")
+            return {k: self.template(join_path(key, k), v, rule_index) for k, v in value.items()}
         if isinstance(value, str):
             try:
-                parse_template(value)
+                parsed = parse_template(value)
             except TemplateSyntaxError as error:
                 raise self.error(key, f"bad template {value!r}: {error}") from None
-        elif value is not None and not isinstance(value, (int, float, bool)):
-            raise self.error(key, f"expected a template string, got {_kind(value)}")
+            where = self.where(key)
+            self.references.extend(Reference(ref.name, where, rule_index) for ref in parsed.refs)
         return value
 
-    def string(self, key: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise self.error(key, f"expected a string, got {_kind(value)}")
-        return value
+    def optional_template(self, key: str, value: Any, default: str | None) -> str | None:
+        """A template, ``false`` (left out), or the default when the key is not written."""
+        if value is None:
+            return default
+        if value is False:
+            return None
+        return self.template(key, value)
 
-    def status(self, key: str, value: Any) -> list[tuple[int, int]]:
+    def status(self, key: str, value: int | str | list[int | str]) -> list[tuple[int, int]]:
         items = value if isinstance(value, list) else [value]
         ranges = []
         for i, item in enumerate(items):
-            item_key = f"{key}[{i}]" if isinstance(value, list) else key
-            if isinstance(item, int) and not isinstance(item, bool) and 100 <= item <= 599:
-                ranges.append((item, item))
-                continue
-            text = str(item).strip().lower()
-            if match := _STATUS_CLASS.match(text):
-                base = int(match.group(1)) * 100
-                ranges.append((base, base + 99))
-            elif match := _STATUS_RANGE.match(text):
-                low, high = int(match.group(1)), int(match.group(2))
-                if low > high:
-                    raise self.error(item_key, f"status range {item!r} is empty")
-                ranges.append((low, high))
-            else:
-                raise self.error(item_key, f"bad status {item!r}: write a code (200), a class ('2xx') or a range ('200-299')")
+            try:
+                ranges.append(parse_status(item))
+            except ValueError as error:
+                raise self.error(join_path(key, i) if isinstance(value, list) else key, str(error)) from None
         return ranges
 
-    def methods(self, key: str, value: Any) -> list[str]:
-        items = value if isinstance(value, list) else [value]
-        return [self.string(key, m).upper() for m in items]
+    def duration(self, key: str, value: Any, default: str) -> float:
+        try:
+            seconds = parse_duration(default if value is None else value)
+        except ValueError as error:
+            raise self.error(key, str(error)) from None
+        if seconds <= 0:
+            raise self.error(key, f"duration {value!r} must be longer than zero")
+        return seconds
 
-    def duration(self, key: str, value: Any) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
-        if not match or not any(match.groups()):
-            raise self.error(key, f"bad duration {value!r}: write e.g. 90s, 30m, 1h30m or a number of seconds")
-        hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-        return hours * 3600 + minutes * 60 + seconds
+    @staticmethod
+    def methods(value: str | list[str]) -> list[str]:
+        return [m.upper() for m in (value if isinstance(value, list) else [value])]
 
     # sections
 
     def build(self) -> Mapping:
-        doc = self.mapping_at("", self.doc)
-        self.check_keys("", doc, TOP_KEYS)
-        if "logmap" not in doc:
-            raise self.error("", "missing 'logmap: 1' (the mapping language version) at the top")
-        if doc["logmap"] != 1:
-            raise self.error("logmap", f"unsupported mapping language version {doc['logmap']!r}; this logmap reads version 1")
-        for required in ("source", "rules"):
-            if required not in doc:
-                raise self.error("", f"missing required section '{required}'")
-        source = self.source(doc["source"])
-        rules = self.rules(doc["rules"])
-        return Mapping(
-            version=1,
-            source=source,
-            rules=rules,
-            filter=self.filter(doc.get("filter")),
-            identity=self.identity(doc.get("identity")),
-            context=self.context(doc.get("context")),
-            durations=self.durations(doc.get("durations")),
-            tests=self.tests(doc.get("tests")),
+        doc = self.doc
+        mapping = Mapping(
+            version=doc["logmap"],
+            source=self.source(doc["source"]),
+            rules=[self.rule(i, spec) for i, spec in enumerate(doc["rules"])],
+            filter=self.filter(doc.get("filter") or {}),
+            identity=self.identity(doc.get("identity") or {}),
+            context=self.context(doc.get("context") or {}),
+            durations=self.durations(doc.get("durations") or {}),
+            tests=self.tests(doc.get("tests") or []),
             name=doc.get("name"),
             description=doc.get("description"),
             path=self.name,
             raw=doc,
         )
+        mapping.references = self.references
+        return mapping
 
-    def source(self, value: Any) -> Source:
-        spec = self.mapping_at("source", value)
-        fmt = spec.get("format")
-        known = [*defaults.ACCESS_LOG_FORMATS, *sorted(EXTRA_FORMATS)]
-        if fmt is None:
-            raise self.error("source", f"missing 'format' (one of: {', '.join(known)})")
+    def source(self, spec: dict[str, Any]) -> Source:
+        fmt = spec["format"]
+        known = known_formats()
         if fmt not in known:
-            close = difflib.get_close_matches(str(fmt), known, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise self.error("source.format", f"unknown format {fmt!r}; {hint}known formats: {', '.join(known)}")
-        self.check_keys("source", spec, (*SOURCE_KEYS, *SOURCE_OPTION_KEYS.get(fmt, ())))
+            raise self.error("source.format", unknown_key_message(fmt, known, what="format"))
         pattern = spec.get("pattern")
         if fmt == "regex":
             if pattern is None:
-                raise self.error("source", "format 'regex' needs a 'pattern' with named groups, e.g. (?P<ip>\\S+)")
+                raise self.error("source", "format 'regex' needs a 'pattern' with named groups, "
+                                           "e.g. '^(?P<ip>\\S+) .*\"(?P<request>[^\"]*)\"'")
             self.regex("source.pattern", pattern)
             if not named_groups(pattern):
-                raise self.error("source.pattern", "the pattern has no named groups: name the fields, e.g. (?P<path>\\S+)")
+                raise self.error("source.pattern", "the pattern has no named groups: name the fields it captures, "
+                                                   "e.g. (?P<path>\\S+)")
         elif pattern is not None:
-            raise self.error("source.pattern", f"'pattern' only applies to format 'regex', not {fmt!r}")
-        timezone = spec.get("timezone", "UTC")
+            raise self.error("source.pattern", f"'pattern' applies to format 'regex' only, not '{fmt}'", at_key=True)
+        time_format = spec.get("time_format")
+        if time_format is not None and fmt != "regex":
+            hint = ("use options: {time: {column, format}}" if fmt in defaults.EXPORT_FORMATS
+                    else "its lines say how time is written")
+            raise self.error("source.time_format", f"'time_format' applies to format 'regex' only ('{fmt}': {hint})",
+                             at_key=True)
+        options = dict(spec.get("options") or {})
+        if fmt not in defaults.ACCESS_LOG_FORMATS:
+            for problem_key, message in _export_problems(fmt, options):
+                raise self.error(f"source.options.{problem_key}" if problem_key else "source.options", message)
+        if time_format is None and fmt == "regex":
+            time_format = defaults.TIME_FORMAT
+        timezone = spec.get("timezone", defaults.TIMEZONE)
         try:
-            zoneinfo.ZoneInfo(self.string("source.timezone", timezone))
+            zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise self.error("source.timezone", f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris") from None
-        site = spec.get("site")
-        if site is not None and not re.match(r"^https?://[^/\s]+", self.string("source.site", site)):
-            raise self.error("source.site", f"site {site!r} must be an absolute URL like https://shop.example.com")
-        options = {k: v for k, v in spec.items() if k not in SOURCE_KEYS}
-        return Source(format=fmt, pattern=pattern, time_format=spec.get("time_format"), timezone=timezone,
-                      site=site.rstrip("/") if site else None, options=options, where=self.where("source"))
+            raise self.error("source.timezone", f"unknown time zone {timezone!r}: use an IANA name like UTC or "
+                                                "Europe/Paris") from None
+        return Source(format=fmt, pattern=pattern, time_format=time_format, timezone=timezone,
+                      site=spec.get("site"), options=options, where=self.where("source"))
 
-    def filter(self, value: Any) -> Filter:
-        spec = self.mapping_at("filter", value)
-        self.check_keys("filter", spec, FILTER_KEYS)
+    def filter(self, spec: dict[str, Any]) -> Filter:
         static = spec.get("exclude_static", True)
         if static is True:
             extensions = list(defaults.STATIC_EXTENSIONS)
         elif static is False:
             extensions = []
-        elif isinstance(static, list):
-            extensions = [self.string(f"filter.exclude_static[{i}]", e).lower().lstrip(".") for i, e in enumerate(static)]
         else:
-            raise self.error("filter.exclude_static", "expected true, false or a list of extensions like [js, css]")
-        exclude_bots = spec.get("exclude_bots", True)
-        if not isinstance(exclude_bots, bool):
-            raise self.error("filter.exclude_bots", "expected true or false")
+            extensions = [e.lower().lstrip(".") for e in static]
         return Filter(
             status=self.status("filter.status", spec["status"]) if "status" in spec else list(defaults.STATUS),
-            methods=self.methods("filter.methods", spec["methods"]) if "methods" in spec else list(defaults.METHODS),
+            methods=self.methods(spec["methods"]) if "methods" in spec else list(defaults.METHODS),
             static_extensions=extensions,
-            exclude_bots=exclude_bots,
-            bot_patterns=self.regex_list("filter.bot_patterns", spec.get("bot_patterns", [])),
-            include_paths=self.regex_list("filter.include_paths", spec.get("include_paths", [])),
-            exclude_paths=self.regex_list("filter.exclude_paths", spec.get("exclude_paths", [])),
+            exclude_bots=spec.get("exclude_bots", defaults.EXCLUDE_BOTS),
+            bot_patterns=self.regexes("filter.bot_patterns", spec.get("bot_patterns")),
+            include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
+            exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),
             where=self.where("filter"),
         )
 
-    def rules(self, value: Any) -> list[Rule]:
-        if not isinstance(value, list) or not value:
-            raise self.error("rules", "expected a non-empty list of rules")
-        return [self.rule(f"rules[{i}]", i, item) for i, item in enumerate(value)]
-
-    def rule(self, key: str, index: int, value: Any) -> Rule:
-        spec = self.mapping_at(key, value)
-        type_name = spec.get("type")
-        if type_name is None:
-            raise self.error(key, "missing 'type' (the interaction type this rule produces)")
-        if type_name not in INTERACTION_TYPES:
-            close = difflib.get_close_matches(str(type_name), INTERACTION_TYPES, n=1, cutoff=0.4)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (one of: {', '.join(INTERACTION_TYPES)})"
-            raise self.error(f"{key}.type", f"unknown interaction type {type_name!r}{hint}")
-        allowed = RULE_FIELDS[type_name]
-        for name in spec:
-            if name in RULE_CONDITION_KEYS or name in allowed:
-                continue
-            if name in ALL_RULE_FIELDS:
-                raise self.error(_join(key, name), f"field '{name}' is not allowed for type '{type_name}' "
-                                                   f"(allowed: {', '.join(sorted(allowed))})")
-            self.check_keys(key, {name: None}, [*RULE_CONDITION_KEYS, *sorted(allowed)])
-        for required in REQUIRED_FIELDS[type_name]:
+    def rule(self, index: int, spec: dict[str, Any]) -> Rule:
+        key = join_path("rules", index)
+        name = spec.get("name") or f"rule {index + 1}"
+        type_name = spec["type"]
+        for required in sorted(REQUIRED_FIELDS[type_name]):  # also in the schema; kept for a precise sentence
             if required not in spec:
                 raise self.error(key, f"type '{type_name}' requires '{required}'")
-        path = self.regex(f"{key}.path", spec["path"]) if "path" in spec else None
+        path = self.regex(f"{key}.path", spec["path"], name) if "path" in spec else None
         query = {}
-        for name, condition in self.mapping_at(f"{key}.query", spec.get("query")).items():
-            query_key = f"{key}.query.{name}"
+        for param, condition in (spec.get("query") or {}).items():
             if isinstance(condition, bool):
-                query[str(name)] = QueryCondition(present=condition)
-            elif isinstance(condition, str):
-                query[str(name)] = QueryCondition(pattern=self.regex(query_key, condition))
+                query[param] = QueryCondition(present=condition)
             else:
-                raise self.error(query_key, "expected true (present), false (absent) or a regex for the value")
-        when = self.mapping_at(f"{key}.when", spec.get("when"))
-        for column, expected in when.items():
-            if isinstance(expected, dict):
-                self.check_keys(f"{key}.when.{column}", expected, ("regex", "null", "not"))
-                if "regex" in expected:
-                    self.regex(f"{key}.when.{column}.regex", expected["regex"])
-        fields: dict[str, Any] = {}
-        field_where: dict[str, Where] = {"when": self.where(f"{key}.when")}
-        for name in sorted(allowed & set(spec)):
-            field_key = _join(key, name)
-            field_where[name] = self.where(field_key)
-            fields[name] = self.field(field_key, name, spec[name])
+                query[param] = QueryCondition(pattern=self.regex(f"{key}.query.{param}", condition, name))
+        when = spec.get("when") or {}
+        for column, condition in when.items():
+            column_key = f"{key}.when.{column}"
+            self.references.append(Reference(column, self.where(column_key), index))
+            self.when_condition(column_key, condition, name)
+        fields = {}
+        for field_name in sorted(RULE_FIELDS[type_name] & set(spec)):
+            fields[field_name] = self.template(join_path(key, field_name), spec[field_name], index)
         return Rule(
-            name=str(spec.get("name") or f"rule {index + 1}"),
+            name=name,
             type=type_name,
             path=path,
             query=query,
-            methods=self.methods(f"{key}.method", spec["method"]) if "method" in spec else [],
+            methods=self.methods(spec["method"]) if "method" in spec else [],
             status=self.status(f"{key}.status", spec["status"]) if "status" in spec else [],
             when=when,
             fields=fields,
             index=index,
             where=self.where(key),
-            field_where=field_where,
+            field_where={k: self.where(join_path(key, k)) for k in spec},
+            groups=named_groups(path),
         )
 
-    def field(self, key: str, name: str, value: Any) -> Any:
-        if name == "search":
-            spec = self.mapping_at(key, value)
-            self.check_keys(key, spec, ("keywords", "filters"))
-            out: dict[str, Any] = {}
-            if "keywords" in spec:
-                out["keywords"] = self.template(f"{key}.keywords", spec["keywords"])
-            filters = self.mapping_at(f"{key}.filters", spec.get("filters"))
-            if filters:
-                out["filters"] = {str(k): self.template(f"{key}.filters.{k}", v) for k, v in filters.items()}
-            return out
-        if name in {"revenue", "rating", "duration", "custom_action_name", "question_id", "result_type", "value",
-                    "miso_id"} and isinstance(value, list):
-            raise self.error(key, f"'{name}' takes one value, not a list")
-        return self.template(key, value)
+    def when_condition(self, key: str, condition: Any, rule: str) -> None:
+        if isinstance(condition, dict):
+            if "regex" in condition:
+                self.regex(f"{key}.regex", condition["regex"], rule)
+            if "not" in condition:
+                self.when_condition(f"{key}.not", condition["not"], rule)
 
-    def identity(self, value: Any) -> Identity:
-        spec = self.mapping_at("identity", value)
-        self.check_keys("identity", spec, IDENTITY_KEYS)
-        user_id = spec.get("user_id")
-        if user_id is not None:
-            self.template("identity.user_id", user_id)
+    def identity(self, spec: dict[str, Any]) -> Identity:
+        user_id = self.optional_template("identity.user_id", spec.get("user_id"), None)
+        raw = spec.get("anonymous_id")
+        key_path = "identity.anonymous_id.key"
         anonymous: AnonymousId | None
-        raw = spec.get("anonymous_id", "default")
-        if raw == "default":
-            anonymous = AnonymousId(hmac=list(defaults.ANONYMOUS_HMAC), key_env=defaults.ANONYMOUS_KEY_ENV)
-        elif raw is None or raw is False:
+        if raw is None:  # not written: the documented default, a keyed hash of ip and user agent
+            hmac = list(defaults.ANONYMOUS_HMAC)
+            self.template("identity.anonymous_id", hmac)
+            anonymous = AnonymousId(hmac=hmac, key_env=defaults.ANONYMOUS_KEY_ENV, where=self.where(key_path))
+        elif raw is False:
             anonymous = None
         elif isinstance(raw, str):
             anonymous = AnonymousId(template=self.template("identity.anonymous_id", raw))
         else:
-            hashed = self.mapping_at("identity.anonymous_id", raw)
-            self.check_keys("identity.anonymous_id", hashed, ("hmac", "key"))
-            parts = hashed.get("hmac")
-            if not isinstance(parts, list) or not parts:
-                raise self.error("identity.anonymous_id", "expected 'hmac: [templates…]', e.g. hmac: ['{ip}', '{user_agent}']")
-            self.template("identity.anonymous_id.hmac", parts)
-            key = hashed.get("key", f"env:{defaults.ANONYMOUS_KEY_ENV}")
-            if key == "none" or key is None:
-                anonymous = AnonymousId(hmac=parts, key_none=True)
-            elif isinstance(key, str) and re.match(r"^env:[A-Za-z_][A-Za-z0-9_]*$", key):
-                anonymous = AnonymousId(hmac=parts, key_env=key[4:])
-            else:
-                raise self.error("identity.anonymous_id.key",
-                                 "expected 'env:VARIABLE' (the key is read from that environment variable) or 'none'; "
-                                 "never write the key itself in a mapping")
-        where_key = "identity.anonymous_id" if "identity.anonymous_id" in self.positions else "identity"
-        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where(where_key))
+            hmac = self.template("identity.anonymous_id.hmac", raw["hmac"])
+            key = raw.get("key", f"env:{defaults.ANONYMOUS_KEY_ENV}")
+            if key == "none":
+                anonymous = AnonymousId(hmac=hmac, key_none=True, where=self.where(key_path))
+            elif match := _ENV_KEY.match(key):
+                anonymous = AnonymousId(hmac=hmac, key_env=match.group(1), where=self.where(key_path))
+            else:  # the schema's pattern already rejects this; never echo what may be a secret
+                raise self.error(key_path, "expected env:VARIABLE or none; never write the key itself in a mapping")
+        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"))
 
-    def context(self, value: Any) -> Context:
-        spec = self.mapping_at("context", value)
-        self.check_keys("context", spec, CONTEXT_KEYS)
+    def context(self, spec: dict[str, Any]) -> Context:
         context = Context(where=self.where("context"))
-        if "page" in spec:
-            page = spec["page"]
-            if page is False or page is None:
-                context.page_url = context.page_referrer = context.page_title = None
-            else:
-                page = self.mapping_at("context.page", page)
-                self.check_keys("context.page", page, ("url", "referrer", "title"))
-                context.page_url = self._optional_template("context.page.url", page.get("url"))
-                context.page_referrer = self._optional_template("context.page.referrer", page.get("referrer"))
-                context.page_title = self._optional_template("context.page.title", page.get("title"))
-        for name in ("user_agent", "truncated_ip", "locale", "region"):
-            if name in spec:
-                setattr(context, name, self._optional_template(f"context.{name}", spec[name]))
-        if "campaign" in spec:
-            campaign = spec["campaign"]
-            if campaign in (False, None):
-                context.campaign = None
-            elif campaign == "utm":
-                context.campaign = "utm"
-            else:
-                campaign = self.mapping_at("context.campaign", campaign)
-                self.check_keys("context.campaign", campaign, ("name", "source", "medium", "term", "content"))
-                context.campaign = {k: self.template(f"context.campaign.{k}", v) for k, v in campaign.items()}
-        custom = self.mapping_at("context.custom_context", spec.get("custom_context"))
-        context.custom_context = {str(k): self.template(f"context.custom_context.{k}", v) for k, v in custom.items()}
+        page = spec.get("page")
+        if page is False:
+            context.page_url = context.page_referrer = context.page_title = None
+        elif page is not None:  # a written `page` replaces the default as a whole: what it leaves out is absent
+            context.page_url = self.optional_template("context.page.url", page.get("url"), None)
+            context.page_referrer = self.optional_template("context.page.referrer", page.get("referrer"), None)
+            context.page_title = self.optional_template("context.page.title", page.get("title"), None)
+        else:
+            self.template("context.page.url", context.page_url)
+            self.template("context.page.referrer", context.page_referrer)
+        context.user_agent = self.optional_template("context.user_agent", spec.get("user_agent"), defaults.USER_AGENT)
+        context.truncated_ip = self.optional_template("context.truncated_ip", spec.get("truncated_ip"),
+                                                      defaults.TRUNCATED_IP)
+        context.locale = self.optional_template("context.locale", spec.get("locale"), None)
+        context.region = self.optional_template("context.region", spec.get("region"), None)
+        campaign = spec.get("campaign", defaults.CAMPAIGN)
+        if campaign is False:
+            context.campaign = None
+        elif isinstance(campaign, dict):
+            context.campaign = {k: v for k, v in self.template("context.campaign", campaign).items() if v is not False}
+        else:
+            context.campaign = campaign
+        context.custom_context = self.template("context.custom_context", dict(spec.get("custom_context") or {}))
         return context
 
-    def _optional_template(self, key: str, value: Any) -> str | None:
-        if value is False or value is None:
-            return None
-        return self.template(key, self.string(key, value))
-
-    def durations(self, value: Any) -> Durations:
-        spec = self.mapping_at("durations", value)
-        self.check_keys("durations", spec, DURATION_KEYS)
-        source = spec.get("from", "next_event")
+    def durations(self, spec: dict[str, Any]) -> Durations:
+        source = spec.get("from", defaults.DURATIONS_FROM)
         if source not in ("next_event", "none"):
-            self.template("durations.from", self.string("durations.from", source))
+            self.template("durations.from", source)
+        elif "unit" in spec:
+            raise self.error("durations.unit", f"'unit' applies when 'from' names a column, not with '{source}'",
+                             at_key=True)
         return Durations(
             source=source,
-            session_timeout_s=self.duration("durations.session_timeout", spec.get("session_timeout", "30m")),
-            max_s=self.duration("durations.max", spec.get("max", "30m")),
+            unit=spec.get("unit", defaults.DURATION_UNIT),
+            session_timeout_s=self.duration("durations.session_timeout", spec.get("session_timeout"),
+                                            defaults.SESSION_TIMEOUT),
+            max_s=self.duration("durations.max", spec.get("max"), defaults.MAX_DURATION),
             where=self.where("durations"),
         )
 
-    def tests(self, value: Any) -> list[TestCase]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.error("tests", "expected a list of test cases")
+    def tests(self, items: list[dict[str, Any]]) -> list[TestCase]:
         cases = []
-        for i, item in enumerate(value):
-            key = f"tests[{i}]"
-            spec = self.mapping_at(key, item)
-            self.check_keys(key, spec, TEST_KEYS)
-            if "expect" not in spec:
-                raise self.error(key, "a test case needs 'expect'")
+        for i, spec in enumerate(items):
+            key = join_path("tests", i)
             lines = [spec["line"]] if "line" in spec else list(spec.get("lines", []))
             rows = [spec["row"]] if "row" in spec else list(spec.get("rows", []))
             if not lines and not rows:
-                raise self.error(key, "a test case needs 'line', 'lines', 'row' or 'rows'")
-            cases.append(TestCase(name=str(spec.get("name") or f"test {i + 1}"), lines=[str(x) for x in lines],
-                                  rows=rows, expect=spec["expect"], where=self.where(key)))
+                raise self.error(key, "a test case needs its input: 'line', 'lines', 'row' or 'rows'")
+            if lines and rows:
+                raise self.error(key, "a test case takes lines or rows, not both")
+            cases.append(TestCase(name=spec.get("name") or f"test {i + 1}", lines=lines, rows=rows,
+                                  expect=spec["expect"], where=self.where(key)))
         return cases
-
-
-def _join(key: str, name: Any) -> str:
-    return f"{key}.{name}" if key else str(name)
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)

@@ -27,6 +27,17 @@ class Where:
     key: str  # the key path, e.g. "rules[2].path"
 
 
+@dataclass(frozen=True)
+class Reference:
+    """One name a template (or a `when` condition) refers to, and where: kept so that a later step, which knows
+    the source's fields, can report a name that resolves to nothing (the loader cannot: fields depend on the
+    source)."""
+
+    name: str                     # as written: 'product_id', 'query.q', 'items[].item_id'
+    where: Where                  # the key that holds the template
+    rule_index: int | None = None  # the rule it belongs to (its `path` groups are in scope), None outside rules
+
+
 @dataclass
 class Source:
     format: str = "combined"
@@ -68,7 +79,8 @@ class Rule:
     fields: dict[str, FieldValue] = field(default_factory=dict)  # type-specific fields as written
     index: int = 0
     where: Where | None = None
-    field_where: dict[str, Where] = field(default_factory=dict)
+    field_where: dict[str, Where] = field(default_factory=dict)  # every key written in the rule → its position
+    groups: list[str] = field(default_factory=list)            # named groups of `path`, in order
 
 
 @dataclass
@@ -77,6 +89,7 @@ class AnonymousId:
     hmac: list[str] = field(default_factory=list)
     key_env: str | None = None                  # name of the environment variable holding the key
     key_none: bool = False                      # `key: none`: plain SHA-256, with a warning
+    where: Where | None = None                  # position of `key` (or of the nearest written ancestor)
 
 
 @dataclass
@@ -103,6 +116,7 @@ class Context:
 @dataclass
 class Durations:
     source: str = "next_event"        # 'next_event', 'none', or a template naming a field (exports)
+    unit: str = "s"                   # unit of the field `source` names: s, ms or us
     session_timeout_s: float = 1800.0
     max_s: float = 1800.0
     where: Where | None = None
@@ -131,3 +145,4 @@ class Mapping:
     description: str | None = None
     path: str = "<mapping>"
     raw: dict[str, Any] = field(default_factory=dict)   # the YAML document as loaded
+    references: list[Reference] = field(default_factory=list)  # every template reference, in document order

@@ -1,43 +1,76 @@
 """Template syntax: ``'sku-{query.sku|lower}'`` → literal text and references with converters.
 
-Only the syntax lives here; `logmap.transform.expressions` compiles templates to polars expressions.
+Only the syntax lives here, so that the loader can reject a bad template (with the character offset) before any
+input is read; `logmap.transform.expressions` compiles parsed templates to polars expressions.
+
+Grammar::
+
+    template   = (literal | "{{" | "}}" | reference)*
+    reference  = "{" name ("|" converter)* "}"
+    name       = segment ("." segment)*          e.g. query.q, event_params.page_location
+    segment    = identifier ["[]"]               e.g. items[] in items[].item_id (one value per list element)
+    converter  = identifier [":" argument]       e.g. split:/
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-CONVERTERS = {"int", "float", "lower", "upper", "trim", "urldecode", "split"}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(?:\[\])?(?:\.[A-Za-z_][A-Za-z0-9_\-]*(?:\[\])?)*$")
+#: Converter name → whether it takes an argument (``split:SEP``).
+CONVERTERS: dict[str, bool] = {
+    "int": False, "float": False, "lower": False, "upper": False, "trim": False, "urldecode": False, "split": True,
+}
+#: The separator of ``split`` when none is written.
+DEFAULT_SPLIT_SEPARATOR = ","
+
+_SEGMENT = r"[A-Za-z_$][A-Za-z0-9_$\-]*(?:\[\])?"
+_NAME = re.compile(rf"^{_SEGMENT}(?:\.{_SEGMENT})*$")
 
 
 class TemplateSyntaxError(ValueError):
+    """A template that cannot be parsed; ``offset`` is the 0-based character offset of the problem."""
+
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(f"{message} (at character {offset + 1})")
+        self.reason = message
         self.offset = offset
 
 
 @dataclass(frozen=True)
 class Literal:
+    """Text copied as is (escaped braces already unescaped)."""
+
     text: str
 
 
 @dataclass(frozen=True)
 class Converter:
+    """One ``|name[:arg]`` step; ``arg`` is None when not written (``split`` then uses ``,``)."""
+
     name: str
     arg: str | None = None
 
 
 @dataclass(frozen=True)
 class Ref:
+    """A ``{name|conv…}`` reference. ``converters`` is a tuple so that parsed templates stay hashable."""
+
     name: str
     converters: tuple[Converter, ...] = field(default_factory=tuple)
+
+    @property
+    def is_list_path(self) -> bool:
+        """True for ``items[].item_id``-style names, which yield one value per list element."""
+        return "[]" in self.name
 
 
 @dataclass(frozen=True)
 class Template:
+    """A parsed template: a sequence of :class:`Literal` and :class:`Ref` parts (iterable, indexable)."""
+
     source: str
     parts: tuple[Literal | Ref, ...]
 
@@ -45,44 +78,66 @@ class Template:
     def refs(self) -> list[Ref]:
         return [p for p in self.parts if isinstance(p, Ref)]
 
+    def __iter__(self) -> Iterator[Literal | Ref]:
+        return iter(self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __getitem__(self, index: int) -> Literal | Ref:
+        return self.parts[index]
+
 
 def _parse_ref(body: str, offset: int) -> Ref:
-    name, *converters = [piece.strip() for piece in body.split("|")]
+    """Parse the inside of ``{…}``; ``offset`` is the position of the first character after ``{``."""
+    pieces = body.split("|")
+    raw_name = pieces[0]
+    name = raw_name.strip()
     if not name:
-        raise TemplateSyntaxError("empty reference '{}'", offset)
+        raise TemplateSyntaxError("empty reference: write a field name between the braces, like {path}", offset - 1)
     if not _NAME.match(name):
-        raise TemplateSyntaxError(f"'{name}' is not a field name", offset)
-    parsed = []
-    for converter in converters:
-        conv_name, _, arg = converter.partition(":")
+        raise TemplateSyntaxError(
+            f"'{name}' is not a field name (write names like path, query.q or items[].item_id)",
+            offset + len(raw_name) - len(raw_name.lstrip()))
+    converters = []
+    position = offset + len(raw_name) + 1
+    for piece in pieces[1:]:
+        conv_name, colon, arg = piece.strip().partition(":")
+        at = position + len(piece) - len(piece.lstrip())
         if conv_name not in CONVERTERS:
-            raise TemplateSyntaxError(
-                f"unknown converter '{conv_name}' (known: {', '.join(sorted(CONVERTERS))})", offset)
-        parsed.append(Converter(conv_name, arg if arg else None))
-    return Ref(name, tuple(parsed))
+            known = ", ".join(sorted(CONVERTERS))
+            what = f"unknown converter '{conv_name}'" if conv_name else "empty converter after '|'"
+            raise TemplateSyntaxError(f"{what} (known: {known})", at)
+        if colon and not CONVERTERS[conv_name]:
+            raise TemplateSyntaxError(f"converter '{conv_name}' takes no argument", at)
+        converters.append(Converter(conv_name, arg if colon and arg else None))
+        position += len(piece) + 1
+    return Ref(name, tuple(converters))
 
 
 def parse_template(text: str) -> Template:
-    """Split a template into literals and references; ``{{`` and ``}}`` are literal braces."""
+    """Split a template into literals and references; ``{{`` and ``}}`` are literal braces.
+
+    Raises TemplateSyntaxError (with the offending character's offset) for an unclosed ``{``, a lone ``}``, an
+    empty reference, a name that is not a field path, or an unknown converter.
+    """
     parts: list[Literal | Ref] = []
     buffer: list[str] = []
     i = 0
     while i < len(text):
         char = text[i]
-        if char == "{" and text.startswith("{{", i):
-            buffer.append("{")
-            i += 2
-        elif char == "}" and text.startswith("}}", i):
-            buffer.append("}")
+        if text.startswith("{{", i) or text.startswith("}}", i):
+            buffer.append(char)
             i += 2
         elif char == "{":
             end = text.find("}", i + 1)
-            if end == -1:
-                raise TemplateSyntaxError("unclosed '{'", i)
+            nested = text.find("{", i + 1)
+            if end == -1 or (nested != -1 and nested < end):
+                raise TemplateSyntaxError("unclosed '{' (write '{{' for a literal brace)", i)
             if buffer:
                 parts.append(Literal("".join(buffer)))
                 buffer = []
-            parts.append(_parse_ref(text[i + 1:end], i))
+            parts.append(_parse_ref(text[i + 1:end], i + 1))
             i = end + 1
         elif char == "}":
             raise TemplateSyntaxError("unmatched '}' (write '}}' for a literal brace)", i)
@@ -95,11 +150,14 @@ def parse_template(text: str) -> Template:
 
 
 def template_refs(value: Any) -> set[str]:
-    """Every reference name used in a template, or in lists and mappings of templates."""
+    """Every reference name used in a template, or in (nested) lists and mappings of templates.
+
+    Non-string leaves (YAML numbers and booleans are literal values) contribute nothing.
+    """
     if isinstance(value, str):
         return {ref.name for ref in parse_template(value).refs}
     if isinstance(value, list):
-        return set().union(*(template_refs(v) for v in value)) if value else set()
+        return set().union(*(template_refs(v) for v in value))
     if isinstance(value, dict):
-        return set().union(*(template_refs(v) for v in value.values())) if value else set()
+        return set().union(*(template_refs(v) for v in value.values()))
     return set()
