@@ -119,6 +119,9 @@ CASES = [
     ("empty reference", BASE + "identity: {user_id: 'u-{}'}\n", 9, 21, "identity.user_id", "empty reference"),
     ("context template", BASE + "context:\n  page: {url: '{url|lowr}'}\n", 10, 15, "context.page.url",
      "unknown converter 'lowr'"),
+    ("campaign", BASE + "context: {campaign: utmm}\n", 9, 21, "context.campaign", "bad campaign 'utmm': write utm"),
+    ("page key", BASE + "context: {page: {url: '{url}', tittle: x}}\n", 9, 32, "context.page.tittle",
+     "unknown key 'tittle' (did you mean 'title'?); expected one of: url, referrer, title"),
     # statuses, durations, methods
     ("bad status", BASE + "filter:\n  status: [200, 'abc']\n", 10, 17, "filter.status[1]", "bad status 'abc'"),
     ("status out of range", BASE + "filter: {status: 700}\n", 9, 18, "filter.status", "bad status 700"),

@@ -204,3 +204,10 @@ def test_every_key_of_the_reference_is_in_the_schema():
 
 def test_type_aliases_suggest_real_types():
     assert set(defaults.TYPE_ALIASES.values()) <= set(INTERACTION_TYPES)
+
+
+def test_every_alternative_has_a_message_for_users():
+    # anyOf/oneOf failures otherwise read "is not valid under any of the given schemas".
+    for path, node in _walk(mapping_schema()):
+        if "anyOf" in node or "oneOf" in node:
+            assert node.get("errorMessage"), path

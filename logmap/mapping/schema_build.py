@@ -321,13 +321,17 @@ def _context() -> dict[str, Any]:
     return _object({
         "page": {"description": "Page url/referrer/title templates, or false. Default: {url: '{url}', "
                                 "referrer: '{referrer}'}.",
-                 "anyOf": [page, {"const": False}]},
+                 "anyOf": [page, {"const": False}],
+                 "errorMessage": "expected {url, referrer, title} templates or false"},
         "user_agent": {**_ref("templateOrFalse"), "description": "User agent; default '{user_agent}'."},
         "truncated_ip": {**_ref("templateOrFalse"), "description": "IPv4 with its last octet zeroed; default "
                                                                    "'{ip}'. IPv6 and host names are left out."},
         "campaign": {"description": "utm (from utm_* parameters of the page URL; the default), a mapping of "
                                     "name/source/medium/term/content to templates, or false.",
-                     "anyOf": [{"const": "utm"}, {"const": False}, campaign]},
+                     "anyOf": [{"const": "utm"}, {"const": False}, campaign],
+                     "errorMessage": "expected utm, false, or a mapping of name/source/medium/term/content templates",
+                     "x-message": "bad campaign {value}: write utm, false, or a mapping of "
+                                  "name/source/medium/term/content to templates"},
         "locale": {**_ref("templateOrFalse"), "description": "Locale template; default none."},
         "region": {**_ref("templateOrFalse"), "description": "Region template; default none."},
         "custom_context": {"type": "object", "description": "Key → template (converters decide the JSON type).",
@@ -370,7 +374,8 @@ def _test() -> dict[str, Any]:
         "row": {"type": "object", "description": "One export row (column → value)."},
         "rows": {"type": "array", "items": {"type": "object"}, "description": "Several export rows."},
         "expect": {"description": "The expected record or drop reason (a list: one per line or row).",
-                   "anyOf": [expect, {"type": "array", "items": expect}]},
+                   "anyOf": [expect, {"type": "array", "items": expect}],
+                   "errorMessage": "expected the record's fields, {dropped: reason}, or a list of those"},
     }, "A test case run by `logmap test`: input in, record or drop reason out.", required=["expect"])
 
 
