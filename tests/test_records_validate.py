@@ -89,3 +89,22 @@ def test_datetime_timestamps_outside_years_1_to_9999_are_invalid():
                                  253_402_300_800_000]).cast(pl.Datetime("ms", "UTC"))
     frame = conform(pl.DataFrame({"type": ["read"] * 4}).with_columns(ms))
     assert validate(frame)["_drop"].to_list() == ["invalid:timestamp", None, None, "invalid:timestamp"]
+
+
+def test_a_frame_that_skipped_conform_is_judged_by_the_json_it_would_produce():
+    frame = pl.DataFrame({"type": ["read", "checkout", "checkout", "read"], "user_id": [1, None, None, None],
+                          "revenue": [None, 3, None, None], "product_ids": [None, None, [1, 2], None],
+                          "context.custom_context.when": pl.Series([None, None, None, {"a": 1}])})
+    checked = validate(frame)
+    assert checked["_drop"].to_list() == ["invalid:user_id", None, "invalid:product_ids",
+                                          "invalid:context.custom_context.when"]
+    assert checked["_detail"][0] == ("data.0.user_id is invalid. The attribute was expected to be of type 'string' "
+                                     "but type 'number' was given.")
+    assert checked["_detail"][2].endswith("expected to be of type 'array of string' but type 'array of number' "
+                                          "was given.")
+
+
+def test_a_frame_without_a_type_column_is_all_invalid_and_keeps_its_columns():
+    checked = validate(pl.DataFrame({"user_id": ["u"]}))
+    assert checked.columns == ["user_id", "_drop", "_detail"]
+    assert checked["_drop"].to_list() == ["invalid:type"]

@@ -17,7 +17,7 @@ from typing import Mapping, TypeVar
 
 import polars as pl
 
-from logmap.records.schema import CUSTOM_CONTEXT_PREFIX, order_record_columns
+from logmap.records.schema import CUSTOM_CONTEXT_PREFIX, FILTERS_PREFIX, RECORD_COLUMNS, order_record_columns
 from logmap.records.types import ALLOWED_FIELDS, INTERACTION_TYPES, REQUIRED_FIELDS, TYPE_SCHEMAS
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
@@ -73,6 +73,8 @@ def _uuid_ok(value: pl.Expr) -> pl.Expr:
 
 def _date_time_ok(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """jsonschema's date-time format for a text or a Datetime column (written as ``YYYY-MM-DDTHH:MM:SS.mmmZ``)."""
+    if dtype != pl.String and not isinstance(dtype, pl.Datetime):
+        return pl.lit(False)  # e.g. a Date: written as YYYY-MM-DD, not a date-time
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone not in (None, "UTC"):
             value = value.dt.convert_time_zone("UTC")
@@ -97,6 +99,36 @@ def _finite(value: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
     return None
 
 
+def json_type(dtype: pl.DataType) -> str:
+    """The JSON shape the encoder writes for a column of ``dtype`` (``string``, ``array of number``, …)."""
+    if isinstance(dtype, pl.List):
+        return f"array of {json_type(dtype.inner)}"
+    if isinstance(dtype, pl.Array):
+        return f"fixed-size array of {json_type(dtype.inner)}"  # conform() makes it a list
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype.is_numeric():
+        return "number"
+    if dtype == pl.Null:
+        return "null"
+    if isinstance(dtype, pl.Struct):
+        return "object"
+    return "string"  # String, Categorical, Enum, and temporal values (written as text)
+
+
+_CUSTOM_CONTEXT_SHAPES = ("boolean", "number", "string", "array of number", "array of string")
+
+
+def _expected_shapes(column: str) -> tuple[str, ...]:
+    if column in RECORD_COLUMNS:
+        return (json_type(RECORD_COLUMNS[column]),)
+    if column.startswith(FILTERS_PREFIX):
+        return ("array of string",)
+    if column.startswith(CUSTOM_CONTEXT_PREFIX):
+        return _CUSTOM_CONTEXT_SHAPES
+    return ()
+
+
 def _top(column: str) -> str:
     return column.split(".", 1)[0]
 
@@ -109,16 +141,16 @@ def checks(schema: Mapping[str, pl.DataType]) -> list[Check]:
     """Every constraint for the record columns in ``schema``, in the order they are reported.
 
     ``type`` first, then field by field in writing order, so "the first failing field" is the first one the
-    record would show.
+    record would show. ``schema`` must have a ``type`` column (:func:`validate` adds a null one if needed).
     """
+    if "type" not in schema:
+        raise ValueError("the record frame has no 'type' column")
     type_ = pl.col("type")
-    out: list[Check] = []
-    if "type" in schema:
-        out.append(Check("type", "required", type_.is_null(), "The attribute is required."))
-        out.append(Check("type", "enum", type_.is_not_null() & ~type_.is_in(list(INTERACTION_TYPES)),
-                         "Unknown interaction type '{type}'."))
-    else:
-        out.append(Check("type", "required", pl.repeat(True, pl.len()), "The attribute is required."))
+    out: list[Check] = [
+        Check("type", "required", type_.is_null(), "The attribute is required."),
+        Check("type", "enum", type_.is_not_null() & ~type_.is_in(list(INTERACTION_TYPES)),
+              "Unknown interaction type '{type}'."),
+    ]
     required = {field: sorted(t for t, fields in REQUIRED_FIELDS.items() if field in fields)
                 for field in set().union(*REQUIRED_FIELDS.values())}
     columns = order_record_columns([c for c in schema if c != "type"])
@@ -134,6 +166,8 @@ def checks(schema: Mapping[str, pl.DataType]) -> list[Check]:
 def _column_checks(column: str, dtype: pl.DataType, schema: Mapping[str, pl.DataType],
                    required_by: list[str]) -> list[Check]:
     value = pl.col(column)
+    if isinstance(dtype, (pl.Categorical, pl.Enum)):
+        value, dtype = value.cast(pl.String), pl.String()
     present = value.is_not_null()
     type_ = pl.col("type")
     top = _top(column)
@@ -145,6 +179,12 @@ def _column_checks(column: str, dtype: pl.DataType, schema: Mapping[str, pl.Data
         out.append(Check(column, "required", ~present & type_.is_in(required_by),
                          "The attribute is required for type '{type}'."))
     if dtype == pl.Null:
+        return out
+    shape, expected = json_type(dtype), _expected_shapes(column)
+    if shape not in expected:
+        # A frame that skipped conform(): every present value would be written with the wrong JSON type.
+        out.append(Check(column, "dtype", present,
+                         f"The attribute was expected to be of type '{expected[0]}' but type '{shape}' was given."))
         return out
     if isinstance(dtype, pl.List):
         inner = "number" if dtype.inner.is_numeric() else "string"
@@ -195,9 +235,11 @@ def validate(frame: Frame, index_column: str | None = None, *, spec_rules: bool 
     Works on a DataFrame or a LazyFrame and returns the same kind; ``_drop``/``_detail`` are added if missing.
     """
     schema = frame.collect_schema()
-    for name in ("_drop", "_detail"):
+    for name in ("_drop", "_detail", "type"):
         if name not in schema:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
+    without_type = "type" not in schema
+    schema = frame.collect_schema()
     active = [c for c in checks(schema) if spec_rules or c.name not in SPEC_RULES]
     first = pl.coalesce([pl.when(c.failed.fill_null(False)).then(pl.lit(i, pl.UInt32))
                          for i, c in enumerate(active)])
@@ -222,7 +264,7 @@ def validate(frame: Frame, index_column: str | None = None, *, spec_rules: bool 
         pl.when(update).then(lookup([f"invalid:{c.field}" for c in active])).otherwise(pl.col("_drop"))
         .alias("_drop"),
         pl.when(update).then(detail).otherwise(pl.col("_detail")).alias("_detail"),
-    ).drop(_FIRST)
+    ).drop([_FIRST, "type"] if without_type else _FIRST)
 
 
-__all__ = ["IPV4", "MAX_LENGTH", "SPEC_RULES", "Check", "checks", "validate"]
+__all__ = ["IPV4", "MAX_LENGTH", "SPEC_RULES", "Check", "checks", "json_type", "validate"]
