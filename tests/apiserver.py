@@ -477,8 +477,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--key", default="test-key")
     parser.add_argument("--no-validate", action="store_true", help="store records without schema validation")
+    parser.add_argument("--count-only", action="store_true", help="count stored records instead of keeping them")
     args = parser.parse_args()
-    server = FakeMiso(args.key, validate=not args.no_validate).start(args.port)
+    server = FakeMiso(args.key, validate=not args.no_validate, keep=not args.count_only).start(args.port)
     print(f"fake Miso API on {server.url}", flush=True)
     try:
         while True:

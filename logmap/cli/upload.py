@@ -151,9 +151,9 @@ class _Progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn("uploading"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]:>10,.0f} records/s"),
-                            TextColumn("retried {task.fields[retried]}, rejected {task.fields[rejected]}"),
+        self.bar = Progress(BarColumn(bar_width=16), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]:>8,.0f} rec/s"),
+                            TextColumn("retried {task.fields[retried]} rejected {task.fields[rejected]}"),
                             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
         self.bar.__enter__()
         self.task = self.bar.add_task("upload", total=self.total, rate=0.0, retried=0, rejected=0)
