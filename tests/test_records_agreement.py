@@ -240,7 +240,9 @@ def generate(rng: random.Random, n: int) -> tuple[list[dict], list[bool], Counte
     rows, text_times, injected = [], [], Counter()
     for _ in range(n):
         text_time = rng.random() < 0.5
-        type_ = rng.choice(INTERACTION_TYPES) if rng.random() > 0.1 else rng.choice(["custom", "checkout", "add_to_cart"])
+        # a bias towards the types with a required field or quantities
+        type_ = rng.choice(INTERACTION_TYPES) if rng.random() > 0.1 else rng.choice(["custom", "checkout",
+                                                                                      "add_to_cart"])
         row: dict = {"type": type_}
         for column in rng.sample(FIELDS, rng.randint(0, 12)):
             if allows(type_, column) or column.startswith("context."):
@@ -335,7 +337,7 @@ def test_every_constraint_class_is_exercised_alone(judged):
     alone = Counter(f[0] for f in table["failed"].to_list() if len(f) == 1)
     classes = {"enum", "required", "additional", "maxLength", "items", "finite", "format:date-time",
                "format:uuid", "format:ipv4", "page.url", "quantities_length"}
-    assert {c: alone[c] for c in classes if alone[c] < 25} == {}
+    assert {c: alone[c] for c in classes if alone[c] < 50} == {}
     assert all(judged["injected"][name] >= (50 if name == "quantities_length" else 100) for name in FAULTS), \
         judged["injected"]
 

@@ -82,6 +82,7 @@ def test_dynamic_filter_and_custom_context_columns():
         "type": ["search"],
         "search.filters.size": [["42", "43"]],
         "search.filters.co.lour": [["red"]],
+        'search.filters.say "hi"\\': [["x"]],
         "search.filters.empty": pl.Series([None], dtype=pl.List(pl.String)),
         "context.custom_context.ab": ["B"],
         "context.custom_context.n": [2**62],
@@ -92,7 +93,8 @@ def test_dynamic_filter_and_custom_context_columns():
         "context.custom_context.gone": pl.Series([None], dtype=pl.String),
     })
     (out,) = encode_frame(conform(frame)).to_list()
-    assert json.loads(out) == {"type": "search", "search": {"filters": {"co.lour": ["red"], "size": ["42", "43"]}},
+    assert json.loads(out) == {"type": "search", "search": {"filters": {"co.lour": ["red"], 'say "hi"\\': ["x"],
+                                                                      "size": ["42", "43"]}},
                                "context": {"custom_context": {"ab": "B", "flag": False, "lf": [1.0, 2.0],
                                                              "ls": ["x"], "n": 2**62, "x": 0.5}}}
     assert out.index('"filters"') < out.index('"context"')

@@ -133,8 +133,9 @@ def _top(column: str) -> str:
     return column.split(".", 1)[0]
 
 
-def _types_allowing(field: str) -> list[str]:
-    return [t for t in INTERACTION_TYPES if field in ALLOWED_FIELDS[t]]
+def _types_refusing(field: str) -> list[str]:
+    """The known types that do not allow ``field`` (an unknown type is reported as such, not field by field)."""
+    return [t for t in INTERACTION_TYPES if field not in ALLOWED_FIELDS[t]]
 
 
 def checks(schema: Mapping[str, pl.DataType]) -> list[Check]:
@@ -173,7 +174,7 @@ def _column_checks(column: str, dtype: pl.DataType, schema: Mapping[str, pl.Data
     top = _top(column)
     out: list[Check] = []
     if top != "context":  # every type allows context
-        out.append(Check(top, "additional", present & ~type_.is_in(_types_allowing(top)),
+        out.append(Check(top, "additional", present & type_.is_in(_types_refusing(top)),
                          "Additional property not allowed for type '{type}'."))
     if required_by:
         out.append(Check(column, "required", ~present & type_.is_in(required_by),
