@@ -99,3 +99,23 @@ def test_kill_9_at_any_moment_loses_nothing_and_duplicates_at_most_the_requests_
         assert len(doubled) <= 2 * 400, "more duplicates than the requests in flight at the kill"
         letters = [json.loads(line) for line in (tmp_path / DEAD_LETTER_NAME).read_text().splitlines()]
         assert [d["index"] for d in letters] == [7]
+
+
+def test_ctrl_c_finishes_what_is_in_flight_says_resume_and_resume_is_exactly_once(tmp_path):
+    records = make_records(5000, invalid=(1234,))
+    write_batches(tmp_path, records, per_file=1000)
+    with FakeMiso(KEY) as api:
+        api.hold_after(3)
+        first = subprocess.Popen(upload_args(api, tmp_path), env=env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: api.holding.is_set() and journal_sent(tmp_path) == api.stored_count)
+        first.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        api.release()  # the parked requests now fail (503); the interrupted run must not retry them
+        out, err = first.communicate(timeout=20)
+        assert first.returncode == 130, err
+        assert "--resume" in err and "sent" in out and KEY not in out + err
+        resumed = subprocess.run(upload_args(api, tmp_path, "--resume"), env=env(), capture_output=True,
+                                 text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        assert_exactly_once(api, records, (1234,), tmp_path)
