@@ -29,10 +29,11 @@ from logmap.records.schema import conform
 from logmap.records.validate import validate
 from logmap.sinks.batches import BatchFormat, BatchWriter, RejectsWriter, prepare_output_dir
 from logmap.sinks.ledger import Ledger
-from logmap.sources import empty_frame, read_source
+from logmap.errors import MappingError
+from logmap.sources import empty_frame, name_input_columns, read_source
 from logmap.transform import ALIVE
 from logmap.transform.context import context_columns
-from logmap.transform.durations import infer_durations
+from logmap.transform.durations import field_durations, infer_durations
 from logmap.transform.expressions import Scope
 from logmap.transform.filter import apply_filter
 from logmap.transform.identity import VISITOR, Hasher, identity_columns
@@ -74,7 +75,7 @@ class RunResult:
 class Prepared:
     """What is computed once per run from a mapping: the key check, the hasher, caches."""
 
-    def __init__(self, mapping: Mapping) -> None:
+    def __init__(self, mapping: Mapping, inputs: list[str] | None = None) -> None:
         self.mapping = mapping
         self.warnings: list[str] = []
         spec = mapping.identity.anonymous_id
@@ -89,8 +90,14 @@ class Prepared:
         self.bots = BotDetector()
         self.rule_names = [rule.name for rule in mapping.rules]
         # Compile every stage against the source's columns now, so that a template naming a field the source
-        # does not have stops the run before any input is read.
-        stream_stage(empty_frame(mapping.source), self)
+        # does not have stops the run before any input is read. (An export's columns are those of its files:
+        # without inputs they are unknown and the check waits for them.)
+        empty = empty_frame(mapping.source, inputs)
+        if empty is not None:
+            try:
+                stream_stage(empty, self)
+            except MappingError as error:
+                raise name_input_columns(error, mapping.source, inputs) from None
 
 
 def _split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -106,7 +113,8 @@ def stream_stage(parsed: pl.DataFrame, prepared: Prepared) -> tuple[pl.DataFrame
     alive = apply_rules(alive, mapping.rules, scope)
     more_dropped, alive = _split(alive)
     alive = alive.with_columns(**identity_columns(mapping.identity, scope, prepared.hasher),
-                               **context_columns(mapping.context, scope))
+                               **context_columns(mapping.context, scope),
+                               **field_durations(mapping.durations, scope, alive.columns))
     alive = alive.with_columns(VISITOR)
     keep = ["_file", "_line", "_rule", "time", "_visitor", *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
     return pl.concat([dropped, more_dropped], how="diagonal_relaxed"), alive.select(keep)
@@ -184,7 +192,7 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     Every input row ends up in ``ledger``: emitted when yielded, dropped with its reason otherwise.
     """
     options = options or RunOptions()
-    prepared = prepared or Prepared(mapping)
+    prepared = prepared or Prepared(mapping, inputs)
     store = BucketStore(options.buckets, options.spill_dir)
     try:
         for parsed in read_source(inputs, mapping.source, chunk_bytes=options.chunk_bytes, progress=progress):
@@ -225,7 +233,7 @@ def convert(inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Pat
 
     started = time.perf_counter()
     mapping = resolve_mapping(mapping)
-    prepared = Prepared(mapping)  # stops on a missing key before any input is read
+    prepared = Prepared(mapping, inputs)  # stops on a missing key or column before any input is read
     out = Path(out_dir)
     prepare_output_dir(out, overwrite)
     ledger = Ledger()

@@ -44,3 +44,12 @@ def empty_frame(source: Source, inputs: list[str] | None = None) -> pl.DataFrame
 
     lines = pl.DataFrame(schema={"_file": pl.String, "_line": pl.UInt64, "_raw": pl.String})
     return accesslog.parse(lines, source)
+
+
+def name_input_columns(error: Exception, source: Source, inputs: list[str] | None) -> Exception:
+    """For exports, a template naming a column the files lack: say which files and which columns they have."""
+    if source.format not in EXPORT_FORMATS or not inputs:
+        return error
+    from logmap.sources.exports import explain_unknown_field
+
+    return explain_unknown_field(error, source, inputs)

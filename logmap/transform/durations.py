@@ -10,8 +10,31 @@ import polars as pl
 
 from logmap.mapping.model import Durations
 from logmap.records.types import DURATION_TYPES
+from logmap.transform.expressions import Scope, as_number, compile_template
 
 ORDER = ["_visitor", "time", "_file", "_line"]
+#: Seconds per unit of a duration field (`durations.unit`).
+UNITS = {"s": 1.0, "ms": 0.001, "us": 0.000001}
+
+
+def from_field(spec: Durations) -> bool:
+    """Whether durations come from a field of the input (an export's own engagement time)."""
+    return spec.source not in ("next_event", "none")
+
+
+def field_durations(spec: Durations, scope: Scope, columns: list[str]) -> dict[str, pl.Expr]:
+    """``r:duration`` from the field ``durations.from`` names, in seconds, for the types that carry one.
+
+    Computed while the input's columns are still there (the per-visitor stage only keeps record columns). A
+    duration the rule set itself wins; a missing or non-positive value means no duration; ``max`` caps it.
+    """
+    if not from_field(spec):
+        return {}
+    value = as_number(compile_template(spec.source, scope, spec.where), spec.source).expr * UNITS[spec.unit]
+    value = pl.when(value > 0).then(pl.min_horizontal(value, pl.lit(spec.max_s)))
+    typed = pl.when(pl.col("r:type").is_in(sorted(DURATION_TYPES))).then(value)
+    own = pl.col("r:duration") if "r:duration" in columns else pl.lit(None, pl.Float64)
+    return {"r:duration": pl.coalesce(own, typed)}
 
 
 def infer_durations(frame: pl.DataFrame, spec: Durations) -> pl.DataFrame:
@@ -24,7 +47,7 @@ def infer_durations(frame: pl.DataFrame, spec: Durations) -> pl.DataFrame:
     frame = frame.sort(ORDER, nulls_last=True)
     if "r:duration" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("r:duration"))
-    if spec.source == "none":
+    if spec.source == "none" or from_field(spec):
         return frame
     same_visitor = (pl.col("_visitor") == pl.col("_visitor").shift(-1)).fill_null(False)
     gap = (pl.col("time").shift(-1) - pl.col("time")).dt.total_milliseconds() / 1000.0

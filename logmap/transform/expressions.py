@@ -90,11 +90,13 @@ class Scope:
             return Compiled(query_param(query_of_url(pl.col("referrer")), rest), "str")
         if name in self.schema:
             return _column(pl.col(name), self.schema[name])
-        if head in self.schema and isinstance(self.schema[head], pl.Struct):
-            return _struct_path(head, rest.split("."), self.schema[head], name, where, self)
+        # Nested paths first (they include plain struct paths, and struct paths into lists or key/value arrays);
+        # a struct path that names nothing is then reported with the struct's own fields.
         nested = resolve_nested(name, self.schema)
         if nested is not None:
             return nested
+        if head in self.schema and isinstance(self.schema[head], pl.Struct):
+            return _struct_path(head, rest.split("."), self.schema[head], name, where, self)
         raise _unknown(name, where, self)
 
 

@@ -1,12 +1,139 @@
-"""References into nested export data: key/value arrays and lists of structs (see docs/mapping.md).
+"""References into nested export data (see docs/mapping.md, "Export sources").
 
-Placeholder: resolves nothing yet; `Scope.resolve` calls it after plain and struct-path columns.
+Analytics exports keep their nested types (Parquet, NDJSON), so a template has to reach inside them without a
+Python loop over rows. A reference is a dotted path whose segments walk the column's type:
+
+* a **struct** segment takes the field: ``{context.page.url}``, ``{ecommerce.purchase_revenue}``;
+* a segment on a **list of key/value structs** looks the key up: ``{event_params.page_location}`` takes the
+  entry of GA4's ``event_params`` whose ``key`` is ``page_location`` and then whichever of its value fields is
+  set (``string_value``, ``int_value``, ``float_value``, ``double_value``);
+* a plain segment on a **list of other structs** takes the field of the first element:
+  ``{contexts_com_snowplowanalytics_snowplow_ecommerce_transaction_1.revenue}`` (Snowplow contexts hold one
+  entity of a kind, in a list);
+* a segment ending in ``[]`` maps over a **list**: ``{items[].item_id}`` gives one value per item (a list, for
+  ``product_ids`` and ``quantities``); ``{properties.products[].sku}`` combines both.
+
+Each reference compiles to one polars expression (``list.eval`` for lists), evaluated by the Rust engine over
+the whole frame.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
+if TYPE_CHECKING:
+    from logmap.transform.expressions import Compiled
 
-def resolve_nested(name: str, schema: dict[str, pl.DataType]):  # -> Compiled | None
-    return None
+#: Value fields of a key/value entry, in the order they are tried (GA4's typed value struct).
+VALUE_FIELDS = ("string_value", "int_value", "float_value", "double_value")
+KEY_FIELD = "key"
+VALUE_FIELD = "value"
+
+
+class _NoPath(Exception):
+    """The path does not fit the column's type (the caller reports the reference as unknown)."""
+
+
+def _fields(dtype: pl.DataType) -> dict[str, pl.DataType]:
+    return {f.name: f.dtype for f in dtype.fields} if isinstance(dtype, pl.Struct) else {}
+
+
+def is_key_value_list(dtype: pl.DataType) -> bool:
+    """A list of ``{key, value}`` structs, the shape of GA4's ``event_params`` and ``user_properties``."""
+    if not isinstance(dtype, pl.List):
+        return False
+    fields = _fields(dtype.inner)
+    return KEY_FIELD in fields and VALUE_FIELD in fields
+
+
+def _pick_value(value: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.DataType]:
+    """Whichever value field is set. A typed value struct gives text (converters make numbers of it)."""
+    fields = _fields(dtype)
+    if not fields:
+        return value, dtype
+    names = [n for n in VALUE_FIELDS if n in fields] or [n for n in fields if n.endswith("value")] or list(fields)
+    if len(names) == 1:
+        return value.struct.field(names[0]), fields[names[0]]
+    parts = [value.struct.field(n).cast(pl.String) for n in names if fields[n] != pl.Null]
+    if not parts:
+        return pl.lit(None, pl.String), pl.String
+    return pl.coalesce(parts), pl.String
+
+
+def _lookup(expr: pl.Expr, dtype: pl.List, key: str) -> tuple[pl.Expr, pl.DataType]:
+    # Pick the value inside the list, after filtering on the key: the picked entry is then a materialised
+    # element, not an expression repeated (and recomputed) once per value field.
+    picked, picked_dtype = _pick_value(pl.element().struct.field(VALUE_FIELD), _fields(dtype.inner)[VALUE_FIELD])
+    matching = expr.list.filter(pl.element().struct.field(KEY_FIELD) == key)
+    return matching.list.eval(picked).list.first(), picked_dtype
+
+
+def _step(expr: pl.Expr, dtype: pl.DataType, name: str) -> tuple[pl.Expr, pl.DataType]:
+    fields = _fields(dtype)
+    if name in fields:
+        return expr.struct.field(name), fields[name]
+    if is_key_value_list(dtype):
+        assert isinstance(dtype, pl.List)
+        return _lookup(expr, dtype, name)
+    if isinstance(dtype, pl.List) and name in _fields(dtype.inner):
+        # a list of entities that usually holds one (Snowplow contexts): `a.b` is `b` of the first entity
+        return expr.list.first().struct.field(name), _fields(dtype.inner)[name]
+    raise _NoPath(name)
+
+
+def _walk(expr: pl.Expr, dtype: pl.DataType, segments: list[str]) -> tuple[pl.Expr, pl.DataType]:
+    if not segments:
+        return expr, dtype
+    segment, rest = segments[0], segments[1:]
+    many = segment.endswith("[]")
+    name = segment[:-2] if many else segment
+    if name:
+        expr, dtype = _step(expr, dtype, name)
+    if not many:
+        return _walk(expr, dtype, rest)
+    if isinstance(dtype, pl.Array):
+        expr, dtype = expr.arr.to_list(), pl.List(dtype.inner)
+    if not isinstance(dtype, pl.List):
+        raise _NoPath(segment)
+    inner, inner_dtype = _walk(pl.element(), dtype.inner, rest)
+    mapped = expr.list.eval(inner) if rest else expr
+    if isinstance(inner_dtype, pl.List):  # a list inside a list: flatten to one list per row
+        mapped = mapped.list.eval(pl.element().explode())
+        inner_dtype = inner_dtype.inner
+    return mapped, pl.List(inner_dtype)
+
+
+def split_path(name: str) -> list[str]:
+    """``items[].item_id`` → ``['items[]', 'item_id']``."""
+    return name.split(".")
+
+
+def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None:
+    """Compile a nested reference against ``schema``; None when it does not name anything there.
+
+    Lists of scalars come back as ``List(String)`` (ids and quantities are converted downstream), so a list of
+    structs must name a field (``items[]`` alone is not a value).
+    """
+    from logmap.transform.expressions import Compiled, _column
+
+    segments = split_path(name)
+    head = segments[0]
+    head_name = head[:-2] if head.endswith("[]") else head
+    if head_name not in schema:
+        return None
+    try:
+        expr, dtype = _walk(pl.col(head_name), schema[head_name], [head[len(head_name):], *segments[1:]]
+                            if head.endswith("[]") else segments[1:])
+    except _NoPath:
+        return None
+    if isinstance(dtype, pl.List):
+        if isinstance(dtype.inner, (pl.Struct, pl.List)):
+            return None
+        if dtype.inner != pl.String:
+            expr = expr.cast(pl.List(pl.String))
+        return Compiled(expr, "list")
+    if isinstance(dtype, pl.Struct):
+        return None
+    return _column(expr, dtype)

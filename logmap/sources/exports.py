@@ -1,0 +1,637 @@
+"""Analytics exports (Parquet, NDJSON, CSV) → frames with provenance and canonical columns.
+
+Sites migrating from an analytics tool have its export, not access logs: GA4's BigQuery export as Parquet,
+Segment / Snowplow / Amplitude as (gzipped) NDJSON, sometimes CSV. Rows keep the export's own columns with
+their nested types, so templates can reach ``{event_params.page_location}`` or ``{items[].item_id}``
+(`logmap.transform.nested`), and gain what the rest of the pipeline expects (docs/architecture.md):
+
+* provenance: ``_file``, ``_line`` (1-based row number in the file; the line number for NDJSON), ``_drop``,
+  ``_detail``;
+* ``time`` (``Datetime("ms", "UTC")``) from ``source.time``: epoch numbers with a unit, strings with a format,
+  or a timestamp column;
+* ``url``, ``path``, ``query`` from ``source.page_url`` (a template), so that path rules and UTM campaigns work
+  as for access logs; ``referrer``, ``user_agent``, ``ip`` from templates of the same names.
+
+All files of one run are read with **one** schema: their schemas are unified up front (a column some files
+lack is null there; integer and float widths are widened), and a conflict that cannot be unified safely
+(text in one file, numbers in another) stops the run naming the files. Reading is batched (Parquet row groups
+through pyarrow, NDJSON by chunks of lines, CSV by polars' streaming batches), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from logmap.errors import InputError, LogmapError, MappingError
+from logmap.mapping.model import Source, Where
+
+#: Export formats and the file name endings looked for inside a directory.
+EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
+    "parquet": (".parquet", ".parq", ".pq"),
+    "ndjson": (".ndjson", ".jsonl", ".json", ".ndjson.gz", ".jsonl.gz", ".json.gz", ".gz", ".zst", ".bz2"),
+    "csv": (".csv", ".tsv", ".csv.gz", ".tsv.gz"),
+}
+#: Keys of ``source.options``, which only export formats take.
+OPTION_KEYS: tuple[str, ...] = ("time", "page_url", "referrer", "user_agent", "ip", "required", "batch_rows",
+                                "separator")
+TIME_UNITS: dict[str, int] = {"s": 1_000, "ms": 1, "us": -1_000, "ns": -1_000_000}  # → ms: ×n or ÷|n|
+CANONICAL: tuple[str, ...] = ("time", "url", "path", "query", "referrer", "user_agent", "ip")
+DEFAULT_BATCH_ROWS = 100_000
+PAGE_URL = "_page_url"
+PROVENANCE: dict[str, pl.DataType] = {"_file": pl.String(), "_line": pl.UInt64(), "_drop": pl.String(),
+                                      "_detail": pl.String()}
+#: ISO-8601 shapes tried, in order, for a string time column without a `format`.
+ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+
+ProgressCallback = Callable[[int], None]
+
+
+def is_export(source: Source) -> bool:
+    return source.format in EXPORT_FORMATS
+
+
+def check_options(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Problems with an export source's options, as (key, message): the loader reports them before any input is
+    read, with the position of ``source.options.<key>``."""
+    problems: list[tuple[str, str]] = []
+    for key in options:
+        if key not in OPTION_KEYS:
+            problems.append((str(key), f"unknown option '{key}' for format {fmt} (options: {', '.join(OPTION_KEYS)})"))
+    time = options.get("time")
+    if time is None:
+        problems.append(("time", "an export source needs 'time': the column with the event time, e.g. "
+                                 "time: {column: event_timestamp, unit: us}"))
+    elif isinstance(time, dict):
+        unknown = set(time) - {"column", "unit", "format"}
+        if unknown:
+            problems.append(("time", f"unknown key(s) {sorted(unknown)}: 'time' takes column, unit or format"))
+        if not isinstance(time.get("column"), str):
+            problems.append(("time.column", "expected the name of the time column"))
+        if "unit" in time and time["unit"] not in TIME_UNITS:
+            problems.append(("time.unit", f"unknown unit {time['unit']!r}: one of {', '.join(TIME_UNITS)}"))
+        if "unit" in time and "format" in time:
+            problems.append(("time", "give 'unit' (epoch numbers) or 'format' (strings), not both"))
+    elif not isinstance(time, str):
+        problems.append(("time", "expected a column name or {column, unit | format}"))
+    for key in ("page_url", "referrer", "user_agent", "ip"):
+        if key in options and not isinstance(options[key], str):
+            problems.append((key, "expected a template string, e.g. '{event_params.page_location}'"))
+    required = options.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        problems.append(("required", "expected a list of field names, e.g. [event_name, user_pseudo_id]"))
+    batch = options.get("batch_rows", DEFAULT_BATCH_ROWS)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        problems.append(("batch_rows", "expected a positive number of rows"))
+    if "separator" in options and (fmt != "csv" or not isinstance(options["separator"], str)
+                                   or len(options["separator"]) != 1):
+        problems.append(("separator", "'separator' applies to csv only and is one character"))
+    return problems
+
+
+def check_source(source: Source) -> None:
+    """Raise MappingError (with the mapping's position) for the first problem in an export source's options."""
+    problems = check_options(source.format, _options(source))
+    if problems:
+        key, message = problems[0]
+        where = _where(source, key)
+        raise MappingError(message, file=where.file if where else None, line=where.line if where else None,
+                           column=where.column if where else None, key=where.key if where else f"source.options.{key}")
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One input file, as the user named it, and the hive partition values of its folders (``k=v``)."""
+
+    path: str
+    partitions: tuple[tuple[str, str], ...] = ()
+
+
+_HIVE = re.compile(r"^([^=/\\]+)=([^/\\]*)$")
+
+
+def _wanted(name: str, fmt: str) -> bool:
+    base = os.path.basename(name)
+    if base.startswith((".", "_")):  # _SUCCESS, .crc and other writer artefacts
+        return False
+    return base.lower().endswith(EXPORT_FORMATS[fmt])
+
+
+def _partitions(path: str, root: str) -> tuple[tuple[str, str], ...]:
+    relative = os.path.relpath(os.path.dirname(path), root)
+    found = [_HIVE.match(part) for part in Path(relative).parts]
+    return tuple((m.group(1), m.group(2)) for m in found if m)
+
+
+def _walk(directory: str, fmt: str) -> list[ExportFile]:
+    files = []
+    for folder, dirs, names in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if _wanted(name, fmt):
+                files.append(ExportFile(path, _partitions(path, directory)))
+    return files
+
+
+def expand_export_inputs(inputs: list[str], fmt: str) -> list[ExportFile]:
+    """Files named, matched by a glob, or found in a directory (recursively, with hive ``key=value`` folders)."""
+    if not inputs:
+        raise InputError("no input given: name at least one file, directory or glob")
+    seen: dict[str, ExportFile] = {}
+    for pattern in inputs:
+        if pattern == "-":
+            if fmt == "parquet":
+                raise InputError("Parquet cannot be read from standard input: name the file")
+            seen.setdefault("-", ExportFile("-"))
+            continue
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        if glob.has_magic(pattern) and not matches:
+            raise InputError(f"no such file: nothing matches {pattern!r}")
+        for match in matches:
+            if os.path.isdir(match):
+                found = _walk(match, fmt)
+                if not found:
+                    raise InputError(f"{match} holds no {fmt} files (looked for names ending in "
+                                     f"{', '.join(EXPORT_FORMATS[fmt])})")
+                for item in found:
+                    seen.setdefault(item.path, item)
+            elif not os.path.exists(match):
+                raise InputError(f"no such file: {match}")
+            else:
+                seen.setdefault(match, ExportFile(match))
+    return list(seen.values())
+
+
+# --- schemas --------------------------------------------------------------------------------------------------
+
+def _options(source: Source) -> dict[str, Any]:
+    return source.options or {}
+
+
+def _batch_rows(source: Source) -> int:
+    return int(_options(source).get("batch_rows", DEFAULT_BATCH_ROWS))
+
+
+def _parquet_schema(path: str) -> pl.Schema:
+    return pl.scan_parquet(path, hive_partitioning=False).collect_schema()
+
+
+def _ndjson_chunks(path: str, chunk_bytes: int, progress: ProgressCallback | None = None) -> Iterator[pl.DataFrame]:
+    from logmap.sources.lines import read_lines
+
+    yield from read_lines(path, chunk_bytes=chunk_bytes, progress=progress)
+
+
+def _looks_like_object(raw: pl.Expr) -> pl.Expr:
+    text = raw.str.strip_chars()
+    return text.str.starts_with("{") & text.str.ends_with("}")
+
+
+def _ndjson_schema(path: str, chunk_bytes: int) -> pl.Schema:
+    """Inferred from every line (a field may first appear late in the file), one chunk at a time."""
+    merged: pl.DataFrame | None = None
+    for chunk in _ndjson_chunks(path, chunk_bytes):
+        lines = chunk.filter(_looks_like_object(pl.col("_raw")))["_raw"]
+        if lines.len() == 0:
+            continue
+        dtype = _infer_json(lines)
+        if dtype is None:
+            continue
+        empty = pl.DataFrame(schema=dict(zip([f.name for f in dtype.fields], [f.dtype for f in dtype.fields])))
+        merged = empty if merged is None else pl.concat([merged, empty], how="diagonal_relaxed")
+    return merged.schema if merged is not None else pl.Schema()
+
+
+def _infer_json(lines: pl.Series) -> pl.Struct | None:
+    try:
+        dtype = lines.str.json_decode(infer_schema_length=None).dtype
+    except pl.exceptions.PolarsError:
+        # Some lines are not JSON: infer from the ones that are (found by halving, never line by line).
+        good = _decodable(lines, None)
+        if good.sum() == 0:
+            return None
+        dtype = lines.filter(good).str.json_decode(infer_schema_length=None).dtype
+    return dtype if isinstance(dtype, pl.Struct) else None
+
+
+def _decodable(lines: pl.Series, dtype: pl.DataType | None) -> pl.Series:
+    """A mask of the lines that decode (with ``dtype``), found by bisection: O(bad lines × log n) decodes."""
+    def ok(part: pl.Series) -> bool:
+        try:
+            part.str.json_decode(dtype, infer_schema_length=None)
+            return True
+        except pl.exceptions.PolarsError:
+            return False
+
+    mask = [True] * lines.len()
+
+    def visit(start: int, length: int) -> None:
+        if length == 0 or ok(lines.slice(start, length)):
+            return
+        if length == 1:
+            mask[start] = False
+            return
+        half = length // 2
+        visit(start, half)
+        visit(start + half, length - half)
+
+    visit(0, lines.len())
+    return pl.Series(mask, dtype=pl.Boolean)
+
+
+def _csv_options(source: Source) -> dict[str, Any]:
+    return {"separator": _options(source).get("separator", ","), "infer_schema_length": 10_000,
+            "null_values": [""], "truncate_ragged_lines": True}
+
+
+def _csv_schema(path: str, source: Source) -> pl.Schema:
+    return pl.scan_csv(path, **_csv_options(source)).collect_schema()
+
+
+def file_schema(item: ExportFile, source: Source, chunk_bytes: int) -> pl.Schema:
+    """The export's own columns in one file, plus its hive partition columns (String)."""
+    try:
+        if source.format == "parquet":
+            schema = _parquet_schema(item.path)
+        elif source.format == "ndjson":
+            schema = _ndjson_schema(item.path, chunk_bytes)
+        else:
+            schema = _csv_schema(item.path, source)
+    except LogmapError:
+        raise
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise InputError(f"cannot read {item.path} as {source.format}: {_first_line(error)}") from None
+    out = dict(schema)
+    for key, _ in item.partitions:
+        out.setdefault(key, pl.String())
+    return pl.Schema(out)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _kind(dtype: pl.DataType) -> str:
+    """A coarse kind: types of one kind unify safely (wider ints, float from int); different kinds do not."""
+    if dtype.is_numeric():
+        return "number"
+    if dtype == pl.Null:
+        return "null"
+    if isinstance(dtype, pl.Struct):
+        return "struct"
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return "list"
+    return str(dtype.base_type())
+
+
+def _unsafe(dtypes: list[pl.DataType]) -> bool:
+    kinds = {_kind(d) for d in dtypes} - {"null"}
+    if len(kinds) > 1:
+        return True
+    if kinds == {"struct"}:  # unify field by field
+        names = {f.name for d in dtypes if isinstance(d, pl.Struct) for f in d.fields}
+        for name in names:
+            inner = [f.dtype for d in dtypes if isinstance(d, pl.Struct) for f in d.fields if f.name == name]
+            if _unsafe(inner):
+                return True
+    if kinds == {"list"}:
+        return _unsafe([d.inner for d in dtypes if isinstance(d, (pl.List, pl.Array))])
+    return False
+
+
+def unify_schemas(schemas: dict[str, pl.Schema]) -> pl.Schema:
+    """One schema for all files. Missing columns and wider numbers unify; other conflicts are an InputError."""
+    if not schemas:
+        return pl.Schema()
+    for name in dict.fromkeys(c for s in schemas.values() for c in s):
+        per_file = {f: s[name] for f, s in schemas.items() if name in s}
+        distinct = list(dict.fromkeys(per_file.values()))
+        if len(distinct) > 1 and _unsafe(distinct):
+            described = "; ".join(f"{f}: {d}" for f, d in per_file.items())
+            raise InputError(f"the input files disagree on column '{name}' and cannot be read as one export "
+                             f"({described}); convert them separately or fix the export")
+    frames = [pl.DataFrame(schema=s) for s in schemas.values()]
+    try:
+        return pl.concat(frames, how="diagonal_relaxed").schema
+    except pl.exceptions.PolarsError as error:
+        raise InputError(f"the input files ({', '.join(schemas)}) have schemas that cannot be unified: "
+                         f"{_first_line(error)}") from None
+
+
+# --- canonical columns ----------------------------------------------------------------------------------------
+
+def _where(source: Source, key: str) -> Where | None:
+    if source.where is None:
+        return None
+    return Where(source.where.file, source.where.line, source.where.column, f"source.options.{key}")
+
+
+def _time_spec(source: Source) -> dict[str, Any]:
+    spec = _options(source).get("time")
+    if isinstance(spec, str):
+        return {"column": spec}
+    if not isinstance(spec, dict) or "column" not in spec:
+        raise LogmapError(f"source format {source.format} needs 'time' (the event time column), "
+                          "e.g. time: {column: event_timestamp, unit: us}")
+    return spec
+
+
+def _time_column(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, pl.DataType, str]:
+    from logmap.transform.expressions import Scope
+
+    column = _time_spec(source)["column"]
+    if column in schema:
+        return pl.col(column), schema[column], column
+    # a struct path (`context.timestamp`): let the template resolver walk it, then take its raw type
+    compiled = Scope(schema).resolve(column, _where(source, "time.column"))
+    return compiled.expr, pl.String() if compiled.kind == "str" else pl.Float64(), column
+
+
+def time_expr(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, str]:
+    """The canonical ``time`` expression and the name of the column it reads."""
+    from logmap.sources.accesslog import parse_time
+
+    spec = _time_spec(source)
+    expr, dtype, column = _time_column(schema, source)
+    unit = spec.get("unit")
+    if isinstance(dtype, pl.Datetime):
+        naive = dtype.time_zone is None
+        value = expr.dt.replace_time_zone(source.timezone) if naive else expr
+        return value.dt.convert_time_zone("UTC").dt.cast_time_unit("ms"), column
+    if isinstance(dtype, pl.Date):
+        return expr.cast(pl.Datetime("ms")).dt.replace_time_zone(source.timezone).dt.convert_time_zone("UTC"), column
+    if dtype.is_numeric() or unit is not None:
+        factor = TIME_UNITS[unit or "s"]
+        number = expr if dtype.is_numeric() else expr.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+        if dtype.is_integer():
+            millis = number.cast(pl.Int64) * factor if factor > 0 else number.cast(pl.Int64) // -factor
+        else:
+            millis = (number.cast(pl.Float64) * factor if factor > 0 else number.cast(pl.Float64) / -factor).floor()
+        return millis.cast(pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"), column
+    text = expr.cast(pl.String).str.strip_chars()
+    if "format" in spec:
+        return parse_time(text, spec["format"], source.timezone), column
+    attempts = []
+    for fmt in ISO_FORMATS:
+        if fmt.endswith("z"):
+            attempts.append(text.str.replace(r"Z$", "+00:00").str.strptime(pl.Datetime("ms", "UTC"), fmt, strict=False))
+        else:
+            attempts.append(parse_time(text, fmt, source.timezone))
+    return pl.coalesce(attempts), column
+
+
+_ORIGIN = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*"
+
+
+def url_columns(url: pl.Expr, site: str | None) -> dict[str, pl.Expr]:
+    """``url`` (absolute when ``site`` is given and the value is a path), ``path`` and ``query``."""
+    absolute = url.str.contains(_ORIGIN)
+    full = pl.when(absolute | pl.lit(site is None)).then(url).otherwise(pl.lit(site or "") + url)
+    path = url.str.replace(_ORIGIN, "").str.extract(r"^([^?#]*)", 1)
+    path = pl.when(path.str.len_bytes() > 0).then(path).when(absolute).then(pl.lit("/"))
+    query = url.str.extract(r"\?([^#]*)", 1)
+    return {"url": full, "path": path, "query": pl.when(query.str.len_bytes() > 0).then(query)}
+
+
+def canonical_columns(schema: dict[str, pl.DataType], source: Source) -> list[pl.Expr]:
+    """Expressions adding ``time``, ``url``/``path``/``query``, ``referrer``, ``user_agent``, ``ip``."""
+    from logmap.transform.expressions import Scope, as_string, compile_template
+
+    options = _options(source)
+    scope = Scope(schema)
+    exprs: dict[str, pl.Expr] = {"time": time_expr(schema, source)[0]}
+    if options.get("page_url"):
+        # `_page_url` is computed first (see canonicalize) so that url, path and query do not each redo it
+        exprs.update(url_columns(pl.col(PAGE_URL), source.site))
+    for key in ("referrer", "user_agent", "ip"):
+        if options.get(key):
+            exprs[key] = as_string(compile_template(options[key], scope, _where(source, key)))
+    for name in CANONICAL:  # canonical columns always exist, null when the export cannot tell
+        if name not in exprs and name not in schema:
+            exprs[name] = pl.lit(None, pl.String)
+    return [expr.alias(name) for name, expr in exprs.items()]
+
+
+def _required(schema: dict[str, pl.DataType], source: Source) -> list[tuple[str, pl.Expr]]:
+    from logmap.transform.expressions import Scope
+
+    scope = Scope(schema)
+    names = list(_options(source).get("required", []))
+    return [(name, scope.resolve(name, _where(source, "required")).expr) for name in names]
+
+
+def canonicalize(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
+    """Add canonical columns to a frame of export columns with provenance; drop rows lacking required values.
+
+    A null time or required value drops the row as ``missing:<column>``; a time that does not parse is
+    ``invalid:timestamp`` (it goes to the rejects file with the value).
+    """
+    from logmap.transform import drop_when
+
+    schema = dict(frame.schema)
+    original, _, time_column = _time_column(schema, source)
+    drops = [(expr.is_null(), f"missing:{name}") for name, expr in _required(schema, source)]
+    drops.append((original.is_null(), f"missing:{time_column}"))
+    frame = frame.with_columns(original.cast(pl.String).alias("_time_raw"))
+    for condition, reason in drops:
+        frame = frame.with_columns(drop_when(condition, reason))
+    if _options(source).get("page_url"):
+        from logmap.transform.expressions import Scope, as_string, compile_template
+
+        template = _options(source)["page_url"]
+        url = as_string(compile_template(template, Scope(schema), _where(source, "page_url")))
+        frame = frame.with_columns(url.alias(PAGE_URL))
+    frame = frame.with_columns(canonical_columns(schema, source)).drop(PAGE_URL, strict=False)
+    frame = frame.with_columns(drop_when(
+        pl.col("time").is_null(), "invalid:timestamp",
+        pl.format("timestamp is invalid. '{}' is not a time ({})", pl.col("_time_raw"), pl.lit(time_column))))
+    return frame.drop("_time_raw")
+
+
+# --- reading --------------------------------------------------------------------------------------------------
+
+def _with_provenance(frame: pl.DataFrame, path: str, first_line: int, lines: pl.Series | None = None) -> pl.DataFrame:
+    line = lines if lines is not None else pl.int_range(first_line, first_line + frame.height, dtype=pl.UInt64,
+                                                          eager=True)
+    return frame.with_columns(
+        pl.lit(path, pl.String).alias("_file"),
+        pl.Series("_line", line, dtype=pl.UInt64),
+        pl.lit(None, pl.String).alias("_drop"),
+        pl.lit(None, pl.String).alias("_detail"),
+    )
+
+
+def _conform(frame: pl.DataFrame, schema: pl.Schema, item: ExportFile) -> pl.DataFrame:
+    """The export columns in the unified schema's order and types (absent ones null), plus partitions."""
+    for key, value in item.partitions:
+        if key not in frame.columns:
+            frame = frame.with_columns(pl.lit(value, pl.String).alias(key))
+    exprs = []
+    for name, dtype in schema.items():
+        if name in frame.columns:
+            exprs.append(pl.col(name) if frame.schema[name] == dtype else pl.col(name).cast(dtype, strict=False))
+        else:
+            exprs.append(pl.lit(None, dtype).alias(name))
+    return frame.select(exprs)
+
+
+def _read_parquet(item: ExportFile, batch_rows: int, progress: ProgressCallback | None) -> Iterator[pl.DataFrame]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(item.path)
+    size = os.path.getsize(item.path)
+    total = max(1, parquet.metadata.num_rows)
+    reported = 0
+    seen = 0
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        seen += frame.height
+        if progress is not None:
+            position = size * seen // total
+            progress(position - reported)
+            reported = position
+        yield frame
+
+
+def _read_ndjson(item: ExportFile, schema: pl.Schema, chunk_bytes: int,
+                 progress: ProgressCallback | None) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.Series]]:
+    """(decoded rows, their line numbers, a mask of lines that are not JSON objects) per chunk."""
+    dtype = pl.Struct(dict(schema))
+    for chunk in _ndjson_chunks(item.path, chunk_bytes, progress):
+        good = chunk.select(_looks_like_object(pl.col("_raw")).fill_null(False))["_raw"]
+        raw = chunk["_raw"]
+        if good.any():
+            try:
+                raw.filter(good).str.json_decode(dtype)
+            except pl.exceptions.PolarsError:
+                candidates = raw.filter(good)
+                mask = _decodable(candidates, dtype)
+                good = good.scatter(good.arg_true().filter(~mask), False)
+        decoded = (raw.filter(good).str.json_decode(dtype).struct.unnest() if good.any()
+                   else pl.DataFrame(schema=schema))
+        yield decoded, chunk.select("_line", "_raw"), good
+
+
+def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int) -> Iterator[pl.DataFrame]:
+    options = {**_csv_options(source), "schema_overrides": dict(schema)}
+    if item.path.endswith(".gz"):
+        frame = pl.read_csv(item.path, **options)
+        for start in range(0, max(frame.height, 1), batch_rows):
+            yield frame.slice(start, batch_rows)
+        return
+    yield from pl.scan_csv(item.path, **options).collect_batches(chunk_size=batch_rows)
+
+
+def _malformed(path: str, lines: pl.Series, raw: pl.Series) -> pl.DataFrame:
+    """Lines that are not a JSON object of the export's shape, dropped as ``malformed`` with the line's start."""
+    return pl.DataFrame({"_line": lines.cast(pl.UInt64), "_raw": raw}).select(
+        pl.lit(path, pl.String).alias("_file"),
+        pl.col("_line"),
+        pl.lit("malformed", pl.String).alias("_drop"),
+        pl.format("not a JSON object of the export's shape: {}", pl.col("_raw").str.slice(0, 200)).alias("_detail"),
+    )
+
+
+class ExportReader:
+    """Reads one run's export files with one unified schema; ``frame_schema`` is known before any row is read."""
+
+    def __init__(self, inputs: list[str], source: Source, chunk_bytes: int = 64 * 1024 * 1024,
+                 progress: ProgressCallback | None = None) -> None:
+        if not is_export(source):
+            raise ValueError(f"{source.format} is not an export format")
+        check_source(source)
+        self.source = source
+        self.chunk_bytes = chunk_bytes
+        self.progress = progress
+        self.files = expand_export_inputs(inputs, source.format)
+        self.schemas = {item.path: file_schema(item, source, chunk_bytes) for item in self.files}
+        self.schema = unify_schemas(self.schemas)
+        if not self.schema:
+            raise InputError(f"no columns found in {', '.join(self.schemas)}: is the input empty?")
+
+    def empty(self) -> pl.DataFrame:
+        """No rows, every column a chunk will have: compile the mapping against it before reading."""
+        frame = pl.DataFrame(schema={**dict(self.schema), **PROVENANCE})
+        return self._finish(frame)
+
+    def _finish(self, frame: pl.DataFrame) -> pl.DataFrame:
+        try:
+            return canonicalize(frame, self.source)
+        except LogmapError as error:
+            raise _with_columns(error, self.schema, list(self.schemas)) from None
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        batch_rows = _batch_rows(self.source)
+        for item in self.files:
+            yield from self._read(item, batch_rows)
+
+    def _read(self, item: ExportFile, batch_rows: int) -> Iterator[pl.DataFrame]:
+        fmt = self.source.format
+        progress = self.progress
+        try:
+            if fmt == "ndjson":
+                for decoded, lines, good in _read_ndjson(item, self.schema, self.chunk_bytes, self.progress):
+                    frame = _conform(decoded, self.schema, item)
+                    out = self._finish(_with_provenance(frame, item.path, 0, lines["_line"].filter(good)))
+                    bad = lines.filter(~good)
+                    if bad.height:
+                        out = pl.concat([out, _malformed(item.path, bad["_line"], bad["_raw"])], how="diagonal_relaxed")
+                    yield out
+                return
+            next_line = 1
+            batches = (_read_parquet(item, batch_rows, progress) if fmt == "parquet"
+                       else _read_csv(item, self.source, self.schema, batch_rows))
+            for batch in batches:
+                frame = _with_provenance(_conform(batch, self.schema, item), item.path, next_line)
+                next_line += frame.height
+                yield self._finish(frame)
+        except LogmapError:
+            raise
+        except (OSError, pl.exceptions.PolarsError) as error:
+            raise InputError(f"cannot read {item.path} as {fmt}: {_first_line(error)}") from None
+
+
+def _with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
+    """Say which columns the input has when a source option names one it lacks."""
+    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
+        return error
+    reason = error.reason.split(" (fields here:")[0].replace(" in template", "")
+    return MappingError(f"{reason}: the input has no such column; " + describe_columns(schema, files),
+                        file=error.file, line=error.line, column=error.column, key=error.key)
+
+
+def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str]) -> str:
+    """'the columns of a.parquet are: x, y (struct: y.a, y.b), …' — for errors about a column the files lack."""
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    names = [n for n in schema if not n.startswith("_")]
+    return f"the columns of {shown} are: {', '.join(names)}"
+
+
+def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -> Exception:
+    """A compile error about an unknown field, restated with the input files' own columns."""
+    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
+        return error
+    reader = ExportReader(inputs, source)
+    return _with_columns(error, reader.schema, list(reader.schemas))
+
+
+def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
+                progress: ProgressCallback | None = None) -> Iterator[pl.DataFrame]:
+    """Frames of export rows with provenance and canonical columns, batch by batch, file by file."""
+    yield from ExportReader(inputs, source, chunk_bytes, progress)
+
+
+def empty_export_frame(inputs: list[str], source: Source) -> pl.DataFrame:
+    """The columns ``read_export`` will yield for these inputs, without reading any row."""
+    return ExportReader(inputs, source).empty()
