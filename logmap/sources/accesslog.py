@@ -40,6 +40,8 @@ Adding a format: add a ``LogFormat`` to ``FORMATS`` with a pattern whose group n
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -138,6 +140,8 @@ def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
     get ``_drop = 'malformed'`` and a ``_detail``; the input columns, ``_raw`` included, are kept.
     ``fast_path=False`` parses with the format's regular expression alone (the reference the tests compare with).
     """
+    if source.format in PLUGINS:
+        return _plugin(source.format)(lines, source)
     lazy = lines.lazy() if isinstance(lines, pl.DataFrame) else lines
     zone = _check_timezone(source)
     if source.format != "regex" and source.format not in FORMATS:
@@ -173,7 +177,22 @@ def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
 
 def known_formats() -> list[str]:
     """Every value ``source.format`` accepts for access logs."""
-    return [*FORMATS, "regex"]
+    return [*FORMATS, "regex", *PLUGINS]
+
+
+#: Formats that one regular expression per line cannot describe (a header that names the columns, JSON
+#: objects), each parsed by its own module ``logmap.sources.<module>`` exposing ``parse(lines, source)``.
+#: Imported on first use so that the NCSA path pays nothing for them. Name → (module, description, example).
+PLUGINS: dict[str, tuple[str, str, str]] = {
+    "w3c": ("w3c", "W3C extended / IIS: fields named by '#Fields:' headers, which may change mid-file",
+            "#Fields: date time c-ip cs-method cs-uri-stem cs-uri-query sc-status sc-bytes cs(Referer) "
+            "cs(User-Agent)\n2024-03-01 10:00:00 127.0.0.1 GET /cart a=1 200 2326 - Mozilla/5.0+(X11)"),
+}
+
+
+def _plugin(name: str) -> Callable[[Frame, Source], Frame]:
+    module = importlib.import_module(f"logmap.sources.{PLUGINS[name][0]}")
+    return module.parse  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------------------------
