@@ -46,6 +46,9 @@ log = logging.getLogger("logmap")
 REJECTED_REASONS = ("malformed", "invalid:")
 
 ProgressCallback = Callable[[int], None]
+#: Sees every frame of dropped rows (each still carrying its columns and ``_drop``) as the ledger counts it: the
+#: dry-run report and ``logmap test`` need the rows themselves, not only the counts.
+DroppedObserver = Callable[[pl.DataFrame], None]
 
 
 @dataclass
@@ -186,10 +189,12 @@ def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int) -> pl
 
 def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects: RejectsWriter | None = None,
                  options: RunOptions | None = None, progress: ProgressCallback | None = None,
-                 prepared: Prepared | None = None) -> Iterator[pl.DataFrame]:
+                 prepared: Prepared | None = None,
+                 on_dropped: DroppedObserver | None = None) -> Iterator[pl.DataFrame]:
     """Run the pipeline, yielding frames of valid records (with their ``_json`` encoding), bucket by bucket.
 
-    Every input row ends up in ``ledger``: emitted when yielded, dropped with its reason otherwise.
+    Every input row ends up in ``ledger``: emitted when yielded, dropped with its reason otherwise (and then
+    also passed to ``on_dropped``, when given).
     """
     options = options or RunOptions()
     prepared = prepared or Prepared(mapping, inputs)
@@ -198,14 +203,14 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
         for parsed in read_source(inputs, mapping.source, chunk_bytes=options.chunk_bytes, progress=progress):
             ledger.add_input(parsed.height)
             dropped, alive = stream_stage(parsed, prepared)
-            _account(dropped, ledger, rejects)
+            _account(dropped, ledger, rejects, on_dropped)
             store.add(alive)
         next_index = 0
         for bucket in store:
             records = record_stage(bucket, prepared, next_index)
             next_index += records.height
             invalid, valid = _split(records)
-            _account(invalid, ledger, rejects)
+            _account(invalid, ledger, rejects, on_dropped)
             ledger.add_emitted(valid, prepared.rule_names)
             if valid.height:
                 yield valid
@@ -213,8 +218,11 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
         store.close()
 
 
-def _account(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsWriter | None) -> None:
+def _account(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsWriter | None,
+             on_dropped: DroppedObserver | None = None) -> None:
     ledger.add_dropped(dropped)
+    if on_dropped is not None and dropped.height:
+        on_dropped(dropped)
     if rejects is not None and dropped.height:
         rejected = dropped.filter(pl.col("_drop").str.starts_with(REJECTED_REASONS[1])
                                   | (pl.col("_drop") == REJECTED_REASONS[0]))
