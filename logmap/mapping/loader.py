@@ -50,7 +50,7 @@ def register_format(name: str) -> None:
 
 # Access-log formats parsed by their own modules (``logmap.sources.accesslog.PLUGINS``); named here so that
 # loading a mapping does not import the parsers (tests/test_formats_w3c.py checks both lists agree).
-for _name in ("w3c",):
+for _name in ("w3c", "caddy", "nginx_json", "traefik"):
     register_format(_name)
 
 

@@ -187,6 +187,22 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
     "w3c": ("w3c", "W3C extended / IIS: fields named by '#Fields:' headers, which may change mid-file",
             "#Fields: date time c-ip cs-method cs-uri-stem cs-uri-query sc-status sc-bytes cs(Referer) "
             "cs(User-Agent)\n2024-03-01 10:00:00 127.0.0.1 GET /cart a=1 200 2326 - Mozilla/5.0+(X11)"),
+    "caddy": ("jsonlog", "Caddy v2 JSON access log (request.client_ip, request.uri, ts, status, size, headers)",
+              '{"level":"info","ts":1709287200.5,"logger":"http.log.access","msg":"handled request",'
+              '"request":{"remote_ip":"127.0.0.1","client_ip":"127.0.0.1","proto":"HTTP/2.0","method":"GET",'
+              '"host":"shop.example.com","uri":"/cart?a=1","headers":{"User-Agent":["Mozilla/5.0"],'
+              '"Referer":["https://shop.example.com/"]}},"user_id":"","duration":0.01,"size":2326,"status":200}'),
+    "nginx_json": ("jsonlog", "nginx log_format escape=json with its variable names as keys ($remote_addr, "
+                   "$time_iso8601 or $msec, $request, $status, $body_bytes_sent, $http_referer, $http_user_agent)",
+                   '{"remote_addr":"127.0.0.1","remote_user":"","time_iso8601":"2024-03-01T10:00:00+00:00",'
+                   '"request":"GET /cart?a=1 HTTP/1.1","status":"200","body_bytes_sent":"2326",'
+                   '"http_referer":"https://shop.example.com/","http_user_agent":"Mozilla/5.0"}'),
+    "traefik": ("jsonlog", "Traefik JSON access log (ClientHost, StartUTC, RequestMethod, RequestPath, "
+                "DownstreamStatus, DownstreamContentSize, request_User-Agent)",
+                '{"ClientHost":"127.0.0.1","StartUTC":"2024-03-01T10:00:00.123456789Z","RequestMethod":"GET",'
+                '"RequestPath":"/cart?a=1","RequestProtocol":"HTTP/1.1","DownstreamStatus":200,'
+                '"DownstreamContentSize":2326,"request_Referer":"https://shop.example.com/",'
+                '"request_User-Agent":"Mozilla/5.0"}'),
 }
 
 
