@@ -124,6 +124,8 @@ class Durations:
 
 @dataclass
 class TestCase:
+    __test__ = False  # a mapping's test case, not a pytest class
+
     name: str
     lines: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)

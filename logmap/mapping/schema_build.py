@@ -363,6 +363,8 @@ def _test() -> dict[str, Any]:
         "anonymous_id": {"type": "string", "description": "The expected anonymous_id."},
         "timestamp": {"type": "string", "description": "The expected timestamp (2024-03-01T10:00:00.000Z)."},
         "context": {"type": "object", "description": "Expected context entries (those listed are compared)."},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+                   "description": "Expected number of records per interaction type, for multi-line cases."},
     }
     for name in ALL_RULE_FIELDS:
         expect_properties[name] = {"description": f"The expected {name}."}
