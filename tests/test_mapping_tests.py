@@ -48,7 +48,7 @@ def test_cli_passes_on_the_storefront_mapping_with_a_throwaway_key(monkeypatch):
     result = CliRunner().invoke(main, ["test", str(STOREFRONT)])
     assert result.exit_code == 0, result.output
     assert "throwaway" in result.output and "LOGMAP_KEY" in result.output
-    assert "6 passed, 0 failed" in result.output
+    assert "7 passed, 0 failed" in result.output
 
 
 def test_no_throwaway_note_when_the_key_is_set(monkeypatch):
