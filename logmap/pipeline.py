@@ -46,6 +46,19 @@ log = logging.getLogger("logmap")
 REJECTED_REASONS = ("malformed", "invalid:")
 
 ProgressCallback = Callable[[int], None]
+#: Seconds per stage, accumulated across chunks and buckets when a dict is passed (``logmap convert --profile``).
+Timings = dict[str, float]
+#: The stages ``timings`` reports, in pipeline order.
+STAGES = ("read/parse", "filter", "rules", "identity+context", "ledger+rejects", "buckets", "durations",
+          "validation", "encoding", "writing")
+
+
+def _tick(timings: Timings | None, stage: str, started: float) -> float:
+    """Add the time since ``started`` to ``stage``; returns now (the start of the next stage)."""
+    now = time.perf_counter()
+    if timings is not None:
+        timings[stage] = timings.get(stage, 0.0) + now - started
+    return now
 #: Sees every frame of dropped rows (each still carrying its columns and ``_drop``) as the ledger counts it: the
 #: dry-run report and ``logmap test`` need the rows themselves, not only the counts.
 DroppedObserver = Callable[[pl.DataFrame], None]
@@ -107,20 +120,26 @@ def _split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return frame.filter(~ALIVE), frame.filter(ALIVE)
 
 
-def stream_stage(parsed: pl.DataFrame, prepared: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
+def stream_stage(parsed: pl.DataFrame, prepared: Prepared,
+                 timings: Timings | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Filter, rules, identity and context for one chunk. Returns (dropped rows, surviving rows)."""
     mapping = prepared.mapping
+    started = time.perf_counter()
     frame = apply_filter(parsed, mapping.filter, prepared.bots)
     dropped, alive = _split(frame)
+    started = _tick(timings, "filter", started)
     scope = Scope(alive.schema)
     alive = apply_rules(alive, mapping.rules, scope)
     more_dropped, alive = _split(alive)
+    started = _tick(timings, "rules", started)
     alive = alive.with_columns(**identity_columns(mapping.identity, scope, prepared.hasher),
                                **context_columns(mapping.context, scope),
                                **field_durations(mapping.durations, scope, alive.columns))
     alive = alive.with_columns(VISITOR)
     keep = ["_file", "_line", "_rule", "time", "_visitor", *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
-    return pl.concat([dropped, more_dropped], how="diagonal_relaxed"), alive.select(keep)
+    result = pl.concat([dropped, more_dropped], how="diagonal_relaxed"), alive.select(keep)
+    _tick(timings, "identity+context", started)
+    return result
 
 
 class BucketStore:
@@ -168,13 +187,16 @@ class BucketStore:
             self._tmp.cleanup()
 
 
-def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int) -> pl.DataFrame:
+def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
+                 timings: Timings | None = None) -> pl.DataFrame:
     """Durations, the record frame, validation and encoding for one bucket.
 
     Returns the bucket's rows with ``_drop`` (``invalid:<field>`` or null), ``_detail``, ``_json`` (the encoded
     record) and the record columns.
     """
+    started = time.perf_counter()
     rows = infer_durations(rows, prepared.mapping.durations)
+    started = _tick(timings, "durations", started)
     records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
     records = records.with_columns(pl.col("time").alias("timestamp"))
     records = conform(records).sort(["timestamp", "_file", "_line"], nulls_last=True)
@@ -184,12 +206,15 @@ def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int) -> pl
         (pl.int_range(pl.len(), dtype=pl.Int64) + first_index).alias("_index"),
     )
     records = validate(records, index_column="_index")
-    return records.with_columns(encode_records(records).alias("_json"))
+    started = _tick(timings, "validation", started)
+    records = records.with_columns(encode_records(records).alias("_json"))
+    _tick(timings, "encoding", started)
+    return records
 
 
 def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects: RejectsWriter | None = None,
                  options: RunOptions | None = None, progress: ProgressCallback | None = None,
-                 prepared: Prepared | None = None,
+                 timings: Timings | None = None, prepared: Prepared | None = None,
                  on_dropped: DroppedObserver | None = None) -> Iterator[pl.DataFrame]:
     """Run the pipeline, yielding frames of valid records (with their ``_json`` encoding), bucket by bucket.
 
@@ -200,20 +225,29 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     prepared = prepared or Prepared(mapping, inputs)
     store = BucketStore(options.buckets, options.spill_dir)
     try:
+        started = time.perf_counter()
         for parsed in read_source(inputs, mapping.source, chunk_bytes=options.chunk_bytes, progress=progress):
+            _tick(timings, "read/parse", started)
             ledger.add_input(parsed.height)
-            dropped, alive = stream_stage(parsed, prepared)
+            dropped, alive = stream_stage(parsed, prepared, timings)
+            started = time.perf_counter()
             _account(dropped, ledger, rejects, on_dropped)
+            started = _tick(timings, "ledger+rejects", started)
             store.add(alive)
+            started = _tick(timings, "buckets", started)
         next_index = 0
         for bucket in store:
-            records = record_stage(bucket, prepared, next_index)
+            _tick(timings, "buckets", started)
+            records = record_stage(bucket, prepared, next_index, timings)
+            started = time.perf_counter()
             next_index += records.height
             invalid, valid = _split(records)
             _account(invalid, ledger, rejects, on_dropped)
             ledger.add_emitted(valid, prepared.rule_names)
+            _tick(timings, "ledger+rejects", started)
             if valid.height:
                 yield valid
+            started = time.perf_counter()
     finally:
         store.close()
 
@@ -235,8 +269,11 @@ def resolve_mapping(mapping: Mapping | str | Path) -> Mapping:
 
 def convert(inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *, batch_size: int = 10_000,
             fmt: BatchFormat = "ndjson", overwrite: bool = False, options: RunOptions | None = None,
-            progress: ProgressCallback | None = None) -> RunResult:
-    """Convert ``inputs`` with ``mapping`` into batch files in ``out_dir``, plus rejects.ndjson and report.json."""
+            progress: ProgressCallback | None = None, timings: Timings | None = None) -> RunResult:
+    """Convert ``inputs`` with ``mapping`` into batch files in ``out_dir``, plus rejects.ndjson and report.json.
+
+    With ``timings`` (a dict), the seconds spent in each of :data:`STAGES` are added to it.
+    """
     from logmap.sinks.report import write_report
 
     started = time.perf_counter()
@@ -249,11 +286,15 @@ def convert(inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Pat
     writer = BatchWriter(out, batch_size, fmt)
     try:
         for records in iter_records(inputs, mapping, ledger=ledger, rejects=rejects, options=options,
-                                    progress=progress, prepared=prepared):
+                                    progress=progress, timings=timings, prepared=prepared):
+            started_writing = time.perf_counter()
             writer.write(records["_json"])
+            _tick(timings, "writing", started_writing)
     finally:
         rejects.close()
+    started_writing = time.perf_counter()
     files = writer.close()
+    _tick(timings, "writing", started_writing)
     result = RunResult(ledger=ledger, elapsed_s=time.perf_counter() - started, files=files, rejects=rejects.count,
                        warnings=prepared.warnings, inputs=list(inputs), mapping_path=mapping.path)
     write_report(out / "report.json", result, mapping, batch_size=batch_size, fmt=fmt)

@@ -120,3 +120,13 @@ def test_unknown_field_in_a_template_is_caught_before_reading_input(tmp_path, mo
     result = CliRunner().invoke(main, ["check", str(path)])
     assert result.exit_code == 2
     assert "unknown field 'sku'" in result.output and "rules[0].product_ids" in result.output
+
+
+def test_check_without_the_key_in_ci(monkeypatch):
+    monkeypatch.delenv("LOGMAP_KEY", raising=False)
+    mapping = str(ROOT / "mappings" / "storefront-combined.yaml")
+    refused = CliRunner().invoke(main, ["check", mapping])
+    assert refused.exit_code == 2 and "LOGMAP_KEY is not set" in refused.output
+    allowed = CliRunner().invoke(main, ["check", "--no-key", mapping])
+    assert allowed.exit_code == 0 and "OK" in allowed.output
+    assert "LOGMAP_KEY" not in __import__("os").environ  # the throwaway key does not leak out of the command

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 
 import click
 
@@ -11,10 +12,12 @@ from logmap.cli import main
 
 @main.command()
 @click.argument("mapping_path", metavar="MAPPING", type=click.Path(dir_okay=False), required=False)
+@click.option("--no-key", is_flag=True,
+              help="Do not require the anonymous-id key in the environment (for CI or editors without the secret).")
 @click.option("--schema-path", is_flag=True,
               help="Print where the mapping JSON Schema is installed (for `# yaml-language-server: $schema=`) "
                    "and exit.")
-def check(mapping_path: str | None, schema_path: bool) -> None:
+def check(mapping_path: str | None, no_key: bool, schema_path: bool) -> None:
     """Check MAPPING: syntax, keys, regexes, templates, types and their fields, and the hash key.
 
     Exits 0 when the mapping is valid; otherwise prints `file:line:column: key: problem` and exits 2.
@@ -30,8 +33,11 @@ def check(mapping_path: str | None, schema_path: bool) -> None:
     from logmap.mapping.loader import check_mapping
     from logmap.pipeline import Prepared
 
-    mapping = check_mapping(mapping_path)
-    prepared = Prepared(mapping)  # compiles every template against the source's fields: unknown names stop here
+    from logmap.mapping.testing import anonymous_key_for_tests
+
+    mapping = check_mapping(mapping_path, require_key=not no_key)
+    with anonymous_key_for_tests(mapping) if no_key else nullcontext():
+        prepared = Prepared(mapping)  # compiles every template against the source's fields: unknown names stop here
     click.echo(summary(mapping_path, mapping))
     for warning in prepared.warnings:
         click.secho(f"logmap: warning: {warning}", fg="yellow", err=True)

@@ -23,9 +23,10 @@ from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
 @click.option("--overwrite", is_flag=True, help="Replace logmap's files in a non-empty output directory.")
 @click.option("--buckets", default=1, show_default=True, type=click.IntRange(1, 4096),
               help="Partition visitors into this many buckets spilled to disk, for inputs larger than memory.")
+@click.option("--profile", is_flag=True, help="Print the seconds spent in each pipeline stage.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
-            buckets: int, quiet: bool) -> None:
+            buckets: int, profile: bool, quiet: bool) -> None:
     """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
 
     \b
@@ -42,10 +43,29 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
     from logmap.pipeline import convert as run_convert
 
     options = RunOptions(buckets=buckets)
+    timings: dict[str, float] | None = {} if profile else None
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
         result = run_convert(list(inputs), mapping_path, Path(out_dir), batch_size=batch_size, fmt=fmt,
-                             overwrite=overwrite, options=options, progress=advance)
+                             overwrite=overwrite, options=options, progress=advance, timings=timings)
     if not quiet:
         print_warnings(result.warnings)
         print_summary(result, title=f"logmap convert → {out_dir}")
         click.echo(f"{len(result.files)} batch file(s), {result.rejects:,} reject(s) in {out_dir}")
+    if timings is not None:
+        click.echo(format_profile(timings, result.elapsed_s, result.ledger.input_rows))
+
+
+def format_profile(timings: dict[str, float], elapsed_s: float, rows: int) -> str:
+    """A table of seconds and share of the run per stage (the rest is setup: loading the mapping, the report)."""
+    from logmap.pipeline import STAGES
+
+    total = elapsed_s if elapsed_s > 0 else 1.0
+    lines = [f"{'stage':<18} {'seconds':>9} {'share':>7}"]
+    for stage in [*STAGES, *sorted(set(timings) - set(STAGES))]:
+        if stage in timings:
+            lines.append(f"{stage:<18} {timings[stage]:>9.3f} {timings[stage] / total:>6.1%}")
+    other = elapsed_s - sum(timings.values())
+    lines.append(f"{'other':<18} {other:>9.3f} {other / total:>6.1%}")
+    rate = rows / elapsed_s if elapsed_s > 0 else 0.0
+    lines.append(f"{'total':<18} {elapsed_s:>9.3f} {1:>6.1%}   {rows:,} lines, {rate:,.0f} lines/s")
+    return "\n".join(lines)
