@@ -5,3 +5,4 @@ from logmap.cli import upload  # noqa: F401,E402
 from logmap.cli import delete  # noqa: F401,E402
 from logmap.cli import dryrun  # noqa: F401,E402
 from logmap.cli import testcmd  # noqa: F401,E402
+from logmap.cli import formats  # noqa: F401,E402

@@ -15,6 +15,11 @@ FORMATS: dict[str, str] = {
     "combined": "Apache/nginx combined: %h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\"",
     "common": "Common Log Format: %h %l %u %t \"%r\" %>s %b",
     "vhost_combined": "%v:%p followed by a combined line",
+    "w3c": "W3C extended / IIS: fields named by `#Fields:` headers, which may change mid-file",
+    "caddy": "Caddy v2 JSON access log",
+    "nginx_json": "nginx `log_format … escape=json` with its variable names as keys",
+    "traefik": "Traefik JSON access log",
+    "auto": "detect each file's format from its first lines (`logmap formats --detect FILE`)",
     "regex": "your own regular expression (`pattern`) with named groups",
 }
 ACCESS_LOG_FORMATS: tuple[str, ...] = tuple(FORMATS)

@@ -48,12 +48,6 @@ def register_format(name: str) -> None:
     EXTRA_FORMATS.add(name)
 
 
-# Access-log formats parsed by their own modules (``logmap.sources.accesslog.PLUGINS``); named here so that
-# loading a mapping does not import the parsers (tests/test_formats_w3c.py checks both lists agree).
-for _name in ("w3c", "caddy", "nginx_json", "traefik"):
-    register_format(_name)
-
-
 def known_formats() -> list[str]:
     """Every format a mapping may name: the access-log presets, the exports, then registered formats."""
     return [*defaults.FORMATS, *sorted(EXTRA_FORMATS - set(defaults.FORMATS))]

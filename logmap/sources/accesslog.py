@@ -187,6 +187,8 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
     "w3c": ("w3c", "W3C extended / IIS: fields named by '#Fields:' headers, which may change mid-file",
             "#Fields: date time c-ip cs-method cs-uri-stem cs-uri-query sc-status sc-bytes cs(Referer) "
             "cs(User-Agent)\n2024-03-01 10:00:00 127.0.0.1 GET /cart a=1 200 2326 - Mozilla/5.0+(X11)"),
+    "auto": ("detect", "detect each file's format from its first lines (canonical columns only)",
+             '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326'),
     "caddy": ("jsonlog", "Caddy v2 JSON access log (request.client_ip, request.uri, ts, status, size, headers)",
               '{"level":"info","ts":1709287200.5,"logger":"http.log.access","msg":"handled request",'
               '"request":{"remote_ip":"127.0.0.1","client_ip":"127.0.0.1","proto":"HTTP/2.0","method":"GET",'

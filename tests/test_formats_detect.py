@@ -1,0 +1,97 @@
+"""`logmap formats` (list, --detect), detection on every fixture, and `format: auto` / `w3c` through convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from logmap.cli import main
+from logmap.errors import InputError
+from logmap.mapping.model import Source
+from logmap.pipeline import convert
+from logmap.sources.accesslog import FORMATS, PLUGINS, parse
+from logmap.sources.detect import best
+from logmap.sources.lines import lines_frame, read_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGS = ROOT / "fixtures" / "logs"
+MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
+EXPECTED = {
+    "advertools_combined_latin1_2023.log": "combined", "advertools_dreamhost_apache_2023.log": "combined",
+    "advertools_elastic_nginx_subset_with_errors.log": "combined", "advertools_nginx_access_2021.log": "combined",
+    "apache_french_blog_2020.log": "combined", "elastic_apache_logs.log": "combined",
+    "iis85_lnav_w3c_big.log": "w3c", "nasa_jul95_4000.log": "common", "caddy_json_lnav.jsonl": "caddy",
+}
+
+
+@pytest.fixture(autouse=True)
+def anonymous_key(monkeypatch):
+    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+
+
+def test_every_fixture_has_an_expectation() -> None:
+    assert sorted(p.name for p in LOGS.iterdir() if p.suffix in (".log", ".jsonl")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_detection_picks_the_right_format_for_every_fixture(name: str) -> None:
+    sample = next(iter(read_lines(str(LOGS / name)))).head(1000)
+    assert best(sample, name).name == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", [n for n in [*FORMATS, *PLUGINS] if n != "auto"])
+def test_detection_picks_each_preset_on_its_own_example(name: str) -> None:
+    example = FORMATS[name].example if name in FORMATS else PLUGINS[name][2]
+    assert best(lines_frame(example.split("\n")), "example").name == name
+
+
+def test_ties_and_unknown_input_ask_the_user_to_choose() -> None:
+    with pytest.raises(InputError, match="formats caddy, nginx_json, traefik parse it equally well"):
+        best(lines_frame(['{"uri": "/a"}']), "x.log")
+    with pytest.raises(InputError, match="no known format parses"):
+        best(lines_frame(["hello world"]), "x.log")
+
+
+def test_formats_command_lists_every_preset_with_an_example() -> None:
+    result = CliRunner().invoke(main, ["formats"])
+    assert result.exit_code == 0
+    for name in [*FORMATS, *PLUGINS, "regex"]:
+        assert f"\n{name}\n" in "\n" + result.output
+    assert result.output.count("e.g. ") >= len(FORMATS) + len(PLUGINS) + 1
+
+
+def test_formats_detect_command() -> None:
+    result = CliRunner().invoke(main, ["formats", "--detect", str(LOGS / "iis85_lnav_w3c_big.log")])
+    assert result.exit_code == 0 and result.output.strip().endswith("format: w3c  (100.0% of lines parse)")
+    tie = CliRunner().invoke(main, ["formats", "--detect", "-"], input='{"uri": "/a"}\n')
+    assert tie.exit_code == 2 and "choose one with source.format" in tie.output
+
+
+def test_auto_parses_like_the_detected_format_per_file() -> None:
+    iis = pl.concat(list(read_lines(str(LOGS / "iis85_lnav_w3c_big.log"))))
+    nasa = pl.concat(list(read_lines(str(LOGS / "nasa_jul95_4000.log"))))
+    auto = parse(pl.concat([iis, nasa]), Source(format="auto"))
+    assert auto.height == iis.height + nasa.height
+    assert auto.filter(pl.col("_drop").is_null()).height == 210 + 4000
+    assert auto.drop("_file").head(iis.height).equals(parse(iis, Source(format="w3c")).drop("_file", "time_taken"))
+    assert parse(lines_frame([]), Source(format="auto")).columns == auto.columns
+
+
+@pytest.mark.parametrize("fmt", ["auto", "w3c"])
+def test_convert_iis_log_with_an_exact_ledger(tmp_path: Path, fmt: str) -> None:
+    mapping = tmp_path / "iis.yaml"
+    mapping.write_text(MAPPING.read_text().replace("format: combined", f"format: {fmt}"))
+    log = LOGS / "iis85_lnav_w3c_big.log"
+    result = convert([str(log)], mapping, tmp_path / "out")
+    assert result.ledger.input_rows == 254 and result.ledger.balanced
+    assert result.ledger.emitted + result.ledger.dropped_total == 254
+
+
+def test_convert_caddy_log_with_an_exact_ledger(tmp_path: Path) -> None:
+    mapping = tmp_path / "caddy.yaml"
+    mapping.write_text(MAPPING.read_text().replace("format: combined", "format: caddy"))
+    result = convert([str(LOGS / "caddy_json_lnav.jsonl")], mapping, tmp_path / "out")
+    assert result.ledger.input_rows == 4 and result.ledger.balanced
