@@ -73,13 +73,14 @@ def worker_floor(path: str) -> dict:
     return {"elapsed_s": elapsed, "rows": frame.height, "peak_rss_mb": _peak_rss_mb()}
 
 
-def worker_convert(path: str, buckets: int) -> dict:
+def worker_convert(path: str, buckets: int, chunk_mb: int = 64) -> dict:
     from logmap.pipeline import RunOptions, convert
 
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="logmap-bench-") as out:
         started = time.perf_counter()
-        result = convert([path], MAPPING, Path(out) / "out", options=RunOptions(buckets=buckets), timings=timings)
+        result = convert([path], MAPPING, Path(out) / "out", options=RunOptions(buckets=buckets, chunk_bytes=chunk_mb * 1024 * 1024),
+                         timings=timings)
         elapsed = time.perf_counter() - started
     return {"elapsed_s": elapsed, "rows": result.ledger.input_rows, "emitted": result.ledger.emitted,
             "peak_rss_mb": _peak_rss_mb(), "timings": timings}
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--visitors", type=int, default=60_000)
     parser.add_argument("--buckets", default="1", help="comma-separated bucket counts to measure (e.g. 1,16)")
+    parser.add_argument("--chunk-mb", type=int, default=64, help="streaming chunk size (RunOptions.chunk_bytes)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-floor", action="store_true", help="skip the read floor")
     parser.add_argument("--results", type=Path, default=HERE / "results.md",
@@ -137,7 +139,7 @@ def main() -> None:
     if args.worker:
         kind, *rest = args.worker
         result = {"baseline": worker_baseline, "floor": worker_floor,
-                  "convert": lambda p, b: worker_convert(p, int(b))}[kind](*rest)
+                  "convert": lambda p, b, c: worker_convert(p, int(b), int(c))}[kind](*rest)
         print(json.dumps(result))
         return
     os.environ.setdefault("LOGMAP_KEY", "bench-key-not-secret")
@@ -150,7 +152,7 @@ def main() -> None:
     for buckets in [int(b) for b in args.buckets.split(",")]:
         runs = []
         for _ in range(args.repeat):
-            runs.append(run_worker("convert", str(path), str(buckets)))
+            runs.append(run_worker("convert", str(path), str(buckets), str(args.chunk_mb)))
             print(f"buckets={buckets}: {runs[-1]['elapsed_s']:.2f}s {runs[-1]['peak_rss_mb']:.0f} MB",
                   file=sys.stderr)
         converts[buckets] = summarise(runs)
@@ -168,14 +170,15 @@ def main() -> None:
     if floor:
         out.append(f"| read floor (`pl.read_csv`, one text column) | {floor['best_s']:.2f} | {floor['median_s']:.2f} | "
                    f"{floor['best_lps']:,.0f} | {floor['median_lps']:,.0f} | {floor['peak_rss_mb']:.0f} | 1.0 |")
+    chunk = "" if args.chunk_mb == 64 else f" --chunk-mb {args.chunk_mb}"
     for buckets, s in converts.items():
         ratio = f"{s['best_s'] / floor['best_s']:.1f}" if floor else "–"
-        out.append(f"| `convert` --buckets {buckets} | {s['best_s']:.2f} | {s['median_s']:.2f} | {s['best_lps']:,.0f} | "
+        out.append(f"| `convert` --buckets {buckets}{chunk} | {s['best_s']:.2f} | {s['median_s']:.2f} | {s['best_lps']:,.0f} | "
                    f"{s['median_lps']:,.0f} | {s['peak_rss_mb']:.0f} | {ratio} |")
     for buckets, s in converts.items():
         best = min(s["runs"], key=lambda r: r["elapsed_s"])
         timings, total = best["timings"], best["elapsed_s"]
-        out += ["", f"Per-stage time, --buckets {buckets}, best run ({best['emitted']:,} records emitted):", "",
+        out += ["", f"Per-stage time, --buckets {buckets}{chunk}, best run ({best['emitted']:,} records emitted):", "",
                 "| stage | seconds | share |", "| --- | ---: | ---: |"]
         for stage, seconds in timings.items():
             out.append(f"| {stage} | {seconds:.2f} | {seconds / total:.1%} |")
