@@ -19,6 +19,8 @@ FORMATS: dict[str, str] = {
     "caddy": "Caddy v2 JSON access log",
     "nginx_json": "nginx `log_format … escape=json` with its variable names as keys",
     "traefik": "Traefik JSON access log",
+    "nginx": "your nginx `log_format` string as `pattern`, compiled to a parser",
+    "apache": "your Apache `LogFormat` string as `pattern`, compiled to a parser",
     "auto": "detect each file's format from its first lines (`logmap formats --detect FILE`)",
     "regex": "your own regular expression (`pattern`) with named groups",
 }

@@ -232,6 +232,17 @@ class _Builder:
             if not named_groups(pattern):
                 raise self.error("source.pattern", "the pattern has no named groups: name the fields it captures, "
                                                    "e.g. (?P<path>\\S+)")
+        elif fmt in ("nginx", "apache"):  # the server's format string, compiled to a regex by the source
+            from logmap.errors import MappingError
+            from logmap.sources.formatstring import compile_source
+
+            if pattern is None:
+                raise self.error("source", f"format '{fmt}' needs a 'pattern': the server's log format string, "
+                                           "e.g. '$remote_addr - $remote_user [$time_local] \"$request\" …'")
+            try:
+                compile_source(Source(format=fmt, pattern=pattern))
+            except MappingError as error:
+                raise self.error("source.pattern", error.reason) from None
         elif pattern is not None:
             raise self.error("source.pattern", f"'pattern' applies to format 'regex' only, not '{fmt}'", at_key=True)
         time_format = spec.get("time_format")

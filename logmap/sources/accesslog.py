@@ -189,6 +189,11 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
             "cs(User-Agent)\n2024-03-01 10:00:00 127.0.0.1 GET /cart a=1 200 2326 - Mozilla/5.0+(X11)"),
     "auto": ("detect", "detect each file's format from its first lines (canonical columns only)",
              '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326'),
+    "nginx": ("formatstring", "your nginx log_format string as source.pattern, compiled to a parser",
+              "pattern: '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+              "\"$http_referer\" \"$http_user_agent\" $request_time'"),
+    "apache": ("formatstring", "your Apache LogFormat string as source.pattern, compiled to a parser",
+               "pattern: '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %D'"),
     "caddy": ("jsonlog", "Caddy v2 JSON access log (request.client_ip, request.uri, ts, status, size, headers)",
               '{"level":"info","ts":1709287200.5,"logger":"http.log.access","msg":"handled request",'
               '"request":{"remote_ip":"127.0.0.1","client_ip":"127.0.0.1","proto":"HTTP/2.0","method":"GET",'

@@ -39,10 +39,10 @@ class Candidate:
 
 
 def candidate_formats() -> list[str]:
-    """Every preset detection tries (``regex`` needs a pattern, so it is never guessed)."""
+    """Every preset detection tries (``regex``, ``nginx`` and ``apache`` need a pattern: never guessed)."""
     from logmap.sources.accesslog import known_formats
 
-    return [name for name in known_formats() if name not in ("regex", "auto")]
+    return [name for name in known_formats() if name not in ("regex", "auto", "nginx", "apache")]
 
 
 def rank(lines: pl.DataFrame) -> list[Candidate]:
