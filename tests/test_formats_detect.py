@@ -24,6 +24,8 @@ EXPECTED = {
     "advertools_elastic_nginx_subset_with_errors.log": "combined", "advertools_nginx_access_2021.log": "combined",
     "apache_french_blog_2020.log": "combined", "elastic_apache_logs.log": "combined",
     "iis85_lnav_w3c_big.log": "w3c", "nasa_jul95_4000.log": "common", "caddy_json_lnav.jsonl": "caddy",
+    "cloudfront_aws_doc_example.log": "cloudfront", "alb_aws_doc_example.log": "alb",
+    "elb_aws_doc_example.log": "elb", "haproxy_doc_example.log": "haproxy",
 }
 
 

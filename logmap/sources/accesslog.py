@@ -50,6 +50,7 @@ import polars as pl
 
 from logmap.errors import MappingError
 from logmap.mapping.model import Source
+from logmap.sources.cloud import CLOUD_FORMATS
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
 
@@ -126,6 +127,11 @@ FORMATS: dict[str, LogFormat] = {
     ),
 }
 
+# Load-balancer and proxy logs (logmap/sources/cloud.py): plain one-regex presets, no fast path.
+FORMATS.update({name: LogFormat(name=name, description=description, example=example, pattern=pattern,
+                                time_format=time_format)
+                for name, (description, example, pattern, time_format) in CLOUD_FORMATS.items()})
+
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
@@ -189,6 +195,10 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
             "cs(User-Agent)\n2024-03-01 10:00:00 127.0.0.1 GET /cart a=1 200 2326 - Mozilla/5.0+(X11)"),
     "auto": ("detect", "detect each file's format from its first lines (canonical columns only)",
              '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326'),
+    "cloudfront": ("cloudfront", "AWS CloudFront standard log: W3C headers, tab-separated, URL-encoded user agent",
+                   "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status "
+                   "cs(Referer) cs(User-Agent) cs-uri-query\n2019-12-04\t21:02:31\tLAX1\t392\t192.0.2.100\tGET\t"
+                   "d111111abcdef8.cloudfront.net\t/index.html\t200\t-\tMozilla/5.0%20(X11)\t-"),
     "nginx": ("formatstring", "your nginx log_format string as source.pattern, compiled to a parser",
               "pattern: '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
               "\"$http_referer\" \"$http_user_agent\" $request_time'"),

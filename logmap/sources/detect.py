@@ -18,8 +18,15 @@ from logmap.errors import InputError
 from logmap.mapping.model import Source
 
 SAMPLE_LINES = 1000
-#: JSON preset → a key only that server writes; a sample without it scores lower for that preset.
-SIGNATURES: dict[str, str] = {"caddy": "$.request.uri", "nginx_json": "$.remote_addr", "traefik": "$.ClientHost"}
+#: Presets sharing a parser (the JSON ones; w3c and cloudfront) → a line only that server writes: a sample
+#: without it scores lower for that preset.
+SIGNATURES: dict[str, pl.Expr] = {
+    "caddy": pl.col("_raw").str.json_path_match("$.request.uri").is_not_null(),
+    "nginx_json": pl.col("_raw").str.json_path_match("$.remote_addr").is_not_null(),
+    "traefik": pl.col("_raw").str.json_path_match("$.ClientHost").is_not_null(),
+    "cloudfront": pl.col("_raw").str.starts_with("#Fields:") & pl.col("_raw").str.contains("x-edge-", literal=True),
+    "w3c": pl.col("_raw").str.starts_with("#Fields:") & ~pl.col("_raw").str.contains("x-edge-", literal=True),
+}
 _FIELDS = ("ip", "user", "time", "method", "path", "query", "protocol", "status", "bytes", "referrer",
            "user_agent", "vhost")
 
@@ -60,7 +67,7 @@ def rank(lines: pl.DataFrame) -> list[Candidate]:
                   if ok.height else 0.0)
         signature = 0.0
         if name in SIGNATURES:
-            signature = content.select(raw.str.json_path_match(SIGNATURES[name]).is_not_null().sum()).item() / total
+            signature = lines.select(SIGNATURES[name].sum()).item() / max(lines.height, 1)
         results.append(Candidate(name, ok.height / total, float(filled or 0.0), signature))
     return sorted(results, key=lambda c: c.key, reverse=True)
 

@@ -39,7 +39,7 @@ Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 FIELD_MAP: dict[str, str] = {
     "c-ip": "ip", "cs-username": "user", "cs-method": "method", "cs-uri-stem": "path", "cs-uri-query": "query",
     "cs-uri": "target", "sc-status": "status", "sc-bytes": "bytes", "cs(referer)": "referrer",
-    "cs(user-agent)": "user_agent", "cs-version": "protocol", "cs-host": "vhost", "cs(host)": "vhost",
+    "cs(user-agent)": "user_agent", "cs-version": "protocol", "cs-protocol-version": "protocol", "cs-host": "vhost", "cs(host)": "vhost",
     "time-taken": "time_taken",
 }
 EXTRA_COLUMNS: dict[str, pl.DataType] = {"time_taken": pl.String()}
