@@ -1,0 +1,65 @@
+"""A rotation set (access.log, access.log.1, access.log.2.gz, access.log.3.zst) converted in any order gives the
+same records: durations are computed across files by event time, not by input order (issue #3, item 3)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from logmap.pipeline import convert
+from logmap.sinks.batches import read_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
+MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
+
+
+@pytest.fixture(autouse=True)
+def anonymous_key(monkeypatch):
+    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+
+
+def records(out: Path) -> list[str]:
+    return sorted(json.dumps(r, sort_keys=True) for p in sorted(out.glob("interactions-*")) for r in read_batch(p))
+
+
+def rotation_set(directory: Path) -> list[Path]:
+    """The sample cut in four, newest last, written the way logrotate leaves them (older ones compressed)."""
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    quarter = len(lines) // 4
+    parts = [b"".join(lines[i * quarter:(i + 1) * quarter if i < 3 else len(lines)]) for i in range(4)]
+    zstd = pytest.importorskip("zstandard")
+    directory.mkdir()
+    files = [directory / "access.log.3.zst", directory / "access.log.2.gz", directory / "access.log.1",
+             directory / "access.log"]
+    files[0].write_bytes(zstd.ZstdCompressor().compress(parts[0]))
+    files[1].write_bytes(gzip.compress(parts[1]))
+    files[2].write_bytes(parts[2])
+    files[3].write_bytes(parts[3])
+    return files
+
+
+def test_rotation_set_in_shuffled_order_gives_identical_records(tmp_path: Path) -> None:
+    files = rotation_set(tmp_path / "logs")
+    first = convert([str(p) for p in files], MAPPING, tmp_path / "first")
+    expected = records(tmp_path / "first")
+    assert len(expected) > 200 and sum('"duration"' in r for r in expected) > 50
+    orders = [list(reversed(files))] + [random.Random(seed).sample(files, len(files)) for seed in (1, 2, 3)]
+    for i, order in enumerate(orders):
+        result = convert([str(p) for p in order], MAPPING, tmp_path / f"run{i}")
+        assert result.ledger.balanced and result.ledger.input_rows == first.ledger.input_rows == 406
+        assert records(tmp_path / f"run{i}") == expected, [p.name for p in order]
+
+
+@pytest.mark.xfail(strict=True, reason="durations break equal-timestamp ties by (_file, _line): across rotated "
+                                       "files that is file-name order (access.log.1 < access.log.2.gz), not "
+                                       "chronological; the storefront sample has such a same-second tie at a cut")
+def test_rotation_set_gives_the_records_of_the_unsplit_file(tmp_path: Path) -> None:
+    files = rotation_set(tmp_path / "logs")
+    convert([str(SAMPLE)], MAPPING, tmp_path / "whole")
+    convert([str(p) for p in files], MAPPING, tmp_path / "split")
+    assert records(tmp_path / "split") == records(tmp_path / "whole")
