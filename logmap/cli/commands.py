@@ -6,3 +6,4 @@ from logmap.cli import delete  # noqa: F401,E402
 from logmap.cli import dryrun  # noqa: F401,E402
 from logmap.cli import testcmd  # noqa: F401,E402
 from logmap.cli import formats  # noqa: F401,E402
+from logmap.cli import init  # noqa: F401,E402
