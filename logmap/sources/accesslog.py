@@ -35,7 +35,10 @@ their reason. All canonical columns are always present (null when the format has
 stages see one schema whatever the format.
 
 Adding a format: add a ``LogFormat`` to ``FORMATS`` with a pattern whose group names are canonical columns (or
-``request``); a fast path is optional.
+``request``); a fast path is optional (load-balancer and proxy presets live in ``logmap/sources/cloud.py``). A
+format one regex per line cannot describe (W3C ``#Fields:`` headers, JSON objects, a server's format string)
+goes in ``PLUGINS``: its own module with ``parse(lines, source)`` giving the same columns and ledger. Every
+name must also be in ``logmap.mapping.defaults.FORMATS`` (the mapping language and its JSON Schema).
 """
 
 from __future__ import annotations
