@@ -15,6 +15,7 @@ FORMATS: dict[str, str] = {
     "combined": "Apache/nginx combined: %h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\"",
     "common": "Common Log Format: %h %l %u %t \"%r\" %>s %b",
     "vhost_combined": "%v:%p followed by a combined line",
+    "combined_xff": "combined + a trailing \"X-Forwarded-For\" field: the client IP is its first address",
     "alb": "AWS Application Load Balancer access log",
     "elb": "AWS Classic Load Balancer access log",
     "haproxy": "HAProxy HTTP log (`option httplog`), with or without the syslog prefix",

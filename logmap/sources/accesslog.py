@@ -198,6 +198,9 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
             "cs(User-Agent)\n2024-03-01 10:00:00 127.0.0.1 GET /cart a=1 200 2326 - Mozilla/5.0+(X11)"),
     "auto": ("detect", "detect each file's format from its first lines (canonical columns only)",
              '127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326'),
+    "combined_xff": ("xff", "combined + a trailing \"X-Forwarded-For\" field; the client IP is its first address",
+                     '10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /cart HTTP/1.1" 200 2326 "-" "Mozilla/5.0" '
+                     '"203.0.113.9, 10.0.0.1"'),
     "cloudfront": ("cloudfront", "AWS CloudFront standard log: W3C headers, tab-separated, URL-encoded user agent",
                    "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status "
                    "cs(Referer) cs(User-Agent) cs-uri-query\n2019-12-04\t21:02:31\tLAX1\t392\t192.0.2.100\tGET\t"

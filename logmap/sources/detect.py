@@ -16,9 +16,10 @@ import polars as pl
 
 from logmap.errors import InputError
 from logmap.mapping.model import Source
+from logmap.sources.xff import TRAILING_XFF
 
 SAMPLE_LINES = 1000
-#: Presets sharing a parser (the JSON ones; w3c and cloudfront) → a line only that server writes: a sample
+#: Presets sharing a parser (the JSON ones; w3c and cloudfront; combined and combined_xff) → a line only that server writes: a sample
 #: without it scores lower for that preset.
 SIGNATURES: dict[str, pl.Expr] = {
     "caddy": pl.col("_raw").str.json_path_match("$.request.uri").is_not_null(),
@@ -26,6 +27,8 @@ SIGNATURES: dict[str, pl.Expr] = {
     "traefik": pl.col("_raw").str.json_path_match("$.ClientHost").is_not_null(),
     "cloudfront": pl.col("_raw").str.starts_with("#Fields:") & pl.col("_raw").str.contains("x-edge-", literal=True),
     "w3c": pl.col("_raw").str.starts_with("#Fields:") & ~pl.col("_raw").str.contains("x-edge-", literal=True),
+    "combined_xff": pl.col("_raw").str.contains(TRAILING_XFF),
+    "combined": ~pl.col("_raw").str.contains(TRAILING_XFF),
 }
 _FIELDS = ("ip", "user", "time", "method", "path", "query", "protocol", "status", "bytes", "referrer",
            "user_agent", "vhost")
