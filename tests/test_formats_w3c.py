@@ -107,3 +107,14 @@ def test_format_is_registered_for_mappings_and_lazy_frames() -> None:
                          "2024-07-01 12:00:00 1.2.3.4 GET /a 200"])
     lazy = parse(lines.lazy(), Source(format="w3c"))
     assert isinstance(lazy, pl.LazyFrame) and lazy.collect().equals(parse(lines, Source(format="w3c")))
+
+
+def test_a_new_run_over_the_same_file_does_not_inherit_the_previous_header() -> None:
+    header = ["#Fields: date time c-ip cs-method cs-uri-stem sc-status", "2024-07-01 12:00:00 1.2.3.4 GET /a 200"]
+    parse(lines_frame(header, file="same.log"), Source(format="w3c"))
+    again = parse(lines_frame(["junk", "2024-07-01 12:00:00 1.2.3.4 GET /a 200"], file="same.log"),
+                  Source(format="w3c"))
+    assert again["_detail"].to_list() == ["data line before any #Fields: header"] * 2
+    later = parse(lines_frame(["2024-07-01 12:00:01 1.2.3.4 GET /b 200"], file="same.log", first_line=3),
+                  Source(format="w3c"))
+    assert later["_detail"].to_list() == ["data line before any #Fields: header"]  # the last run had none

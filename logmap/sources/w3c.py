@@ -66,13 +66,18 @@ def _parse_frame(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     raw = pl.col("_raw")
     header = raw.str.starts_with("#")
     declared = pl.when(raw.str.starts_with(_FIELDS)).then(raw.str.strip_prefix(_FIELDS).str.strip_chars())
-    carried = pl.when(pl.col("_line") != 1).then(pl.col("_file").replace_strict(_carry, default=None,
+    # Only a chunk that does not start its file inherits a header (a new run over the same file starts afresh).
+    carried = pl.when(pl.col("_line").min().over("_file") != 1).then(pl.col("_file").replace_strict(_carry, default=None,
                                                                                  return_dtype=pl.String))
     frame = frame.with_row_index("__row").with_columns(
         pl.coalesce(declared.forward_fill().over("_file"), carried).alias("__fields"))
     if frame.height:
         last = frame.group_by("_file").agg(pl.col("__fields").last())
-        _carry.update({f: v for f, v in last.iter_rows() if v is not None})
+        for file, fields in last.iter_rows():
+            if fields is None:
+                _carry.pop(file, None)
+            else:
+                _carry[file] = fields
     frame = frame.with_columns(*accesslog._drop_when(header, "malformed", pl.lit("header line")))
     frame = frame.with_columns(*accesslog._drop_when(raw == "", "malformed", pl.lit("empty line")))
     frame = frame.with_columns(*accesslog._drop_when(pl.col("__fields").is_null(), "malformed",
