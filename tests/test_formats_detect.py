@@ -26,6 +26,7 @@ EXPECTED = {
     "iis85_lnav_w3c_big.log": "w3c", "nasa_jul95_4000.log": "common", "caddy_json_lnav.jsonl": "caddy",
     "cloudfront_aws_doc_example.log": "cloudfront", "alb_aws_doc_example.log": "alb",
     "elb_aws_doc_example.log": "elb", "haproxy_doc_example.log": "haproxy",
+    "traefik_doc_example.jsonl": "traefik", "nginx_json_doc_example.jsonl": "nginx_json",
 }
 
 

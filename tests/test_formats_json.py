@@ -87,3 +87,19 @@ def test_empty_and_lazy_frames_have_the_canonical_schema() -> None:
     full = parse(example, Source(format="traefik"))
     assert empty.height == 0 and empty.schema == full.schema
     assert parse(example.lazy(), Source(format="traefik")).collect().equals(full)
+
+
+def test_traefik_and_nginx_json_fixtures() -> None:
+    traefik = parse(pl.concat(list(read_lines(str(LOGS / "traefik_doc_example.jsonl")))), Source(format="traefik"))
+    assert fields(row(traefik, 1)) == (
+        "192.168.1.10", datetime(2024, 3, 1, 10, 0, 0, 123000, tzinfo=UTC), "GET", "/product/1956-trail-merino",
+        "ref=home", 200, 7312, "https://shop.example.com/",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0")
+    assert fields(row(traefik, 2))[:7] == ("2001:db8::7", datetime(2024, 3, 1, 10, 0, 5, tzinfo=UTC), "POST",
+                                           "/cart/add", "sku=1956&qty=2", 302, 0)
+    assert row(traefik, 3)["_detail"] == "line is not a JSON object"
+    nginx = parse(pl.concat(list(read_lines(str(LOGS / "nginx_json_doc_example.jsonl")))), Source(format="nginx_json"))
+    assert fields(row(nginx, 1))[:8] == ("203.0.113.9", datetime(2024, 3, 1, 10, 0, tzinfo=UTC), "GET", "/search",
+                                         "q=red+shoe", 200, 5120, "https://shop.example.com/")
+    assert row(nginx, 2)["user"] == "alice" and row(nginx, 2)["protocol"] == "HTTP/2.0"
+    assert [row(nginx, n)["_detail"] for n in (3, 4)] == ["empty line", "line is not a JSON object"]
