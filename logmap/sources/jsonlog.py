@@ -5,9 +5,10 @@ Why it looks like this
 
 JSON access logs differ only in *where* each field lives (Caddy nests ``request.headers.User-Agent[0]``, nginx
 uses whatever keys its ``log_format`` names, usually after its variables, Traefik uses ``ClientHost``…). So one
-parser serves them all: every canonical column has an ordered list of JSON paths (``PATHS``) and takes the first
-one present, with ``str.json_path_match`` over the whole chunk (columnar; no per-row Python). The presets
-``caddy``, ``nginx_json`` and ``traefik`` are names for this same parser, each listed with its own example.
+parser serves them all: every canonical column has, per preset, an ordered list of JSON paths
+(``PRESET_PATHS``) and takes the first one present, with ``str.json_path_match`` over the whole chunk
+(columnar; no per-row Python). The presets
+``caddy``, ``nginx_json`` and ``traefik`` share this parser, each with its own keys and example.
 
 Times: a number (Caddy ``ts``, nginx ``$msec``) is Unix seconds; a string is ISO 8601 with an offset or ``Z``
 (nginx ``$time_iso8601``, Traefik ``StartUTC``) or CLF (nginx ``$time_local``). nginx ``$request``
@@ -29,24 +30,38 @@ from logmap.sources import accesslog
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
-#: Canonical column → JSON paths to try, first present wins (Caddy, nginx variable names, Traefik, generic).
-PATHS: dict[str, tuple[str, ...]] = {
-    "ip": ("$.request.client_ip", "$.request.remote_ip", "$.remote_addr", "$.ClientHost", "$.client_ip", "$.ip"),
-    "user": ("$.user_id", "$.remote_user", "$.ClientUsername"),
-    "method": ("$.request.method", "$.request_method", "$.RequestMethod", "$.method"),
-    "target": ("$.request.uri", "$.request_uri", "$.RequestPath", "$.uri"),
-    "protocol": ("$.request.proto", "$.server_protocol", "$.RequestProtocol", "$.protocol"),
-    "status": ("$.status", "$.DownstreamStatus"),
-    "bytes": ("$.size", "$.body_bytes_sent", "$.DownstreamContentSize", "$.bytes_sent", "$.bytes"),
-    "referrer": ("$.request.headers.Referer[0]", "$.http_referer", "$['request_Referer']", "$.referer",
-                 "$.referrer"),
-    "user_agent": ("$.request.headers['User-Agent'][0]", "$.http_user_agent", "$['request_User-Agent']",
-                   "$.user_agent"),
-    "vhost": ("$.request.host", "$.host", "$.RequestHost", "$.server_name"),
+#: Per preset: canonical column → JSON paths to try, first present wins. Each ``json_path_match`` parses the
+#: line again, so a preset tries only its own server's keys (nginx's keys are the user's choice: the common
+#: variable names plus a few generic ones).
+PRESET_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "caddy": {
+        "ip": ("$.request.client_ip", "$.request.remote_ip"), "user": ("$.user_id",),
+        "method": ("$.request.method",), "target": ("$.request.uri",), "protocol": ("$.request.proto",),
+        "status": ("$.status",), "bytes": ("$.size",), "referrer": ("$.request.headers.Referer[0]",),
+        "user_agent": ("$.request.headers['User-Agent'][0]",), "vhost": ("$.request.host",),
+    },
+    "nginx_json": {
+        "ip": ("$.remote_addr", "$.client_ip", "$.ip"), "user": ("$.remote_user",),
+        "method": ("$.request_method", "$.method"), "target": ("$.request_uri", "$.uri"),
+        "protocol": ("$.server_protocol", "$.protocol"), "status": ("$.status",),
+        "bytes": ("$.body_bytes_sent", "$.bytes_sent", "$.bytes"), "referrer": ("$.http_referer", "$.referer",
+                                                                                "$.referrer"),
+        "user_agent": ("$.http_user_agent", "$.user_agent"), "vhost": ("$.host", "$.server_name"),
+    },
+    "traefik": {
+        "ip": ("$.ClientHost",), "user": ("$.ClientUsername",), "method": ("$.RequestMethod",),
+        "target": ("$.RequestPath",), "protocol": ("$.RequestProtocol",), "status": ("$.DownstreamStatus",),
+        "bytes": ("$.DownstreamContentSize",), "referrer": ("$['request_Referer']",),
+        "user_agent": ("$['request_User-Agent']",), "vhost": ("$.RequestHost",),
+    },
 }
-TIME_PATHS: tuple[str, ...] = ("$.ts", "$.msec", "$.time_iso8601", "$.StartUTC", "$.time", "$.timestamp",
-                               "$.time_local")
-REQUEST_PATH = "$.request"  # nginx $request; Caddy's "request" is an object and fails the REQUEST pattern
+#: Per preset: where the event time is (Unix seconds, ISO 8601 or CLF; see ``_time``).
+TIME_PATHS: dict[str, tuple[str, ...]] = {
+    "caddy": ("$.ts",), "nginx_json": ("$.time_iso8601", "$.msec", "$.time_local", "$.time", "$.timestamp"),
+    "traefik": ("$.StartUTC",),
+}
+FIELDS = ("ip", "user", "method", "target", "protocol", "status", "bytes", "referrer", "user_agent", "vhost")
+REQUEST_PATH = "$.request"  # nginx $request ("GET /p HTTP/1.1"), which fills method/target/protocol
 _ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%z")
 
 
@@ -66,9 +81,10 @@ def parse(lines: Frame, source: Source) -> Frame:
     text = pl.when(pl.col("_drop").is_null()).then(raw)
     lazy = lazy.with_columns(
         *(pl.coalesce(*(text.str.json_path_match(p) for p in paths)).alias(f"__{name}")
-          for name, paths in PATHS.items()),
-        pl.coalesce(*(text.str.json_path_match(p) for p in TIME_PATHS)).alias("__timetext"),
-        text.str.json_path_match(REQUEST_PATH).str.extract_groups(accesslog.REQUEST).alias("__req"),
+          for name, paths in PRESET_PATHS[source.format].items()),
+        pl.coalesce(*(text.str.json_path_match(p) for p in TIME_PATHS[source.format])).alias("__timetext"),
+        (text.str.json_path_match(REQUEST_PATH) if source.format == "nginx_json" else pl.lit(None, pl.String))
+        .str.extract_groups(accesslog.REQUEST).alias("__req"),
     )
     request = pl.col("__req")
     lazy = lazy.with_columns(*(pl.coalesce(accesslog._absent(pl.col(f"__{part}")), request.struct.field(part))
@@ -80,7 +96,7 @@ def parse(lines: Frame, source: Source) -> Frame:
                                                    "malformed", pl.format('timestamp "{}" is not a Unix time, '
                                                                           "ISO 8601 or CLF",
                                                                           accesslog._clip(pl.col("__timetext")))))
-    lazy = accesslog._normalise(lazy.drop("__req"), list(PATHS), source, accesslog.CLF_TIME, zone,
+    lazy = accesslog._normalise(lazy.drop("__req"), list(FIELDS), source, accesslog.CLF_TIME, zone,
                                 lenient_offset=False)
     alive = pl.col("_drop").is_null()
     out = lazy.select(*passthrough, *(pl.when(alive).then(pl.col(n)).alias(n) for n in accesslog.CANONICAL))
