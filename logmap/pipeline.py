@@ -187,6 +187,29 @@ class BucketStore:
             self._tmp.cleanup()
 
 
+class FileStarts:
+    """The earliest event time of each input file, to order files chronologically (rotation sets)."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, object] = {}
+
+    def add(self, parsed: pl.DataFrame) -> None:
+        if "time" not in parsed.columns or parsed.height == 0:
+            return
+        for name, first in parsed.group_by("_file").agg(pl.col("time").min()).iter_rows():
+            known = self._starts.get(name)
+            if first is not None and (known is None or first < known):
+                self._starts[name] = first
+            self._starts.setdefault(name, None)
+
+    def rank(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` with ``_file_order``: 0 for the file whose events start first (names break ties)."""
+        ordered = sorted(self._starts, key=lambda n: (self._starts[n] is None, self._starts[n] or 0, n))
+        ranks = {name: index for index, name in enumerate(ordered)}
+        return rows.with_columns(
+            pl.col("_file").replace_strict(ranks, default=len(ranks), return_dtype=pl.UInt32).alias("_file_order"))
+
+
 def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
                  timings: Timings | None = None) -> pl.DataFrame:
     """Durations, the record frame, validation and encoding for one bucket.
@@ -199,7 +222,8 @@ def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
     started = _tick(timings, "durations", started)
     records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
     records = records.with_columns(pl.col("time").alias("timestamp"))
-    records = conform(records).sort(["timestamp", "_file", "_line"], nulls_last=True)
+    order = ["timestamp", "_file_order" if "_file_order" in records.columns else "_file", "_line"]
+    records = conform(records).sort(order, nulls_last=True)
     records = records.with_columns(
         pl.lit(None, pl.String).alias("_drop"),
         pl.lit(None, pl.String).alias("_detail"),
@@ -224,11 +248,13 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     options = options or RunOptions()
     prepared = prepared or Prepared(mapping, inputs)
     store = BucketStore(options.buckets, options.spill_dir)
+    file_starts = FileStarts()
     try:
         started = time.perf_counter()
         for parsed in read_source(inputs, mapping.source, chunk_bytes=options.chunk_bytes, progress=progress):
             _tick(timings, "read/parse", started)
             ledger.add_input(parsed.height)
+            file_starts.add(parsed)
             dropped, alive = stream_stage(parsed, prepared, timings)
             started = time.perf_counter()
             _account(dropped, ledger, rejects, on_dropped)
@@ -238,7 +264,7 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
         next_index = 0
         for bucket in store:
             _tick(timings, "buckets", started)
-            records = record_stage(bucket, prepared, next_index, timings)
+            records = record_stage(file_starts.rank(bucket), prepared, next_index, timings)
             started = time.perf_counter()
             next_index += records.height
             invalid, valid = _split(records)

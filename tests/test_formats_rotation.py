@@ -55,9 +55,6 @@ def test_rotation_set_in_shuffled_order_gives_identical_records(tmp_path: Path) 
         assert records(tmp_path / f"run{i}") == expected, [p.name for p in order]
 
 
-@pytest.mark.xfail(strict=True, reason="durations break equal-timestamp ties by (_file, _line): across rotated "
-                                       "files that is file-name order (access.log.1 < access.log.2.gz), not "
-                                       "chronological; the storefront sample has such a same-second tie at a cut")
 def test_rotation_set_gives_the_records_of_the_unsplit_file(tmp_path: Path) -> None:
     files = rotation_set(tmp_path / "logs")
     convert([str(SAMPLE)], MAPPING, tmp_path / "whole")

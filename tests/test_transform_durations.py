@@ -51,3 +51,18 @@ def test_from_none_disables_inference():
     rows = [("a", 0, "x", 1, "home_page_view"), ("a", 5, "x", 2, "home_page_view")]
     got = durations_by_line(infer_durations(frame(rows), Durations(source="none")))
     assert got == {1: None, 2: None}
+
+
+def test_same_second_ties_follow_file_order_not_file_names():
+    # access.log.2.gz is the older file (rank 0) though its name sorts after access.log.1
+    rows = [
+        ("a", 0, "access.log.2.gz", 9, "product_detail_page_view"),
+        ("a", 0, "access.log.1", 1, "product_detail_page_view"),
+        ("a", 30, "access.log.1", 2, "home_page_view"),
+    ]
+    ordered = frame(rows).with_columns(
+        pl.col("_file").replace_strict({"access.log.2.gz": 0, "access.log.1": 1}, return_dtype=pl.UInt32)
+        .alias("_file_order"))
+    result = infer_durations(ordered, Durations())
+    assert result["_file"].to_list() == ["access.log.2.gz", "access.log.1", "access.log.1"]
+    assert durations_by_line(result) == {9: 0.0, 1: 30.0, 2: None}

@@ -5,11 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 from logmap.mapping.model import Context
+from logmap.records.validate import IPV4  # the API's ipv4 format: no leading zeros, octets 0-255
 from logmap.transform.expressions import Scope, as_string, compile_template, query_of_url, query_param
-
-#: A strict dotted-quad: 0-255 without leading zeros, as the API's ipv4 format demands.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4 = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
 
 UTM = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium", "term": "utm_term",
        "content": "utm_content"}

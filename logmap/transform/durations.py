@@ -12,7 +12,14 @@ from logmap.mapping.model import Durations
 from logmap.records.types import DURATION_TYPES
 from logmap.transform.expressions import Scope, as_number, compile_template
 
-ORDER = ["_visitor", "time", "_file", "_line"]
+#: Equal timestamps are ordered by file, then line. `_file_order` (when the pipeline sets it) ranks files by their
+#: earliest event, so that across a rotation set (`access.log.2.gz`, `access.log.1`, `access.log`) an older
+#: file's last line comes before a newer file's first line even within the same second; names would not.
+ORDER = ["_visitor", "time", "_file_order", "_line"]
+
+
+def order_columns(frame: pl.DataFrame) -> list[str]:
+    return [c if c != "_file_order" or c in frame.columns else "_file" for c in ORDER]
 #: Seconds per unit of a duration field (`durations.unit`).
 UNITS = {"s": 1.0, "ms": 0.001, "us": 0.000001}
 
@@ -44,7 +51,7 @@ def infer_durations(frame: pl.DataFrame, spec: Durations) -> pl.DataFrame:
     session ended) or the record is the visitor's last; gaps above ``max`` are capped. A duration the rule set
     itself is kept.
     """
-    frame = frame.sort(ORDER, nulls_last=True)
+    frame = frame.sort(order_columns(frame), nulls_last=True)
     if "r:duration" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("r:duration"))
     if spec.source == "none" or from_field(spec):
