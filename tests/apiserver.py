@@ -258,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, route: str, status: int, body: dict[str, Any], *, records: int = 0, size: int = 0,
               headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode("utf-8")
+        # Log before answering: a client that has its answer must find the request in the log (no race).
+        self._log(route, status, records=records, size=size)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -265,7 +267,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
-        self._log(route, status, records=records, size=size)
 
     def _log(self, route: str, status: int, *, records: int = 0, size: int = 0) -> None:
         with self.api.lock:
