@@ -167,8 +167,10 @@ def test_non_empty_output_is_refused_without_overwrite(tmp_path):
     args = ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(out)]
     refused = CliRunner().invoke(main, args)
     assert refused.exit_code == 2 and "not empty" in refused.output and "Traceback" not in refused.output
+    (out / "upload-journal.ndjson").write_text("{}\n")
     allowed = CliRunner().invoke(main, [*args, "--overwrite"])
     assert allowed.exit_code == 0 and (out / "keep.txt").exists() and (out / "report.json").exists()
+    assert (out / "upload-journal.ndjson").read_text() == "{}\n"  # what was uploaded stays acknowledged
 
 
 @pytest.mark.parametrize("setup, message", [

@@ -16,9 +16,10 @@ from logmap.errors import OutputError
 
 BatchFormat = Literal["ndjson", "json"]
 
-#: Files logmap itself writes in an output directory (removed by --overwrite; others are left alone).
-OWN_PATTERNS = ("interactions-*.ndjson", "interactions-*.json", "rejects.ndjson", "report.json",
-                "upload-journal.ndjson", "dead-letter.ndjson")
+#: Files `convert` writes in an output directory (replaced by --overwrite; others are left alone). The upload
+#: journal and dead-letter file are kept: batch ids include a content hash, so an unchanged batch stays
+#: acknowledged and is not sent twice after a re-conversion (upload then asks for --resume).
+OWN_PATTERNS = ("interactions-*.ndjson", "interactions-*.json", "rejects.ndjson", "report.json")
 
 
 def prepare_output_dir(out_dir: Path, overwrite: bool) -> None:
