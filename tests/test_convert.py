@@ -199,3 +199,14 @@ def test_key_never_reaches_output(tmp_path):
     assert KEY not in result.output
     for path in (tmp_path / "o").iterdir():
         assert KEY not in path.read_text()
+
+
+@pytest.mark.parametrize("command", [
+    ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", "/proc/logmap-cannot-create"],
+    ["dry-run", str(SAMPLE), "-m", str(MAPPING), "--json", "/proc/logmap-cannot-create/report.json"],
+])
+def test_unwritable_output_is_one_line_not_a_traceback(command):
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2
+    assert "logmap: error:" in result.output and "/proc/logmap-cannot-create" in result.output
+    assert "Traceback" not in result.output

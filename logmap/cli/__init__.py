@@ -11,7 +11,7 @@ from logmap.errors import LogmapError
 
 
 class LogmapGroup(click.Group):
-    """A click group that turns ``LogmapError`` into one clear line and exit status 2, never a traceback."""
+    """A click group that turns user errors (``LogmapError``, ``OSError``) into one line and exit 2, never a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -19,6 +19,12 @@ class LogmapGroup(click.Group):
         except LogmapError as error:
             click.echo(f"logmap: error: {error}", err=True)
             sys.exit(error.exit_code)
+        except OSError as error:
+            # The file system refused something (an output path that cannot be created, a full disk, no
+            # permission): the user can fix it, so it gets one line, like any LogmapError, never a traceback.
+            where = f": {error.filename}" if error.filename else ""
+            click.echo(f"logmap: error: {error.strerror or error}{where}", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=LogmapGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
