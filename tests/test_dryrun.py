@@ -25,9 +25,7 @@ EXPORTS = {"ga4": "ga4-bigquery-export.yaml", "segment": "segment.yaml", "snowpl
 EXPORT_DIR = ROOT / "fixtures" / "exports"
 
 
-@pytest.fixture(autouse=True)
-def anonymous_key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
 
 def common_mapping(tmp_path: Path) -> Path:

@@ -33,9 +33,7 @@ EXPECTED = {
 AMBIGUOUS = '{"remote_addr": "1.2.3.4", "ClientHost": "1.2.3.4", "request_uri": "/a", "RequestPath": "/a"}'
 
 
-@pytest.fixture(autouse=True)
-def anonymous_key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
 
 def test_every_fixture_has_an_expectation() -> None:

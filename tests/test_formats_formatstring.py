@@ -25,9 +25,7 @@ APACHE_COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
 FIELDS = ["ip", "user", "time", "method", "path", "query", "status", "bytes", "referrer", "user_agent"]
 
 
-@pytest.fixture(autouse=True)
-def anonymous_key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
 
 def test_nginx_format_with_extra_variables() -> None:

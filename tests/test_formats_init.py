@@ -18,9 +18,7 @@ SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
 LOGS = ROOT / "fixtures" / "logs"
 
 
-@pytest.fixture(autouse=True)
-def anonymous_key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
 
 def test_path_shapes() -> None:

@@ -38,9 +38,7 @@ HOSTILE_LINE = (f'9.9.9.9 - - [01/Mar/2024:09:30:00 +0000] "GET /</script><i/cla
                 f'"-" "{HOSTILE_UA}"')
 
 
-@pytest.fixture(autouse=True)
-def anonymous_key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
 
 @pytest.fixture(scope="module")
