@@ -59,6 +59,8 @@ def test_storefront_sample_ledger_and_report(tmp_path):
     # blank line are malformed; the line with trailing X-Forwarded-For and request-time fields is valid.
     assert ledger["dropped"]["malformed"] == 5
     assert {"filtered:static", "filtered:bot", "unmatched"} <= set(ledger["dropped"])
+    assert ledger["dropped"] == {"filtered:bot": 11, "filtered:static": 123, "filtered:status": 17, "malformed": 5,
+                                 "unmatched": 2}  # /about-us and /account/orders have no rule
     assert report["records_per_type"] == dict(sorted(result.ledger.per_type.items()))
     assert sum(report["records_per_type"].values()) == ledger["emitted"]
     assert set(report["records_per_type"]) >= {"home_page_view", "category_page_view", "product_detail_page_view",
@@ -120,6 +122,8 @@ def test_latin1_file_with_gzip_garbage_is_converted_not_crashed(tmp_path):
     result = convert([str(log)], MAPPING, tmp_path / "out")
     assert result.ledger.input_rows == log.read_bytes().count(b"\n")
     assert result.ledger.dropped["malformed"] >= 31  # the appended gzip bytes cannot parse
+    # exactly: lines 170-200 (gzip bytes) plus 15 TLS probes and scanner lines with no valid request line
+    assert result.ledger.dropped["malformed"] == 46
     assert result.ledger.balanced
 
 
