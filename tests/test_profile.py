@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.pipeline import STAGES, RunOptions, convert
+import polars as pl
+
+from logmap.pipeline import STAGES, BucketStore, RunOptions, convert
 from logmap.sinks.batches import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,10 +47,42 @@ def test_cli_profile_prints_a_table(tmp_path):
         assert stage in result.output
 
 
-def test_small_chunks_and_many_buckets_give_the_same_records(tmp_path):
+@pytest.mark.parametrize("spill_bytes", [1, 64 * 1024, 128 * 1024 * 1024])  # after every chunk, some, at the end
+def test_small_chunks_and_many_buckets_give_the_same_records(tmp_path, spill_bytes):
     convert([str(SAMPLE)], MAPPING, tmp_path / "a")
-    convert([str(SAMPLE)], MAPPING, tmp_path / "b", options=RunOptions(buckets=5, chunk_bytes=4 * 1024))
+    convert([str(SAMPLE)], MAPPING, tmp_path / "b",
+            options=RunOptions(buckets=5, chunk_bytes=4 * 1024, spill_bytes=spill_bytes))
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     a, b = records_of(tmp_path / "a"), records_of(tmp_path / "b")
     assert len(a) > 100
     assert sorted(a, key=key) == sorted(b, key=key)
+
+
+def test_bucket_store_keeps_each_visitor_in_one_bucket_across_spills(tmp_path):
+    chunks = [pl.DataFrame({"_visitor": [f"v{i % 40}" for i in range(start, start + 100)],
+                            "_line": list(range(start, start + 100))}) for start in (0, 100, 200)]
+    store = BucketStore(6, tmp_path / "spill", spill_bytes=1)
+    for chunk in chunks:
+        store.add(chunk)
+    assert len(list((tmp_path / "spill").glob("*.parquet"))) == 3 * 6  # one file per bucket per spill
+    buckets = list(store)
+    store.close()
+    assert sorted(line for b in buckets for line in b["_line"].to_list()) == list(range(300))
+    owners = [set(b["_visitor"].to_list()) for b in buckets]
+    assert sum(len(o) for o in owners) == 40  # no visitor in two buckets
+    assert list((tmp_path / "spill").glob("*.parquet")) == []  # read buckets are removed
+
+
+def test_default_chunk_is_smaller_with_buckets():
+    assert RunOptions().chunk_size == 64 * 1024 * 1024
+    assert RunOptions(buckets=8).chunk_size == 16 * 1024 * 1024
+    assert RunOptions(buckets=8, chunk_bytes=1000).chunk_size == 1000
+
+
+def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path):
+    convert([str(SAMPLE)], MAPPING, tmp_path / "a")
+    result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "b"),
+                                       "--buckets", "3", "--chunk-mb", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "b"), key=key)
