@@ -32,10 +32,22 @@ class Compiled:
     kind: Kind
     #: expressions that are a message where a conversion failed, null elsewhere
     errors: list[pl.Expr] = field(default_factory=list)
+    #: a list known to hold only non-empty strings (``split``'s result): nothing left to clean
+    clean: bool = False
 
 
 def null_if_empty(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.len_bytes() == 0).then(None).otherwise(expr)
+
+
+def without_empty_items(strings: pl.Expr) -> pl.Expr:
+    """A List(String) without its null and empty items (``list.filter``: 8x faster than ``list.drop_nulls``)."""
+    item = pl.element()
+    return strings.list.filter(item.is_not_null() & (item != ""))
+
+
+def without_null_items(values: pl.Expr) -> pl.Expr:
+    return values.list.filter(pl.element().is_not_null())
 
 
 def _decode_batch(series: pl.Series) -> pl.Series:
@@ -64,16 +76,36 @@ def query_of_url(url: pl.Expr) -> pl.Expr:
 
 
 class Scope:
-    """What a template may name: a rule's regex groups, query parameters and the frame's columns."""
+    """What a template may name: a rule's regex groups, query parameters and the frame's columns.
+
+    A *staging* scope (:meth:`staging`) computes each query parameter once: ``{query.qty|int}`` names the
+    parameter in four places (value, integer check, error message), and an expression that calls Python
+    (percent-decoding) is evaluated once per use. Such a scope records the parameter in :attr:`staged`
+    (temporary column name → expression) and returns a reference to that column; the caller adds the staged
+    columns to the frame before the expressions compiled against it, and drops them afterwards.
+    """
 
     def __init__(self, schema: pl.Schema | dict[str, pl.DataType], groups: dict[str, pl.Expr] | None = None,
-                 extra: dict[str, Compiled] | None = None) -> None:
+                 extra: dict[str, Compiled] | None = None, staged: dict[str, pl.Expr] | None = None) -> None:
         self.schema = dict(schema)
         self.groups = groups or {}
         self.extra = extra or {}
+        #: temporary columns to compute first (a staging scope), or None
+        self.staged = staged
 
     def with_groups(self, groups: dict[str, pl.Expr]) -> Scope:
-        return Scope(self.schema, {**self.groups, **groups}, self.extra)
+        return Scope(self.schema, {**self.groups, **groups}, self.extra, self.staged)
+
+    def staging(self) -> Scope:
+        """The same scope, computing each query parameter once as a column of :attr:`staged`."""
+        return Scope(self.schema, self.groups, self.extra, {})
+
+    def stage(self, name: str, expr: pl.Expr) -> pl.Expr:
+        """``expr`` itself, or (staging) a reference to the temporary column ``name`` computing it once."""
+        if self.staged is None:
+            return expr
+        self.staged.setdefault(name, expr)
+        return pl.col(name)
 
     def names(self) -> list[str]:
         return sorted({*self.groups, *self.extra, *(c for c in self.schema if not c.startswith("_"))})
@@ -85,9 +117,9 @@ class Scope:
             return self.extra[name]
         head, _, rest = name.partition(".")
         if head == "query" and rest and "query" in self.schema:
-            return Compiled(query_param(pl.col("query"), rest), "str")
+            return Compiled(self.stage(f"__{name}", query_param(pl.col("query"), rest)), "str")
         if head == "referrer_query" and rest and "referrer" in self.schema:
-            return Compiled(query_param(query_of_url(pl.col("referrer")), rest), "str")
+            return Compiled(self.stage(f"__{name}", query_param(query_of_url(pl.col("referrer")), rest)), "str")
         if name in self.schema:
             return _column(pl.col(name), self.schema[name])
         # Nested paths first (they include plain struct paths, and struct paths into lists or key/value arrays);
@@ -169,8 +201,8 @@ def _convert(value: Compiled, name: str, arg: str | None, label: str) -> Compile
         return Compiled(null_if_empty(urldecode(text)), "str", errors)
     if name == "split":
         separator = "," if arg is None else arg
-        parts = text.str.split(separator).list.eval(null_if_empty(pl.element().str.strip_chars())).list.drop_nulls()
-        return Compiled(parts, "list", errors)
+        parts = without_empty_items(text.str.split(separator).list.eval(pl.element().str.strip_chars()))
+        return Compiled(parts, "list", errors, clean=True)
     raise MappingError(f"unknown converter '{name}'")
 
 
@@ -224,15 +256,24 @@ def as_number(compiled: Compiled, label: str) -> Compiled:
 
 
 def as_string_list(items: list[Compiled]) -> Compiled:
-    """One List(String) from scalars and lists; empty elements dropped; an empty list is null."""
+    """One List(String) from scalars and lists; null items and empty list items dropped; an empty list is null.
+
+    The one-item cases (``['{sku}']``, ``'{path|split:/}'``) skip the general concatenation: list operations
+    cost far more than the rest of a rule.
+    """
+    errors = [e for item in items for e in item.errors]
+    if len(items) == 1 and items[0].kind != "list":
+        value = as_string(items[0])
+        return Compiled(pl.when(value.is_not_null()).then(pl.concat_list(value)), "list", errors)
     parts = []
     for item in items:
         if item.kind == "list":
-            parts.append(item.expr.list.eval(null_if_empty(pl.element().cast(pl.String))))
+            parts.append(item.expr if item.clean else without_empty_items(item.expr.list.eval(pl.element().cast(pl.String))))
         else:
             parts.append(as_string(item))
-    joined = pl.concat_list(parts).list.drop_nulls() if parts else pl.lit(None, dtype=pl.List(pl.String))
-    errors = [e for item in items for e in item.errors]
+    if not parts:
+        return Compiled(pl.lit(None, dtype=pl.List(pl.String)), "list", errors)
+    joined = parts[0] if len(items) == 1 else without_null_items(pl.concat_list(parts))
     return Compiled(pl.when(joined.list.len() > 0).then(joined), "list", errors)
 
 
@@ -252,7 +293,9 @@ def as_number_list(items: list[Compiled], label: str) -> Compiled:
             number = as_number(item, label)
             parts.append(number.expr)
             errors.extend(number.errors)
-    joined = pl.concat_list(parts).list.drop_nulls()
+    if len(items) == 1 and items[0].kind != "list":
+        return Compiled(pl.when(parts[0].is_not_null()).then(pl.concat_list(parts[0])), "list", errors)
+    joined = without_null_items(pl.concat_list(parts))
     return Compiled(pl.when(joined.list.len() > 0).then(joined), "list", errors)
 
 

@@ -136,15 +136,15 @@ def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.Data
     parts = [frame.filter(pl.col("_rule").is_null())]
     for index, rule in enumerate(rules):
         rows = frame.filter(pl.col("_rule") == index)
+        rule_scope = scope.staging()
         groups = named_groups(rule.path)
-        rule_scope = scope
         if groups:
-            rows = rows.with_columns(pl.col("path").str.extract_groups(rule.path).alias("_groups"))
-            rule_scope = scope.with_groups({g: pl.col("_groups").struct.field(g) for g in groups})
+            rule_scope = rule_scope.with_groups({g: pl.col("_groups").struct.field(g) for g in groups})
+            rule_scope.staged["_groups"] = pl.col("path").str.extract_groups(rule.path)
         columns, errors = compile_fields(rule, rule_scope)
-        rows = rows.with_columns(**columns)
+        rows = rows.with_columns(**rule_scope.staged).with_columns(**columns)
         for field, message in errors:
             rows = rows.with_columns(drop_when(message.is_not_null(), f"invalid:{field}",
                                                pl.format("{} is invalid. {}", pl.lit(field), message)))
-        parts.append(rows.drop("_groups", strict=False))
+        parts.append(rows.drop(list(rule_scope.staged)))
     return pl.concat(parts, how="diagonal_relaxed")
