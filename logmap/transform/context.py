@@ -35,7 +35,9 @@ def context_columns(context: Context, scope: Scope) -> dict[str, pl.Expr]:
     if context.truncated_ip:
         out["r:context.truncated_ip"] = truncate_ipv4(text(context.truncated_ip))
     if context.campaign == "utm" and page_url is not None:
-        query = query_of_url(page_url)
+        # Most pages carry no campaign: the query is only cut out of URLs that mention one.
+        tagged = pl.when(page_url.str.contains("utm_", literal=True)).then(page_url)
+        query = scope.stage("__campaign_query", query_of_url(tagged))
         for field, parameter in UTM.items():
             out[f"r:context.campaign.{field}"] = query_param(query, parameter)
     elif isinstance(context.campaign, dict):
