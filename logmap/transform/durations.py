@@ -44,22 +44,41 @@ def field_durations(spec: Durations, scope: Scope, columns: list[str]) -> dict[s
     return {"r:duration": pl.coalesce(own, typed)}
 
 
-def infer_durations(frame: pl.DataFrame, spec: Durations) -> pl.DataFrame:
-    """Sort by visitor and event time and fill ``r:duration`` for the types that carry one.
+def visitor_key(frame: pl.DataFrame) -> pl.Expr:
+    """A sort key that groups each visitor's rows: a 64-bit hash of ``_visitor`` when no two visitors of
+    ``frame`` share one (checked, so the result is exact), else the visitor string itself.
 
-    The gap to the visitor's next record becomes the duration unless it exceeds ``session_timeout`` (the
-    session ended) or the record is the visitor's last; gaps above ``max`` are capped. A duration the rule set
-    itself is kept.
+    Sorting 64-character ids costs twice as much as sorting their hashes, and the sort is most of this stage.
     """
-    frame = frame.sort(order_columns(frame), nulls_last=True)
+    hashed = pl.col("_visitor").hash(seed=0)
+    distinct = frame.select(pl.col("_visitor").n_unique().alias("v"), hashed.n_unique().alias("h")).row(0)
+    return hashed if distinct[0] == distinct[1] else pl.col("_visitor")
+
+
+def infer_durations(frame: pl.DataFrame, spec: Durations) -> pl.DataFrame:
+    """Fill ``r:duration`` for the types that carry one; rows keep their order.
+
+    The gap to the visitor's next record (by event time, then file and line) becomes the duration unless it
+    exceeds ``session_timeout`` (the session ended) or the record is the visitor's last; gaps above ``max``
+    are capped. A duration the rule set itself is kept. Only the few columns the gaps need are put in visitor
+    order; the result is scattered back, so the wide record columns are never reordered here.
+    """
     if "r:duration" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("r:duration"))
-    if spec.source == "none" or from_field(spec):
+    if spec.source == "none" or from_field(spec) or frame.height == 0:
         return frame
-    same_visitor = (pl.col("_visitor") == pl.col("_visitor").shift(-1)).fill_null(False)
+    key = visitor_key(frame)
+    keys = [key, *order_columns(frame)[1:]]
+    by_visitor = frame.select(pl.arg_sort_by(keys, nulls_last=True).alias("_at"), key.alias("_key"),
+                              pl.col("_visitor").is_not_null().alias("_known"), "time", "r:type")
+    by_visitor = by_visitor.select("_at", *(pl.col(c).gather(pl.col("_at")) for c in ("_key", "_known", "time",
+                                                                                       "r:type")))
+    same_visitor = (pl.col("_known") & (pl.col("_key") == pl.col("_key").shift(-1))).fill_null(False)
     gap = (pl.col("time").shift(-1) - pl.col("time")).dt.total_milliseconds() / 1000.0
     inferred = (
         pl.when(same_visitor & pl.col("r:type").is_in(sorted(DURATION_TYPES)) & (gap <= spec.session_timeout_s))
         .then(pl.min_horizontal(gap, pl.lit(spec.max_s)))
     )
-    return frame.with_columns(pl.coalesce(pl.col("r:duration"), inferred).alias("r:duration"))
+    in_visitor_order = by_visitor.select("_at", inferred.alias("_gap"))
+    in_row_order = in_visitor_order.sort("_at")["_gap"]
+    return frame.with_columns(pl.coalesce(pl.col("r:duration"), in_row_order).alias("r:duration"))
