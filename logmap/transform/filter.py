@@ -35,14 +35,9 @@ def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = N
         frame = frame.with_columns(drop_when(~pl.col("method").is_in(spec.methods), "filtered:method"))
     if spec.static_extensions and "path" in columns:
         frame = frame.with_columns(drop_when(extension(pl.col("path")).is_in(spec.static_extensions), "filtered:static"))
-    if "user_agent" in columns:
-        bot = pl.lit(False)
-        if spec.exclude_bots:
-            bot = (bots or BotDetector()).expr("user_agent")
-        if spec.bot_patterns:
-            bot = bot | any_match(pl.col("user_agent"), spec.bot_patterns)
-        if spec.exclude_bots or spec.bot_patterns:
-            frame = frame.with_columns(drop_when(bot, "filtered:bot"))
+    if "user_agent" in columns and (spec.exclude_bots or spec.bot_patterns):
+        bot = (bots or BotDetector()).expr("user_agent", parser=spec.exclude_bots, patterns=spec.bot_patterns or ())
+        frame = frame.with_columns(drop_when(bot, "filtered:bot"))
     if "path" in columns:
         if spec.include_paths:
             frame = frame.with_columns(drop_when(~any_match(pl.col("path"), spec.include_paths), "filtered:path"))
