@@ -138,11 +138,17 @@ def _types_refusing(field: str) -> list[str]:
     return [t for t in INTERACTION_TYPES if field not in ALLOWED_FIELDS[t]]
 
 
-def checks(schema: Mapping[str, pl.DataType]) -> list[Check]:
+#: Checks that can fail where the column has no value; every other check needs a present value.
+_ABSENCE_CHECKS = frozenset({"required", "page.url"})
+
+
+def checks(schema: Mapping[str, pl.DataType], empty: frozenset[str] = frozenset()) -> list[Check]:
     """Every constraint for the record columns in ``schema``, in the order they are reported.
 
     ``type`` first, then field by field in writing order, so "the first failing field" is the first one the
     record would show. ``schema`` must have a ``type`` column (:func:`validate` adds a null one if needed).
+    Columns in ``empty`` hold no value at all: only the checks that fire on an absent value are kept for them
+    (a conformed frame carries every fixed column, most of them empty, and a format check still costs a pass).
     """
     if "type" not in schema:
         raise ValueError("the record frame has no 'type' column")
@@ -160,7 +166,8 @@ def checks(schema: Mapping[str, pl.DataType]) -> list[Check]:
             out.append(Check(field, "required", type_.is_in(required[field]),
                              "The attribute is required for type '{type}'."))
     for column in columns:
-        out.extend(_column_checks(column, schema[column], schema, required.get(column, [])))
+        found = _column_checks(column, schema[column], schema, required.get(column, []))
+        out.extend(c for c in found if column not in empty or c.name in _ABSENCE_CHECKS)
     return out
 
 
@@ -241,7 +248,11 @@ def validate(frame: Frame, index_column: str | None = None, *, spec_rules: bool 
             frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
     without_type = "type" not in schema
     schema = frame.collect_schema()
-    active = [c for c in checks(schema) if spec_rules or c.name not in SPEC_RULES]
+    empty = frozenset()
+    if isinstance(frame, pl.DataFrame):
+        counts = frame.select(pl.all().null_count()).row(0, named=True)
+        empty = frozenset(name for name, nulls in counts.items() if nulls == frame.height and name != "type")
+    active = [c for c in checks(schema, empty) if spec_rules or c.name not in SPEC_RULES]
     first = pl.coalesce([pl.when(c.failed.fill_null(False)).then(pl.lit(i, pl.UInt32))
                          for i, c in enumerate(active)])
     frame = frame.with_columns(first.alias(_FIRST))
