@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
+from logmap.background import read_ahead
 from logmap.mapping.loader import load_mapping, require_anonymous_key
 from logmap.mapping.model import Mapping
 from logmap.records.encode import encode_records
@@ -281,7 +282,8 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     file_starts = FileStarts()
     try:
         started = time.perf_counter()
-        for parsed in read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=progress):
+        chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=progress)
+        for parsed in read_ahead(chunks):
             _tick(timings, "read/parse", started)
             ledger.add_input(parsed.height)
             file_starts.add(parsed)
