@@ -241,12 +241,12 @@ class FileStarts:
             pl.col("_file").replace_strict(ranks, default=len(ranks), return_dtype=pl.UInt32).alias("_file_order"))
 
 
-def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
-                 timings: Timings | None = None) -> pl.DataFrame:
-    """Durations, the record frame, validation and encoding for one bucket.
+def order_records(rows: pl.DataFrame, prepared: Prepared, first_index: int,
+                  timings: Timings | None = None) -> pl.DataFrame:
+    """Durations and the record frame of one bucket, in output order (event time, then file and line).
 
-    Returns the bucket's rows with ``_drop`` (``invalid:<field>`` or null), ``_detail``, ``_json`` (the encoded
-    record) and the record columns.
+    Adds ``_drop`` and ``_detail`` (null) and ``_index``, each record's position in the run from
+    ``first_index`` (the N of ``data.N.`` in messages).
     """
     started = time.perf_counter()
     rows = infer_durations(rows, prepared.mapping.durations)
@@ -260,6 +260,16 @@ def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
         pl.lit(None, pl.String).alias("_detail"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + first_index).alias("_index"),
     )
+    _tick(timings, "validation", started)
+    return records
+
+
+def check_and_encode(records: pl.DataFrame, timings: Timings | None = None) -> pl.DataFrame:
+    """Validate and encode records from :func:`order_records` (a whole bucket or any slice of one).
+
+    Returns them with ``_drop`` (``invalid:<field>`` or null), ``_detail`` and ``_json`` (the encoded record).
+    """
+    started = time.perf_counter()
     records = validate(records, index_column="_index")
     started = _tick(timings, "validation", started)
     records = records.with_columns(encode_records(records).alias("_json"))
@@ -267,23 +277,57 @@ def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
     return records
 
 
+def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
+                 timings: Timings | None = None) -> pl.DataFrame:
+    """Durations, the record frame, validation and encoding for one bucket.
+
+    Returns the bucket's rows with ``_drop`` (``invalid:<field>`` or null), ``_detail``, ``_json`` (the encoded
+    record) and the record columns.
+    """
+    return check_and_encode(order_records(rows, prepared, first_index, timings), timings)
+
+
+#: Records validated and encoded per frame: a bucket is cut into slices so that one slice is encoded while the
+#: previous one is written (and so that one bucket's JSON text is never all in memory at once).
+SLICE_ROWS = 100_000
+
+
+def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepared,
+                   timings: Timings | None) -> Iterator[pl.DataFrame]:
+    """Every bucket through durations, validation and encoding, in slices of :data:`SLICE_ROWS` records."""
+    next_index = 0
+    started = time.perf_counter()
+    for bucket in store:
+        _tick(timings, "buckets", started)
+        ordered = order_records(file_starts.rank(bucket), prepared, next_index, timings)
+        next_index += ordered.height
+        for start in range(0, ordered.height, SLICE_ROWS):
+            yield check_and_encode(ordered.slice(start, SLICE_ROWS), timings)
+        started = time.perf_counter()
+
+
 def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects: RejectsWriter | None = None,
                  options: RunOptions | None = None, progress: ProgressCallback | None = None,
                  timings: Timings | None = None, prepared: Prepared | None = None,
                  on_dropped: DroppedObserver | None = None) -> Iterator[pl.DataFrame]:
-    """Run the pipeline, yielding frames of valid records (with their ``_json`` encoding), bucket by bucket.
+    """Run the pipeline, yielding frames of valid records (with their ``_json`` encoding), slice by slice.
 
     Every input row ends up in ``ledger``: emitted when yielded, dropped with its reason otherwise (and then
     also passed to ``on_dropped``, when given).
+
+    Reading and parsing run one chunk ahead in a background thread, and the records of the next slice are
+    validated and encoded while the caller consumes the current one, so both cores work. With ``timings``
+    (a profile) every stage runs in turn instead, so that each stage's seconds are its own.
     """
     options = options or RunOptions()
     prepared = prepared or Prepared(mapping, inputs)
     store = BucketStore(options.buckets, options.spill_dir, options.spill_bytes)
     file_starts = FileStarts()
+    in_turn = timings is not None
     try:
         started = time.perf_counter()
         chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=progress)
-        for parsed in read_ahead(chunks):
+        for parsed in (chunks if in_turn else read_ahead(chunks)):
             _tick(timings, "read/parse", started)
             ledger.add_input(parsed.height)
             file_starts.add(parsed)
@@ -293,19 +337,15 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
             started = _tick(timings, "ledger+rejects", started)
             store.add(alive)
             started = _tick(timings, "buckets", started)
-        next_index = 0
-        for bucket in store:
-            _tick(timings, "buckets", started)
-            records = record_stage(file_starts.rank(bucket), prepared, next_index, timings)
+        frames = _record_frames(store, file_starts, prepared, timings)
+        for records in (frames if in_turn else read_ahead(frames)):
             started = time.perf_counter()
-            next_index += records.height
             invalid, valid = _split(records)
             _account(invalid, ledger, rejects, on_dropped)
             ledger.add_emitted(valid, prepared.rule_names)
             _tick(timings, "ledger+rejects", started)
             if valid.height:
                 yield valid
-            started = time.perf_counter()
     finally:
         store.close()
 

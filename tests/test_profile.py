@@ -86,3 +86,30 @@ def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path):
     assert result.exit_code == 0, result.output
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "b"), key=key)
+
+
+def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
+    import logmap.pipeline as pipeline
+
+    # The sample plus records the validator rejects (a product id over 512 characters), spread over the run,
+    # so that the data.N positions in rejects.ndjson are checked across slices.
+    lines = SAMPLE.read_text().splitlines()
+    too_long = ('9.9.9.{n} - - [01/Mar/2024:10:0{n}:00 +0000] "POST /cart/add?sku={sku} HTTP/1.1" 200 1 "-" '
+                '"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"')
+    for n in range(5):
+        lines.insert(60 * n, too_long.format(n=n, sku="9" * 600))
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+
+    convert([str(log)], MAPPING, tmp_path / "a", timings={})  # a profile: every stage in turn, one slice
+    monkeypatch.setattr(pipeline, "SLICE_ROWS", 7)  # many slices, encoded in the background
+    convert([str(log)], MAPPING, tmp_path / "b", batch_size=50)
+    convert([str(log)], MAPPING, tmp_path / "c", batch_size=50, options=RunOptions(buckets=3, chunk_bytes=4096))
+    text = lambda out: "".join(p.read_text() for p in sorted(out.glob("interactions-*")))  # noqa: E731
+    assert len(list((tmp_path / "b").glob("interactions-*"))) > 3
+    assert text(tmp_path / "a") == text(tmp_path / "b")
+    rejects = (tmp_path / "a" / "rejects.ndjson").read_text()
+    assert rejects.count('"reason":"invalid:product_ids"') == 5
+    assert rejects == (tmp_path / "b" / "rejects.ndjson").read_text()
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "c"), key=key)
