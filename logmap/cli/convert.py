@@ -26,7 +26,9 @@ from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
 @click.option("--chunk-mb", type=click.IntRange(1, 4096), default=None,
               help="Input read per chunk, in MiB [default: 64; 16 with --buckets]. Peak memory is about 15x this "
                    "plus 128 MiB of spilled rows held before writing.")
-@click.option("--profile", is_flag=True, help="Print the seconds spent in each pipeline stage.")
+@click.option("--profile", is_flag=True,
+              help="Print the seconds spent in each pipeline stage. Stages then run one after another instead of "
+                   "overlapping on two threads, so a profiled run is slower.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
             buckets: int, chunk_mb: int | None, profile: bool, quiet: bool) -> None:
