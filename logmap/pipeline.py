@@ -119,7 +119,7 @@ class Prepared:
         # Compile every stage against the source's columns now, so that a template naming a field the source
         # does not have stops the run before any input is read. (An export's columns are those of its files:
         # without inputs they are unknown and the check waits for them.)
-        empty = empty_frame(mapping.source, inputs)
+        empty = empty_frame(mapping.source, inputs, mapping)
         if empty is not None:
             try:
                 stream_stage(empty, self)
@@ -326,7 +326,8 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     in_turn = timings is not None
     try:
         started = time.perf_counter()
-        chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=progress)
+        chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=progress,
+                             mapping=mapping)
         for parsed in (chunks if in_turn else read_ahead(chunks)):
             _tick(timings, "read/parse", started)
             ledger.add_input(parsed.height)

@@ -13,7 +13,7 @@ from logmap.errors import InputError, LogmapError, MappingError
 from logmap.mapping.loader import load_mapping_text
 from logmap.pipeline import convert
 from logmap.sinks.batches import read_batch
-from logmap.sources.exports import ExportReader, expand_export_inputs, unify_schemas
+from logmap.sources.exports import ExportReader, expand_export_inputs, unify_schemas, url_columns
 from logmap.transform.expressions import Scope, compile_template
 
 VALUE = pl.Struct({"string_value": pl.String, "int_value": pl.Int64, "float_value": pl.Float64,
@@ -60,10 +60,36 @@ def test_nested_references(template, expected):
     assert evaluate(template) == expected
 
 
+def test_empty_nested_text_is_no_value():
+    params = pl.DataFrame({"p": [[{"key": "t", "value": {"string_value": ""}}],
+                                 [{"key": "t", "value": {"string_value": "x"}}], None],
+                           "s": [{"a": ""}, {"a": "y"}, None]},
+                          schema={"p": pl.List(pl.Struct({"key": pl.String, "value": VALUE})),
+                                  "s": pl.Struct({"a": pl.String})})
+    scope = Scope(params.schema)
+    got = params.select(compile_template("{p.t}", scope).expr.alias("t"),
+                        compile_template("{s.a}", scope).expr.alias("a"))
+    assert got.rows() == [(None, None), ("x", "y"), (None, None)]
+
+
 @pytest.mark.parametrize("template", ["{items[]}", "{items[].nope}", "{context.page.nope}", "{nope.x}"])
 def test_nested_references_that_name_nothing(template):
     with pytest.raises(MappingError, match="unknown field"):
         compile_template(template, Scope(GA4_LIKE.schema))
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://s.example", ("https://s.example", "/", None)),  # an origin alone is the root
+    ("https://s.example/a/b?x=1#f", ("https://s.example/a/b?x=1#f", "/a/b", "x=1")),
+    ("https://s.example?q=1", ("https://s.example?q=1", "/", "q=1")),
+    ("/p/1?", ("https://site.example/p/1?", "/p/1", None)),  # an empty query is none
+    ("/a#b?c", ("https://site.example/a#b?c", "/a", "c")),
+    ("", ("https://site.example", None, None)),
+    (None, (None, None, None)),
+])
+def test_url_columns(url, expected):
+    frame = pl.DataFrame({"u": [url]}, schema={"u": pl.String})
+    assert frame.select(**url_columns(pl.col("u"), "https://site.example")).row(0) == expected
 
 
 # --- schemas ------------------------------------------------------------------------------------------------

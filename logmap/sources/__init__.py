@@ -6,19 +6,24 @@ from collections.abc import Callable, Iterator
 
 import polars as pl
 
-from logmap.mapping.model import Source
+from logmap.mapping.model import Mapping, Source
 
 #: Analytics-export formats, read by `logmap.sources.exports` (the mapping language lists them in defaults).
 EXPORT_FORMATS: tuple[str, ...] = ("parquet", "ndjson", "csv")
 
 
 def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
-                progress: Callable[[int], None] | None = None) -> Iterator[pl.DataFrame]:
-    """Parsed chunks of every input, in order. Each row is one input line (or export row)."""
+                progress: Callable[[int], None] | None = None,
+                mapping: Mapping | None = None) -> Iterator[pl.DataFrame]:
+    """Parsed chunks of every input, in order. Each row is one input line (or export row).
+
+    With ``mapping``, an export is read with only the columns the mapping uses (a GA4 row is mostly columns a
+    mapping never looks at); access logs always give their canonical columns.
+    """
     if source.format in EXPORT_FORMATS:
         from logmap.sources.exports import read_export
 
-        yield from read_export(inputs, source, chunk_bytes=chunk_bytes, progress=progress)
+        yield from read_export(inputs, source, chunk_bytes=chunk_bytes, progress=progress, mapping=mapping)
         return
     from logmap.sources import accesslog
     from logmap.sources.lines import expand_inputs, read_lines
@@ -28,7 +33,7 @@ def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
             yield accesslog.parse(lines, source)
 
 
-def empty_frame(source: Source, inputs: list[str] | None = None) -> pl.DataFrame | None:
+def empty_frame(source: Source, inputs: list[str] | None = None, mapping: Mapping | None = None) -> pl.DataFrame | None:
     """A parsed frame with no rows but the columns ``source`` produces: lets a mapping be compiled, and its
     references checked, before any input is read.
 
@@ -39,7 +44,7 @@ def empty_frame(source: Source, inputs: list[str] | None = None) -> pl.DataFrame
         from logmap.sources.exports import check_source, empty_export_frame
 
         check_source(source)
-        return empty_export_frame(inputs, source) if inputs else None
+        return empty_export_frame(inputs, source, mapping) if inputs else None
     from logmap.sources import accesslog
 
     lines = pl.DataFrame(schema={"_file": pl.String, "_line": pl.UInt64, "_raw": pl.String})

@@ -16,6 +16,13 @@ All files of one run are read with **one** schema: their schemas are unified up 
 lack is null there; integer and float widths are widened), and a conflict that cannot be unified safely
 (text in one file, numbers in another) stops the run naming the files. Reading is batched (Parquet row groups
 through pyarrow, NDJSON by chunks of lines, CSV by polars' streaming batches), so memory stays bounded.
+
+Rows are **projected** to the columns the run's mapping needs (`needed_columns`): a GA4 row carries `device`,
+`geo`, `items`, `user_properties` … and decoding, filtering and copying the columns no template names was most
+of the cost of a conversion; Parquet struct and list-of-struct columns are decoded with only the fields read.
+A key/value list read only through lookups (GA4's ``event_params``) is looked up once per row by the reader,
+into columns named like the references (``event_params.page_location``), and not carried further. The schema
+of every column is still known (`ExportReader.schema`), so errors that list the input's columns list all of them.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from typing import Any
 import polars as pl
 
 from logmap.errors import InputError, LogmapError, MappingError
-from logmap.mapping.model import Source, Where
+from logmap.mapping.model import Mapping, Source, Where
+from logmap.mapping.templates import template_refs
 
 #: Export formats and the file name endings looked for inside a directory.
 EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
@@ -328,6 +336,112 @@ def unify_schemas(schemas: dict[str, pl.Schema]) -> pl.Schema:
                          f"{_first_line(error)}") from None
 
 
+# --- projection -----------------------------------------------------------------------------------------------
+
+#: Columns the pipeline reads by name whatever the templates say: the canonical ones (an export may have its
+#: own ``url`` or ``path``, which then stands for the canonical one), and ``status`` / ``method``, which the
+#: filter and rules check when the input has them.
+IMPLICIT_COLUMNS: tuple[str, ...] = (*CANONICAL, "status", "method")
+
+
+def _head(name: str) -> str:
+    """The column a reference starts from: ``event_params.page_location`` → ``event_params``,
+    ``items[].item_id`` → ``items``."""
+    head = name.split(".", 1)[0]
+    return head[:-2] if head.endswith("[]") else head
+
+
+def source_refs(source: Source) -> set[str]:
+    """The names an export source's options read: the time column, ``required`` and the URL/referrer/user
+    agent/IP templates (the loader checks these options itself, so they are not in ``Mapping.references``)."""
+    options = _options(source)
+    names = set(options.get("required") or [])
+    time = options.get("time")
+    column = time.get("column") if isinstance(time, dict) else time
+    if isinstance(column, str):
+        names.add(column)
+    for key in ("page_url", "referrer", "user_agent", "ip"):
+        if isinstance(options.get(key), str):
+            names |= template_refs(options[key])
+    return names
+
+
+def mapping_refs(mapping: Mapping) -> set[str]:
+    """Every name the mapping's templates and ``when:`` conditions refer to.
+
+    ``Mapping.references`` (what the loader recorded) and a walk of the model itself: a mapping built or changed
+    in code may not have its references recorded, and a column missing from the projection would be an error.
+    """
+    names = {ref.name for ref in mapping.references}
+    for rule in mapping.rules:
+        names |= set(rule.when) | template_refs(list(rule.fields.values()))
+    identity, context = mapping.identity, mapping.context
+    names |= template_refs([identity.user_id or ""])
+    if identity.anonymous_id is not None:
+        names |= template_refs([identity.anonymous_id.template or "", *identity.anonymous_id.hmac])
+    names |= template_refs([context.page_url or "", context.page_referrer or "", context.page_title or "",
+                            context.user_agent or "", context.truncated_ip or "", context.locale or "",
+                            context.region or "", context.campaign if isinstance(context.campaign, dict) else {},
+                            context.custom_context])
+    if mapping.durations.source not in ("next_event", "none"):
+        names |= template_refs(mapping.durations.source)
+    return names
+
+
+def wanted_names(mapping: Mapping) -> frozenset[str]:
+    """The names a run of ``mapping`` may read from the input: its references, those of the source's options
+    and `IMPLICIT_COLUMNS`."""
+    return frozenset(mapping_refs(mapping) | source_refs(mapping.source) | set(IMPLICIT_COLUMNS))
+
+
+def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]) -> dict[str, set[tuple[str, ...]]]:
+    """The columns of ``schema`` that ``names`` read, in the schema's order, each with the struct fields read
+    inside it (`logmap.transform.nested.read_path`; the empty path: the whole column).
+
+    A name that is a column reads all of it (a dotted CSV header too); a path reads its column's fields, or the
+    whole column when it does not walk the column's type (it is then an unknown field: compiling the mapping
+    reports it, listing every column of the files, see `_with_columns`). Names that are no column (regex
+    groups, ``query.q``) read nothing.
+    """
+    from logmap.transform.nested import read_path
+
+    schema = dict(schema)
+    paths: dict[str, set[tuple[str, ...]]] = {}
+    for name in names:
+        if name in schema:
+            paths.setdefault(name, set()).add(())
+        elif (found := read_path(name, schema)) is not None:
+            paths.setdefault(found[0], set()).add(found[1])
+        elif _head(name) in schema:
+            paths.setdefault(_head(name), set()).add(())
+    return {column: paths[column] for column in schema if column in paths}
+
+
+def key_value_lookups(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str],
+                      keep: frozenset[str] = frozenset()) -> dict[str, pl.Expr]:
+    """Lookups into key/value list columns (GA4's ``event_params``) to compute once per row, as columns named
+    like the references (``event_params.page_location``), for the list columns that are read only through such
+    lookups: the list is then dropped, and no stage carries it (filtering rows of a list column costs more
+    than all of its lookups). Names in ``keep`` are not computed (the time column, which is read raw), nor
+    names that are columns themselves (a column named ``event_params.page_location`` is what that name means).
+    """
+    from logmap.transform.nested import key_value_lookup
+
+    schema = dict(schema)
+    by_column: dict[str, dict[str, pl.Expr | None]] = {}
+    for name in sorted(names):  # a stable column order
+        if _head(name) in schema:
+            lookup = None if name in keep or name in schema else key_value_lookup(name, schema)
+            by_column.setdefault(_head(name), {})[name] = lookup
+    return {name: expr for column, lookups in by_column.items() if all(e is not None for e in lookups.values())
+            for name, expr in lookups.items() if expr is not None}
+
+
+def needed_columns(mapping: Mapping, schema: pl.Schema | dict[str, pl.DataType]) -> list[str]:
+    """The columns of ``schema`` a run of ``mapping`` reads, in the schema's order."""
+    return list(read_paths(schema, wanted_names(mapping)))
+
+
 # --- canonical columns ----------------------------------------------------------------------------------------
 
 def _where(source: Source, key: str) -> Where | None:
@@ -394,13 +508,17 @@ _ORIGIN = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*"
 
 
 def url_columns(url: pl.Expr, site: str | None) -> dict[str, pl.Expr]:
-    """``url`` (absolute when ``site`` is given and the value is a path), ``path`` and ``query``."""
+    """``url`` (absolute when ``site`` is given and the value is a path), ``path`` and ``query``.
+
+    Each regex runs once: an empty path or query becomes null with ``replace``, not with a ``when`` that tests
+    the extracted text and then takes it (polars evaluates both, so every regex ran twice).
+    """
     absolute = url.str.contains(_ORIGIN)
     full = pl.when(absolute | pl.lit(site is None)).then(url).otherwise(pl.lit(site or "") + url)
-    path = url.str.replace(_ORIGIN, "").str.extract(r"^([^?#]*)", 1)
-    path = pl.when(path.str.len_bytes() > 0).then(path).when(absolute).then(pl.lit("/"))
-    query = url.str.extract(r"\?([^#]*)", 1)
-    return {"url": full, "path": path, "query": pl.when(query.str.len_bytes() > 0).then(query)}
+    path = url.str.replace(_ORIGIN, "").str.extract(r"^([^?#]*)", 1).replace("", None)
+    path = pl.coalesce(path, pl.when(absolute).then(pl.lit("/")))  # an origin alone is the root
+    query = url.str.extract(r"\?([^#]*)", 1).replace("", None)
+    return {"url": full, "path": path, "query": query}
 
 
 def canonical_columns(schema: dict[str, pl.DataType], source: Source) -> list[pl.Expr]:
@@ -485,7 +603,43 @@ def _conform(frame: pl.DataFrame, schema: pl.Schema, item: ExportFile) -> pl.Dat
     return frame.select(exprs)
 
 
-def _read_parquet(item: ExportFile, batch_rows: int, progress: ProgressCallback | None) -> Iterator[pl.DataFrame]:
+def _arrow_leaves(dtype: Any, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """The struct-field paths of the leaves under an Arrow type, depth first (the order of a Parquet file's leaf
+    columns); lists are crossed, a map is a list of ``key``/``value`` structs as polars reads it."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(dtype):
+        for index in range(dtype.num_fields):
+            yield from _arrow_leaves(dtype.field(index).type, (*path, dtype.field(index).name))
+    elif pa.types.is_map(dtype):
+        yield from _arrow_leaves(dtype.key_type, (*path, "key"))
+        yield from _arrow_leaves(dtype.item_type, (*path, "value"))
+    elif pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+        yield from _arrow_leaves(dtype.value_type, path)
+    else:
+        yield path
+
+
+def _parquet_columns(parquet: Any, paths: dict[str, set[tuple[str, ...]]]) -> list[str]:
+    """What to ask pyarrow for: the leaf columns (``items.list.element.item_id``) on ``paths``, a whole column
+    where the whole is read, where the file lacks every field read (`_conform` then adds them as nulls, by name,
+    keeping the column's own nulls and list lengths) or where its leaves cannot be matched to the schema."""
+    arrow = parquet.schema_arrow
+    leaves = [(field.name, path) for field in arrow for path in _arrow_leaves(field.type, ())]
+    physical = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+    aligned = len(leaves) == len(physical)
+    columns: list[str] = []
+    for column in (c for c in arrow.names if c in paths):
+        wanted = paths[column]
+        chosen = [name for (top, path), name in zip(leaves, physical)
+                  if top == column and any(path[:len(w)] == w for w in wanted)] if aligned and () not in wanted else []
+        columns.extend(chosen or [column])
+    return columns
+
+
+def _read_parquet(item: ExportFile, batch_rows: int, progress: ProgressCallback | None,
+                  paths: dict[str, set[tuple[str, ...]]] | None = None) -> Iterator[pl.DataFrame]:
+    """Row-group batches of the columns (and struct fields) on ``paths``, or of every column when None."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(item.path)
@@ -493,7 +647,8 @@ def _read_parquet(item: ExportFile, batch_rows: int, progress: ProgressCallback 
     total = max(1, parquet.metadata.num_rows)
     reported = 0
     seen = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows):
+    columns = None if paths is None else (_parquet_columns(parquet, paths) or None)  # none here: rows still count
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         seen += frame.height
@@ -547,7 +702,7 @@ class ExportReader:
     """Reads one run's export files with one unified schema; ``frame_schema`` is known before any row is read."""
 
     def __init__(self, inputs: list[str], source: Source, chunk_bytes: int = 64 * 1024 * 1024,
-                 progress: ProgressCallback | None = None) -> None:
+                 progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None) -> None:
         if not is_export(source):
             raise ValueError(f"{source.format} is not an export format")
         check_source(source)
@@ -556,16 +711,37 @@ class ExportReader:
         self.progress = progress
         self.files = expand_export_inputs(inputs, source.format)
         self.schemas = {item.path: file_schema(item, source, chunk_bytes) for item in self.files}
+        #: every column of the files (what errors list)
         self.schema = unify_schemas(self.schemas)
         if not self.schema:
             raise InputError(f"no columns found in {', '.join(self.schemas)}: is the input empty?")
+        #: the columns (and, for Parquet, struct fields) that ``wanted`` names read (`wanted_names`), or None
+        self.paths = None if wanted is None else read_paths(self.schema, wanted)
+        #: the columns rows are read with: `paths`, or every column of the files
+        self.read_schema = self.schema if self.paths is None else self._read_schema(self.paths)
+        #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
+        self.lookups = {} if wanted is None else key_value_lookups(
+            self.read_schema, wanted, frozenset([_time_spec(source)["column"]]))
+
+    def _read_schema(self, paths: dict[str, set[tuple[str, ...]]]) -> pl.Schema:
+        """Parquet decodes only the struct fields read (`logmap.transform.nested.prune_dtype`); JSON and CSV
+        rows are decoded whole (a line that does not fit the export's shape stays malformed)."""
+        from logmap.transform.nested import prune_dtype
+
+        if self.source.format != "parquet":
+            return pl.Schema({column: self.schema[column] for column in paths})
+        return pl.Schema({column: prune_dtype(self.schema[column], fields) for column, fields in paths.items()})
 
     def empty(self) -> pl.DataFrame:
         """No rows, every column a chunk will have: compile the mapping against it before reading."""
-        frame = pl.DataFrame(schema={**dict(self.schema), **PROVENANCE})
+        frame = pl.DataFrame(schema={**dict(self.read_schema), **PROVENANCE})
         return self._finish(frame)
 
     def _finish(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The key/value lookups in place of their lists, then the canonical columns."""
+        if self.lookups:
+            lists = {_head(name) for name in self.lookups}
+            frame = frame.with_columns(**self.lookups).drop(lists)
         try:
             return canonicalize(frame, self.source)
         except LogmapError as error:
@@ -581,8 +757,9 @@ class ExportReader:
         progress = self.progress
         try:
             if fmt == "ndjson":
+                # decoded with every column (a line that does not fit the export's shape stays malformed)
                 for decoded, lines, good in _read_ndjson(item, self.schema, self.chunk_bytes, self.progress):
-                    frame = _conform(decoded, self.schema, item)
+                    frame = _conform(decoded, self.read_schema, item)
                     out = self._finish(_with_provenance(frame, item.path, 0, lines["_line"].filter(good)))
                     bad = lines.filter(~good)
                     if bad.height:
@@ -590,10 +767,10 @@ class ExportReader:
                     yield out
                 return
             next_line = 1
-            batches = (_read_parquet(item, batch_rows, progress) if fmt == "parquet"
+            batches = (_read_parquet(item, batch_rows, progress, self.paths) if fmt == "parquet"
                        else _read_csv(item, self.source, self.schema, batch_rows))
             for batch in batches:
-                frame = _with_provenance(_conform(batch, self.schema, item), item.path, next_line)
+                frame = _with_provenance(_conform(batch, self.read_schema, item), item.path, next_line)
                 next_line += frame.height
                 yield self._finish(frame)
         except LogmapError:
@@ -627,11 +804,17 @@ def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -
 
 
 def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
-                progress: ProgressCallback | None = None) -> Iterator[pl.DataFrame]:
-    """Frames of export rows with provenance and canonical columns, batch by batch, file by file."""
-    yield from ExportReader(inputs, source, chunk_bytes, progress)
+                progress: ProgressCallback | None = None, mapping: Mapping | None = None) -> Iterator[pl.DataFrame]:
+    """Frames of export rows with provenance and canonical columns, batch by batch, file by file.
+
+    Only the columns ``mapping`` reads when it is given; every column otherwise.
+    """
+    wanted = wanted_names(mapping) if mapping is not None else None
+    yield from ExportReader(inputs, source, chunk_bytes, progress, wanted)
 
 
-def empty_export_frame(inputs: list[str], source: Source) -> pl.DataFrame:
-    """The columns ``read_export`` will yield for these inputs, without reading any row."""
-    return ExportReader(inputs, source).empty()
+def empty_export_frame(inputs: list[str], source: Source, mapping: Mapping | None = None) -> pl.DataFrame:
+    """The columns ``read_export`` will yield for these inputs (with the same ``mapping``), without reading any
+    row."""
+    wanted = wanted_names(mapping) if mapping is not None else None
+    return ExportReader(inputs, source, wanted=wanted).empty()

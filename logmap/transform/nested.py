@@ -105,6 +105,81 @@ def _walk(expr: pl.Expr, dtype: pl.DataType, segments: list[str]) -> tuple[pl.Ex
     return mapped, pl.List(inner_dtype)
 
 
+def read_path(name: str, schema: dict[str, pl.DataType]) -> tuple[str, tuple[str, ...]] | None:
+    """The column a nested reference starts from and the struct fields it goes through, lists crossed as
+    `_walk` crosses them: ``items[].item_id`` → ``('items', ('item_id',))``, ``device.language`` →
+    ``('device', ('language',))``. A key/value lookup needs whole entries: ``event_params.page_location`` →
+    ``('event_params', ())``. None when ``name`` does not walk ``schema``.
+
+    Readers use it to decode only the fields a mapping reads (`prune_dtype`); it must follow `_walk` step by step.
+    """
+    segments = split_path(name)
+    head = segments[0]
+    head_name = head[:-2] if head.endswith("[]") else head
+    if head_name not in schema:
+        return None
+    dtype = schema[head_name]
+    path: list[str] = []
+    for segment in ([head[len(head_name):]] if head.endswith("[]") else []) + segments[1:]:
+        many = segment.endswith("[]")
+        step = segment[:-2] if many else segment
+        if step:
+            fields = _fields(dtype)
+            if step in fields:
+                dtype = fields[step]
+            elif is_key_value_list(dtype):
+                return head_name, tuple(path)
+            elif isinstance(dtype, pl.List) and step in _fields(dtype.inner):
+                dtype = _fields(dtype.inner)[step]
+            else:
+                return None
+            path.append(step)
+        if many:
+            if not isinstance(dtype, (pl.List, pl.Array)):
+                return None
+            dtype = dtype.inner
+    return head_name, tuple(path)
+
+
+def prune_dtype(dtype: pl.DataType, paths: set[tuple[str, ...]]) -> pl.DataType:
+    """``dtype`` with only the struct fields on ``paths`` (from `read_path`; lists are crossed). An empty path
+    keeps everything below it. Field order is the original's, so values read either way compare equal."""
+    if () in paths:
+        return dtype
+    if isinstance(dtype, pl.List):
+        return pl.List(prune_dtype(dtype.inner, paths))
+    if isinstance(dtype, pl.Array):
+        return pl.Array(prune_dtype(dtype.inner, paths), dtype.size)
+    if not isinstance(dtype, pl.Struct):
+        return dtype
+    kept = {}
+    for field in dtype.fields:
+        below = {path[1:] for path in paths if path[0] == field.name}
+        if below:
+            kept[field.name] = prune_dtype(field.dtype, below)
+    return pl.Struct(kept)
+
+
+def key_value_lookup(name: str, schema: dict[str, pl.DataType]) -> pl.Expr | None:
+    """The raw value of a reference that only looks a key up in a key/value list column
+    (``event_params.page_location``), when that value is text, a number or a boolean; None for any other
+    reference.
+
+    A reader may compute it once per row, as a column named ``name``, instead of carrying the list through the
+    pipeline: a template naming ``name`` then resolves to that column (`Scope.resolve` looks for a column of
+    that name first), and `_column` turns it into the same value `resolve_nested` gives.
+    """
+    segments = split_path(name)
+    if len(segments) != 2 or segments[0] not in schema or segments[1].endswith("[]"):
+        return None
+    dtype = schema[segments[0]]
+    if not is_key_value_list(dtype):
+        return None
+    assert isinstance(dtype, pl.List)
+    expr, picked = _lookup(pl.col(segments[0]), dtype, segments[1])
+    return expr if picked == pl.String or picked == pl.Boolean or picked.is_numeric() else None
+
+
 def split_path(name: str) -> list[str]:
     """``items[].item_id`` → ``['items[]', 'item_id']``."""
     return name.split(".")
@@ -136,4 +211,8 @@ def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None
         return Compiled(expr, "list")
     if isinstance(dtype, pl.Struct):
         return None
+    if dtype == pl.String:
+        # `_column` would test the text for "" and then take it: the whole path evaluated twice (a key/value
+        # lookup walks every row's list twice); `replace` reads it once.
+        return Compiled(expr.replace("", None), "str")
     return _column(expr, dtype)
