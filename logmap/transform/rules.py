@@ -133,9 +133,11 @@ def _where_kwargs(where: Where | None) -> dict[str, Any]:
 def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.DataFrame:
     """Classify rows, then compute each rule's record fields on its own rows."""
     frame = classify(frame, rules, scope)
-    parts = [frame.filter(pl.col("_rule").is_null())]
+    # One pass splits the rows by rule (a filter per rule copied the whole chunk once per rule).
+    by_rule = {key: rows for (key,), rows in frame.partition_by("_rule", as_dict=True, maintain_order=True).items()}
+    parts = [by_rule.get(None, frame.clear())]
     for index, rule in enumerate(rules):
-        rows = frame.filter(pl.col("_rule") == index)
+        rows = by_rule.get(index, frame.clear())
         rule_scope = scope.staging()
         groups = named_groups(rule.path)
         if groups:
