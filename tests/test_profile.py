@@ -113,3 +113,4 @@ def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
     assert rejects == (tmp_path / "b" / "rejects.ndjson").read_text()
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "c"), key=key)
+

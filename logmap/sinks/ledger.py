@@ -24,17 +24,18 @@ class Ledger:
         """Count rows of ``frame`` by their ``_drop`` reason (every row must carry one)."""
         if frame.height == 0:
             return
-        for reason, count in frame.group_by("_drop").len().iter_rows():
+        # Sorted keys: Counter.most_common() breaks ties by first insertion, and group_by's order varies.
+        for reason, count in frame.group_by("_drop").len().sort("_drop").iter_rows():
             self.dropped[reason] += count
 
     def add_emitted(self, frame: pl.DataFrame, rule_names: list[str]) -> None:
         if frame.height == 0:
             return
         self.emitted += frame.height
-        for type_name, count in frame.group_by("type").len().iter_rows():
+        for type_name, count in frame.group_by("type").len().sort("type").iter_rows():
             self.per_type[type_name] += count
         if "_rule" in frame.columns:
-            for index, count in frame.group_by("_rule").len().iter_rows():
+            for index, count in frame.group_by("_rule").len().sort("_rule").iter_rows():
                 self.per_rule[rule_names[index] if index is not None else "(none)"] += count
 
     @property
