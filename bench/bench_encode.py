@@ -13,7 +13,7 @@ import time
 
 import polars as pl
 
-from logmap.records.encode import encode_records
+from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
 from logmap.records.validate import validate
 
@@ -58,7 +58,7 @@ def synthetic(rows: int) -> pl.DataFrame:
 
 def run(frame: pl.DataFrame) -> pl.DataFrame:
     records = validate(conform(frame))
-    return records.with_columns(encode_records(records))
+    return records.with_columns(encode_frame(records))
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
     frame = synthetic(args.rows)
     print(f"polars {pl.__version__}, {pl.thread_pool_size()} threads, {args.rows:,} records")
     for label, step in (("validate", lambda f: validate(conform(f))),
-                        ("encode", lambda f: f.select(encode_records(f))),
+                        ("encode", lambda f: encode_frame(f)),
                         ("conform+validate+encode", run)):
         best = float("inf")
         for _ in range(args.repeat):

@@ -25,7 +25,7 @@ import polars as pl
 from logmap.background import read_ahead
 from logmap.mapping.loader import load_mapping, require_anonymous_key
 from logmap.mapping.model import Mapping
-from logmap.records.encode import encode_records
+from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
 from logmap.records.validate import validate
 from logmap.sinks.batches import BatchFormat, BatchWriter, RejectsWriter, prepare_output_dir
@@ -272,7 +272,7 @@ def check_and_encode(records: pl.DataFrame, timings: Timings | None = None) -> p
     started = time.perf_counter()
     records = validate(records, index_column="_index")
     started = _tick(timings, "validation", started)
-    records = records.with_columns(encode_records(records).alias("_json"))
+    records = records.with_columns(encode_frame(records))
     _tick(timings, "encoding", started)
     return records
 
