@@ -6,14 +6,18 @@ import bz2
 import gzip
 import io
 import lzma
+import random
 import sys
+import threading
 from pathlib import Path
 
 import polars as pl
 import pytest
 import zstandard
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from logmap.errors import InputError
+from logmap.sources import lines as lines_module
 from logmap.sources.lines import expand_inputs, input_size, lines_frame, read_lines, total_size
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
@@ -256,3 +260,274 @@ def test_lines_frame() -> None:
     frame = lines_frame(["a", "b\r"], file="<test>")
     assert frame.rows() == [("<test>", 1, "a"), ("<test>", 2, "b")]
     assert frame.schema == pl.Schema({"_file": pl.String, "_line": pl.UInt64, "_raw": pl.String})
+
+
+# --- the polars fast path against the Python reference ------------------------------------------------------
+#
+# read_lines splits each block with polars' CSV reader; fast=False splits it the reference way (decode in Python,
+# split in polars). Both must give the same frames, and both the frames of the original implementation, restated
+# below over bytes in memory.
+
+
+def original_frames(data: bytes, path: str, chunk_bytes: int) -> list[pl.DataFrame]:
+    """The frames read_lines gave before the fast path: one per read of chunk_bytes that completes a line."""
+    frames: list[pl.DataFrame] = []
+    pending, next_line = b"", 1
+    for start in range(0, len(data), chunk_bytes):
+        block = data[start:start + chunk_bytes]
+        cut = block.rfind(b"\n")
+        if cut == -1:
+            pending += block
+            continue
+        frames.append(lines_frame((pending + block[:cut]).decode("utf-8", "replace").split("\n"), path, next_line))
+        next_line += frames[-1].height
+        pending = block[cut + 1:]
+    if pending:
+        frames.append(lines_frame([pending.decode("utf-8", "replace")], path, next_line))
+    return frames
+
+
+def assert_same_frames(actual: list[pl.DataFrame], expected: list[pl.DataFrame]) -> None:
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected):
+        assert_frame_equal(got, want)
+
+
+def check_both_paths(path: Path, chunk_bytes: int) -> None:
+    expected = original_frames(path.read_bytes(), str(path), chunk_bytes)
+    assert_same_frames(list(read_lines(str(path), chunk_bytes=chunk_bytes)), expected)
+    assert_same_frames(list(read_lines(str(path), chunk_bytes=chunk_bytes, fast=False)), expected)
+
+
+@pytest.fixture
+def python_splits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the blocks split the reference way (the fast path's fallback)."""
+    calls: list[int] = []
+    split = lines_module._split_in_python
+
+    def counting(data: bytes | memoryview) -> pl.Series:
+        calls.append(len(data))
+        return split(data)
+
+    monkeypatch.setattr(lines_module, "_split_in_python", counting)
+    return calls
+
+
+FIXTURES = sorted(p for p in LOGS.iterdir() if p.suffix in (".log", ".jsonl", ".md"))
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("chunk_bytes", [4096, lines_module.CHUNK_BYTES])
+def test_fast_path_equals_reference_on_fixtures(fixture: Path, chunk_bytes: int) -> None:
+    check_both_paths(fixture, chunk_bytes)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.name)
+def test_fast_path_equals_reference_on_fixtures_in_tiny_chunks(fixture: Path, tmp_path: Path) -> None:
+    head = write(tmp_path, fixture.name, fixture.read_bytes()[:6000])  # chunks of 7 bytes: keep it short
+    check_both_paths(head, 7)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_frames_are_one_chunk(fast: bool) -> None:
+    # Polars 2.1 panics in pl.format on a String column that a filter left with an empty chunk: frames made of
+    # several parts (the first line, the reader's dozen chunks per block) must not reach downstream so.
+    for frame in read_lines(str(LOGS / "elastic_apache_logs.log"), chunk_bytes=100_000, fast=fast):
+        assert all(frame[name].n_chunks() == 1 for name in frame.columns)
+        first_only = frame.filter(pl.col("_line") == pl.col("_line").min())["_raw"]
+        assert pl.DataFrame({"_raw": first_only}).select(pl.format("line: {}", "_raw")).height == 1
+
+
+def test_reference_path_does_not_use_polars_csv(monkeypatch: pytest.MonkeyPatch, python_splits: list[int]) -> None:
+    def fail(*args: object) -> None:
+        raise AssertionError("fast=False used the CSV reader")
+
+    monkeypatch.setattr(lines_module, "_split_with_polars", fail)
+    frames = list(read_lines(str(NGINX_ERRORS), chunk_bytes=4096, fast=False))
+    assert python_splits
+    assert_same_frames(frames, original_frames(NGINX_ERRORS.read_bytes(), str(NGINX_ERRORS), 4096))
+
+
+def test_fast_path_is_taken_on_fixtures(python_splits: list[int]) -> None:
+    for fixture in FIXTURES:
+        python_splits.clear()
+        list(read_lines(str(fixture), chunk_bytes=4096))
+        # The latin1 log ends in raw gzip bytes: there, and only there, a 4 KiB read holds every separator byte.
+        assert len(python_splits) == (3 if fixture == LATIN1 else 0), fixture.name
+        assert len(python_splits) == junk_reads(fixture.read_bytes(), 4096)
+
+
+def junk_reads(data: bytes, size: int) -> int:
+    blocks = (data[at:at + size] for at in range(0, len(data), size))
+    return sum(all(sep.encode() in block for sep in lines_module._SEPARATORS) for block in blocks)
+
+
+# Lines that stress each rule and each way polars' CSV reader could differ from the Python split.
+AWKWARD_LINES = [
+    b"", b"plain", b"\r", b"\r\r", b"a\rb", b"trailing cr\r", b"two crs\r\r", b"\x00", b"nul\x00inside",
+    b"#comment", b"# another", b'"quoted"', b'"unterminated', b'a "b" c', b"'single'", b'""', b'"',
+    b"a,b;c\td|e", b"  spaced  ", b"NA", b"null", b"NULL", b"None", b"nan", b"-", b"\\N",
+    b"\xef\xbb\xbfbom at line start", b"bom \xef\xbb\xbf inside", b"\xef\xbf\xbd real replacement char",
+    "caf\u00e9 \u20ac \U0001f600 \u0645\u0631\u062d\u0628\u0627".encode(),
+    b"latin1 caf\xe9", b"\xff\xfe", b"\xfe\xff", b"\x80", b"\xbf\xbf", b"\xc0\xaf overlong slash", b"\xc1\xbf",
+    b"\xe0\x80\xaf overlong 3", b"\xf0\x80\x80\xaf overlong 4", b"\xed\xa0\x80 surrogate", b"\xed\xbf\xbf",
+    b"\xf4\x90\x80\x80 above max", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80", b"\xfc\x84\x80\x80\x80\x80",
+    b"truncated \xc3", b"truncated \xe2\x82", b"truncated \xf0\x9f\x98", b"\xc3 then ascii", b"\xe2\x82",
+    b"\xf0\x9f then \xf0\x9f\x98\x80 ok", b"\xc2\x80\xc2\x9f C1 controls", b"\xc0\x80", b"\xe0\x9f\x80",
+    b"\xf0\x8f\xbf\xbf", b"\xf4\x8f\xbf\xbf max", b"lone cont \x80\x81\x82", b"\xe2\x82\r", b"end \xc3\r",
+]
+
+
+def awkward_text() -> bytes:
+    return b"\n".join(AWKWARD_LINES) + b"\n"
+
+
+def test_awkward_lines_are_what_python_decodes(tmp_path: Path, python_splits: list[int]) -> None:
+    path = write(tmp_path, "awkward.log", b"first line\n" + awkward_text() * 3 + b"last\n")
+    expected = [line.decode("utf-8", "replace").removesuffix("\r") for line in AWKWARD_LINES]
+    assert read_all(path)["_raw"].to_list() == ["first line", *expected * 3, "last"]
+    assert python_splits == []  # all of it went through polars
+    for chunk_bytes in (7, 64, 4096):
+        check_both_paths(path, chunk_bytes)
+
+
+@pytest.mark.parametrize("data", [
+    b"a\n\nb\n\n\n", b"\n", b"\n\n", b"\r\n", b"\r\n\r\n", b"a\r\nb\r\n\r\nc\r\n", b"a\nb\r", b"a\rb", b"x",
+    b"no final newline\nlast", b"last ends in cr\nlast\r", b"\xef\xbb\xbfbom at file start\nb\n", b"\xef\xbb\xbf",
+    b"\xe2\x82\xac split by the chunk\n" * 20, b"# only comments\n#\n##\n", b'"\n"\n"a\nb"\n',
+])
+def test_small_inputs_equal_reference(tmp_path: Path, data: bytes) -> None:
+    path = write(tmp_path, "small.log", data)
+    for chunk_bytes in (1, 2, 3, 7, 4096):
+        check_both_paths(path, chunk_bytes)
+
+
+@pytest.mark.parametrize("magic", lines_module._POLARS_MAGIC)
+def test_block_starting_with_compression_magic_is_split_in_python(tmp_path: Path, magic: bytes,
+                                                                 python_splits: list[int]) -> None:
+    # Polars decompresses a buffer that starts with these: here the second 32-byte read starts with one. After
+    # a zlib magic, "bc\n..." is a deflate stream that inflates to a line of junk, without an error.
+    line = magic + b"bc"
+    data = b"p" * 31 + b"\n" + line + b"\nsecond\nthird\n" + b"z" * 13 + b"\n" + line + b"\nx^y\n"
+    path = write(tmp_path, "magic.log", data)
+    assert read_all(path, chunk_bytes=32)["_raw"].to_list() == [
+        "p" * 31, _decode(line), "second", "third", "z" * 13, _decode(line), "x^y"]
+    assert python_splits  # the fallback was needed
+    for chunk_bytes in (7, 14, 32, 4096):
+        check_both_paths(path, chunk_bytes)
+    if lines_module.compression_of(magic) is None:  # zlib: not a compression read_lines knows, so plain text
+        starts = write(tmp_path, "starts.log", data[32:])
+        assert read_all(starts)["_raw"].to_list()[0] == _decode(line)
+        check_both_paths(starts, 4096)
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def test_separator_bytes_in_the_data(tmp_path: Path, python_splits: list[int]) -> None:
+    separators = [sep.encode() for sep in lines_module._SEPARATORS]
+    some = write(tmp_path, "some.log", b"".join(b"a" + sep + b"b\n" for sep in separators[:-1]) + b"c\n")
+    assert read_all(some)["_raw"].to_list() == [f"a{sep}b" for sep in lines_module._SEPARATORS[:-1]] + ["c"]
+    assert python_splits == []  # the last one was free
+    every = write(tmp_path, "every.log", b"head\n" + b"".join(b"a" + sep + b"b\n" for sep in separators) + b"tail\n")
+    assert read_all(every)["_raw"].to_list() == ["head", *(f"a{sep}b" for sep in lines_module._SEPARATORS), "tail"]
+    assert python_splits  # none left: split in Python
+    for path in (some, every):
+        for chunk_bytes in (7, 4096):
+            check_both_paths(path, chunk_bytes)
+
+
+@pytest.mark.parametrize("index", range(len(lines_module._SEPARATORS)))
+def test_each_separator_works(index: int) -> None:
+    # The block holds every separator before this one, so this one is used.
+    earlier = [sep.encode() + b"x" for sep in lines_module._SEPARATORS[:index]]
+    block = b"head\n" + b"\n".join([*earlier, b"a b", b"", b"#c", b"\x00", b'"q"', b"\r"]) + b"\ntail"
+    first, cut = block.find(b"\n"), block.rfind(b"\n")
+    fast = lines_module._split_with_polars(block, first, cut)
+    assert fast is not None
+    assert_series_equal(fast, lines_module._split_in_python(memoryview(block)[first + 1:cut]))
+
+
+def test_reads_smaller_than_a_chunk_give_the_same_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chunk bigger than _READ_BYTES is read in pieces; its frame must be the one a single read would give.
+    monkeypatch.setattr(lines_module, "_READ_BYTES", 1000)
+    data = NGINX_ERRORS.read_bytes()
+    path = write(tmp_path, "pieces.log", data)
+    for chunk_bytes in (999, 1000, 2500, 10_000, 50_000):
+        check_both_paths(path, chunk_bytes)
+    seen: list[int] = []
+    list(read_lines(str(path), chunk_bytes=10_000, progress=seen.append))
+    assert sum(seen) == len(data)
+
+
+def test_read_ahead_gives_the_same_frames_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reads go to a thread for big chunks only; here for every chunk, in reads of 1000 bytes.
+    monkeypatch.setattr(lines_module, "_READ_AHEAD_BYTES", 1)
+    monkeypatch.setattr(lines_module, "_READ_BYTES", 1000)
+    for chunk_bytes in (999, 4096):
+        check_both_paths(NGINX_ERRORS, chunk_bytes)
+    seen: list[int] = []
+    list(read_lines(str(NGINX_ERRORS), chunk_bytes=10_000, progress=seen.append))
+    assert seen[:-1] == [1000] * 118 and sum(seen) == 118302
+    packed = gzip.compress(LATIN1.read_bytes())
+    truncated = write(tmp_path, "truncated.log.gz", packed[: len(packed) // 2])
+    frames: list[pl.DataFrame] = []
+    with pytest.raises(InputError, match="not a valid gzip file"):
+        frames.extend(read_lines(str(truncated), chunk_bytes=4096))
+    assert frames  # what was read before the damage came first, as without a thread
+
+
+def test_stopping_early_ends_the_reader_thread() -> None:
+    # As a format sniffer does: take the first frame of a file of several chunks, the next read under way.
+    before = threading.active_count()
+    frames = read_lines(str(LOGS / "elastic_apache_logs.log"), chunk_bytes=lines_module._READ_AHEAD_BYTES)
+    assert next(frames)["_line"][0] == 1
+    assert threading.active_count() == before + 1
+    frames.close()
+    assert threading.active_count() == before
+
+
+def random_junk_lines(rng: random.Random, count: int) -> list[bytes]:
+    pieces = [*(line for line in AWKWARD_LINES if line), b" ", b"a", b"\xc3\xa9", b"\r", b"\x00"]
+    pieces += [bytes([byte]) for byte in range(0x80, 0x100)]
+    return [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("chunk_bytes", [4096, 256 * 1024, lines_module.CHUNK_BYTES])
+def test_random_invalid_utf8_matches_python(tmp_path: Path, chunk_bytes: int, python_splits: list[int]) -> None:
+    rng = random.Random(20240611)
+    data = b"\n".join(random_junk_lines(rng, 20_000)) + b"\n"  # ~1 MB, a multibyte character cut at most reads
+    path = write(tmp_path, "junk.log", data)
+    frames = list(read_lines(str(path), chunk_bytes=chunk_bytes))
+    assert python_splits == []
+    assert_same_frames(frames, original_frames(data, str(path), chunk_bytes))
+
+
+def test_every_invalid_lead_and_continuation_matches_python() -> None:
+    # Each byte 0x80-0xFF followed by continuation bytes of every range, truncated or not, or by ASCII.
+    tails = [b"", b"\x80", b"\x8f", b"\x90", b"\x9f", b"\xa0", b"\xbf", b"\x80\x80", b"\xbf\xbf", b"\x90\x80\x80",
+             b"\x80\x80\x80\x80", b"a", b"\xc3\xa9", b"\r"]
+    lines = [b"z" + bytes([lead]) + one + two for lead in range(0x80, 0x100) for one in tails for two in tails]
+    block = b"head\n" + b"\n".join(lines) + b"\ntail"
+    first, cut = block.find(b"\n"), block.rfind(b"\n")
+    fast = lines_module._split_with_polars(block, first, cut)
+    assert fast is not None
+    assert_series_equal(fast, lines_module._split_in_python(memoryview(block)[first + 1:cut]))
+
+
+def test_row_check_catches_a_missing_or_extra_line() -> None:
+    block = b"head\nalpha\n\nbeta\ntail"
+    first, cut = block.find(b"\n"), block.rfind(b"\n")
+    good = pl.Series("_raw", ["alpha", "", "beta"])
+    check = lines_module._one_row_per_line
+    assert check(good, block, first, cut, same_bytes=True)
+    assert not check(good.filter(good != ""), block, first, cut, same_bytes=True)  # a blank line dropped
+    assert not check(pl.Series("_raw", ["alpha", "", "bet", "a"]), block, first, cut, same_bytes=True)  # a line split
+    assert not check(pl.Series("_raw", ["alpha", None, "beta"]), block, first, cut, same_bytes=True)
+    crlf = b"head\r\nalpha\r\n\r\nbeta\r\ntail"
+    first, cut = crlf.find(b"\n"), crlf.rfind(b"\n")
+    for same_bytes in (True, False):  # with a \r, or with invalid UTF-8 replaced, the newlines are counted
+        assert check(good, crlf, first, cut, same_bytes=same_bytes)
+        assert not check(good.filter(good != ""), crlf, first, cut, same_bytes=same_bytes)
+        assert not check(pl.Series("_raw", ["alpha", "", "bet", "a"]), crlf, first, cut, same_bytes=same_bytes)
