@@ -277,16 +277,6 @@ def check_and_encode(records: pl.DataFrame, timings: Timings | None = None) -> p
     return records
 
 
-def record_stage(rows: pl.DataFrame, prepared: Prepared, first_index: int,
-                 timings: Timings | None = None) -> pl.DataFrame:
-    """Durations, the record frame, validation and encoding for one bucket.
-
-    Returns the bucket's rows with ``_drop`` (``invalid:<field>`` or null), ``_detail``, ``_json`` (the encoded
-    record) and the record columns.
-    """
-    return check_and_encode(order_records(rows, prepared, first_index, timings), timings)
-
-
 #: Records validated and encoded per frame: a bucket is cut into slices so that one slice is encoded while the
 #: previous one is written (and so that one bucket's JSON text is never all in memory at once).
 SLICE_ROWS = 100_000
