@@ -249,12 +249,13 @@ def order_records(rows: pl.DataFrame, prepared: Prepared, first_index: int,
     ``first_index`` (the N of ``data.N.`` in messages).
     """
     started = time.perf_counter()
-    rows = infer_durations(rows, prepared.mapping.durations)
+    # Output order first (one sort of the bucket's own columns, before conform adds the absent ones); durations
+    # then need only a stable sort by visitor.
+    rows = rows.sort(["time", "_file_order" if "_file_order" in rows.columns else "_file", "_line"], nulls_last=True)
+    rows = infer_durations(rows, prepared.mapping.durations, in_time_order=True)
     started = _tick(timings, "durations", started)
     records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
-    records = records.with_columns(pl.col("time").alias("timestamp"))
-    order = ["timestamp", "_file_order" if "_file_order" in records.columns else "_file", "_line"]
-    records = conform(records).sort(order, nulls_last=True)
+    records = conform(records.with_columns(pl.col("time").alias("timestamp")))
     records = records.with_columns(
         pl.lit(None, pl.String).alias("_drop"),
         pl.lit(None, pl.String).alias("_detail"),

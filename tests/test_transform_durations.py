@@ -66,3 +66,15 @@ def test_same_second_ties_follow_file_order_not_file_names():
     result = infer_durations(ordered, Durations())
     assert result["_file"].to_list() == ["access.log.2.gz", "access.log.1", "access.log.1"]
     assert durations_by_line(result) == {9: 0.0, 1: 30.0, 2: None}
+
+
+def test_a_frame_in_time_order_needs_only_a_stable_sort_by_visitor():
+    rows = [("a", 0, "f", 1, "product_detail_page_view"), ("b", 5, "f", 2, "home_page_view"),
+            ("a", 5, "f", 3, "product_detail_page_view"), ("a", 5, "g", 11, "home_page_view"),
+            ("b", 20, "f", 4, "home_page_view"), (None, 20, "f", 5, "home_page_view"),
+            ("a", 3000, "f", 6, "home_page_view"), (None, 30, "f", 7, "home_page_view")]
+    shuffled = frame(rows)
+    ordered = shuffled.sort(["time", "_file", "_line"], nulls_last=True)
+    expected = durations_by_line(infer_durations(shuffled, Durations()))
+    assert durations_by_line(infer_durations(ordered, Durations(), in_time_order=True)) == expected
+    assert expected == {1: 5.0, 2: 15.0, 3: 0.0, 11: None, 4: None, 5: None, 6: None, 7: None}

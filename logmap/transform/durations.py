@@ -55,21 +55,27 @@ def visitor_key(frame: pl.DataFrame) -> pl.Expr:
     return hashed if distinct[0] == distinct[1] else pl.col("_visitor")
 
 
-def infer_durations(frame: pl.DataFrame, spec: Durations) -> pl.DataFrame:
+def infer_durations(frame: pl.DataFrame, spec: Durations, *, in_time_order: bool = False) -> pl.DataFrame:
     """Fill ``r:duration`` for the types that carry one; rows keep their order.
 
     The gap to the visitor's next record (by event time, then file and line) becomes the duration unless it
     exceeds ``session_timeout`` (the session ended) or the record is the visitor's last; gaps above ``max``
     are capped. A duration the rule set itself is kept. Only the few columns the gaps need are put in visitor
     order; the result is scattered back, so the wide record columns are never reordered here.
+
+    ``in_time_order``: the frame is already sorted by time, file order and line (nulls last), as the pipeline's
+    output order is; a stable sort by visitor alone then gives the visitor order (4x cheaper than four keys).
     """
     if "r:duration" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("r:duration"))
     if spec.source == "none" or from_field(spec) or frame.height == 0:
         return frame
     key = visitor_key(frame)
-    keys = [key, *order_columns(frame)[1:]]
-    by_visitor = frame.select(pl.arg_sort_by(keys, nulls_last=True).alias("_at"), key.alias("_key"),
+    if in_time_order:
+        at = pl.arg_sort_by(key, nulls_last=True, maintain_order=True)
+    else:
+        at = pl.arg_sort_by([key, *order_columns(frame)[1:]], nulls_last=True)
+    by_visitor = frame.select(at.alias("_at"), key.alias("_key"),
                               pl.col("_visitor").is_not_null().alias("_known"), "time", "r:type")
     by_visitor = by_visitor.select("_at", *(pl.col(c).gather(pl.col("_at")) for c in ("_key", "_known", "time",
                                                                                        "r:type")))
