@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from contextlib import closing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,10 @@ class BucketStore:
                     f.unlink()
 
     def close(self) -> None:
+        """Remove the spill files (a run stopped early leaves buckets unread); a temporary directory goes too."""
+        if self._dir is not None:
+            for leftover in self._dir.glob("b*-s*.parquet"):
+                leftover.unlink(missing_ok=True)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -319,25 +324,28 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
         started = time.perf_counter()
         chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=progress,
                              mapping=mapping)
-        for parsed in (chunks if in_turn else read_ahead(chunks)):
-            _tick(timings, "read/parse", started)
-            ledger.add_input(parsed.height)
-            file_starts.add(parsed)
-            dropped, alive = stream_stage(parsed, prepared, timings)
-            started = time.perf_counter()
-            _account(dropped, ledger, rejects, on_dropped)
-            started = _tick(timings, "ledger+rejects", started)
-            store.add(alive)
-            started = _tick(timings, "buckets", started)
+        # closing(): a background thread stops (and closes its files) before the spilled buckets are removed.
+        with closing(chunks if in_turn else read_ahead(chunks)) as parsed_chunks:
+            for parsed in parsed_chunks:
+                _tick(timings, "read/parse", started)
+                ledger.add_input(parsed.height)
+                file_starts.add(parsed)
+                dropped, alive = stream_stage(parsed, prepared, timings)
+                started = time.perf_counter()
+                _account(dropped, ledger, rejects, on_dropped)
+                started = _tick(timings, "ledger+rejects", started)
+                store.add(alive)
+                started = _tick(timings, "buckets", started)
         frames = _record_frames(store, file_starts, prepared, timings)
-        for records in (frames if in_turn else read_ahead(frames)):
-            started = time.perf_counter()
-            invalid, valid = _split(records)
-            _account(invalid, ledger, rejects, on_dropped)
-            ledger.add_emitted(valid, prepared.rule_names)
-            _tick(timings, "ledger+rejects", started)
-            if valid.height:
-                yield valid
+        with closing(frames if in_turn else read_ahead(frames)) as record_frames:
+            for records in record_frames:
+                started = time.perf_counter()
+                invalid, valid = _split(records)
+                _account(invalid, ledger, rejects, on_dropped)
+                ledger.add_emitted(valid, prepared.rule_names)
+                _tick(timings, "ledger+rejects", started)
+                if valid.height:
+                    yield valid
     finally:
         store.close()
 

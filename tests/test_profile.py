@@ -114,3 +114,21 @@ def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "c"), key=key)
 
+
+
+def test_a_consumer_that_stops_early_leaves_no_thread_and_no_spill(tmp_path, monkeypatch):
+    import threading
+
+    import logmap.pipeline as pipeline
+    from logmap.sinks.ledger import Ledger
+
+    monkeypatch.setattr(pipeline, "SLICE_ROWS", 5)
+    before = threading.active_count()
+    spill = tmp_path / "spill"
+    frames = pipeline.iter_records([str(SAMPLE)], pipeline.resolve_mapping(MAPPING), ledger=Ledger(),
+                                   options=RunOptions(buckets=3, spill_dir=spill, chunk_bytes=4096))
+    assert next(frames).height > 0
+    assert list(spill.glob("*.parquet"))  # buckets still to be read
+    frames.close()
+    assert threading.active_count() == before
+    assert not list(spill.glob("*.parquet"))  # the unread buckets are removed too
