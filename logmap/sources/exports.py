@@ -510,14 +510,15 @@ _ORIGIN = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*"
 def url_columns(url: pl.Expr, site: str | None) -> dict[str, pl.Expr]:
     """``url`` (absolute when ``site`` is given and the value is a path), ``path`` and ``query``.
 
-    Each regex runs once: an empty path or query becomes null with ``replace``, not with a ``when`` that tests
-    the extracted text and then takes it (polars evaluates both, so every regex ran twice).
+    Each regex runs once (`null_if_empty` reads its input once).
     """
+    from logmap.transform.expressions import null_if_empty
+
     absolute = url.str.contains(_ORIGIN)
     full = pl.when(absolute | pl.lit(site is None)).then(url).otherwise(pl.lit(site or "") + url)
-    path = url.str.replace(_ORIGIN, "").str.extract(r"^([^?#]*)", 1).replace("", None)
+    path = null_if_empty(url.str.replace(_ORIGIN, "").str.extract(r"^([^?#]*)", 1))
     path = pl.coalesce(path, pl.when(absolute).then(pl.lit("/")))  # an origin alone is the root
-    query = url.str.extract(r"\?([^#]*)", 1).replace("", None)
+    query = null_if_empty(url.str.extract(r"\?([^#]*)", 1))
     return {"url": full, "path": path, "query": query}
 
 

@@ -211,8 +211,4 @@ def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None
         return Compiled(expr, "list")
     if isinstance(dtype, pl.Struct):
         return None
-    if dtype == pl.String:
-        # `_column` would test the text for "" and then take it: the whole path evaluated twice (a key/value
-        # lookup walks every row's list twice); `replace` reads it once.
-        return Compiled(expr.replace("", None), "str")
     return _column(expr, dtype)
