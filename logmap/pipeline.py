@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from contextlib import closing
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from logmap.errors import MappingError
 from logmap.sources import empty_frame, name_input_columns, read_source
 from logmap.transform import ALIVE
 from logmap.transform.context import context_columns
-from logmap.transform.durations import field_durations, infer_durations
+from logmap.transform.durations import field_durations, infer_durations, order_columns
 from logmap.transform.expressions import Scope
 from logmap.transform.filter import apply_filter
 from logmap.transform.identity import VISITOR, Hasher, identity_columns
@@ -256,7 +256,7 @@ def order_records(rows: pl.DataFrame, prepared: Prepared, first_index: int,
     started = time.perf_counter()
     # Output order first (one sort of the bucket's own columns, before conform adds the absent ones); durations
     # then need only a stable sort by visitor.
-    rows = rows.sort(["time", "_file_order" if "_file_order" in rows.columns else "_file", "_line"], nulls_last=True)
+    rows = rows.sort(order_columns(rows)[1:], nulls_last=True)  # time, file order, line
     rows = infer_durations(rows, prepared.mapping.durations, in_time_order=True)
     started = _tick(timings, "durations", started)
     records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})

@@ -40,6 +40,7 @@ import polars as pl
 from logmap.errors import InputError, LogmapError, MappingError
 from logmap.mapping.model import Mapping, Source, Where
 from logmap.mapping.templates import template_refs
+from logmap.transform.nested import column_of
 
 #: Export formats and the file name endings looked for inside a directory.
 EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
@@ -344,13 +345,6 @@ def unify_schemas(schemas: dict[str, pl.Schema]) -> pl.Schema:
 IMPLICIT_COLUMNS: tuple[str, ...] = (*CANONICAL, "status", "method")
 
 
-def _head(name: str) -> str:
-    """The column a reference starts from: ``event_params.page_location`` → ``event_params``,
-    ``items[].item_id`` → ``items``."""
-    head = name.split(".", 1)[0]
-    return head[:-2] if head.endswith("[]") else head
-
-
 def source_refs(source: Source) -> set[str]:
     """The names an export source's options read: the time column, ``required`` and the URL/referrer/user
     agent/IP templates (the loader checks these options itself, so they are not in ``Mapping.references``)."""
@@ -412,8 +406,8 @@ def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]
             paths.setdefault(name, set()).add(())
         elif (found := read_path(name, schema)) is not None:
             paths.setdefault(found[0], set()).add(found[1])
-        elif _head(name) in schema:
-            paths.setdefault(_head(name), set()).add(())
+        elif column_of(name) in schema:
+            paths.setdefault(column_of(name), set()).add(())
     return {column: paths[column] for column in schema if column in paths}
 
 
@@ -430,9 +424,9 @@ def key_value_lookups(schema: pl.Schema | dict[str, pl.DataType], names: frozens
     schema = dict(schema)
     by_column: dict[str, dict[str, pl.Expr | None]] = {}
     for name in sorted(names):  # a stable column order
-        if _head(name) in schema:
+        if column_of(name) in schema:
             lookup = None if name in keep or name in schema else key_value_lookup(name, schema)
-            by_column.setdefault(_head(name), {})[name] = lookup
+            by_column.setdefault(column_of(name), {})[name] = lookup
     return {name: expr for column, lookups in by_column.items() if all(e is not None for e in lookups.values())
             for name, expr in lookups.items() if expr is not None}
 
@@ -741,7 +735,7 @@ class ExportReader:
     def _finish(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The key/value lookups in place of their lists, then the canonical columns."""
         if self.lookups:
-            lists = {_head(name) for name in self.lookups}
+            lists = {column_of(name) for name in self.lookups}
             frame = frame.with_columns(**self.lookups).drop(lists)
         try:
             return canonicalize(frame, self.source)

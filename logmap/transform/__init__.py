@@ -10,6 +10,12 @@ import polars as pl
 ALIVE = pl.col("_drop").is_null()
 
 
+def any_match(column: pl.Expr, patterns: list[str] | tuple[str, ...]) -> pl.Expr:
+    """Whether ``column`` matches any of ``patterns``: one alternation is one pass of the regex engine instead
+    of one per pattern."""
+    return column.str.contains("|".join(f"(?:{p})" for p in patterns))
+
+
 def drop_when(condition: pl.Expr, reason: str | pl.Expr, detail: pl.Expr | str | None = None) -> list[pl.Expr]:
     """Expressions setting ``_drop`` (and ``_detail``) where ``condition`` holds on a row still alive."""
     hit = ALIVE & condition.fill_null(False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from logmap.mapping.model import Filter
-from logmap.transform import drop_when
+from logmap.transform import any_match, drop_when
 from logmap.transform.useragents import BotDetector
 
 
@@ -14,11 +14,6 @@ def in_ranges(column: pl.Expr, ranges: list[tuple[int, int]]) -> pl.Expr:
     for low, high in ranges:
         condition = condition | column.is_between(low, high)
     return condition
-
-
-def any_match(column: pl.Expr, patterns: list[str]) -> pl.Expr:
-    # One alternation is one pass of the regex engine instead of one per pattern.
-    return column.str.contains("|".join(f"(?:{p})" for p in patterns))
 
 
 def extension(path: pl.Expr) -> pl.Expr:

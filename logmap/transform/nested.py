@@ -115,7 +115,7 @@ def read_path(name: str, schema: dict[str, pl.DataType]) -> tuple[str, tuple[str
     """
     segments = split_path(name)
     head = segments[0]
-    head_name = head[:-2] if head.endswith("[]") else head
+    head_name = column_of(name)
     if head_name not in schema:
         return None
     dtype = schema[head_name]
@@ -185,6 +185,13 @@ def split_path(name: str) -> list[str]:
     return name.split(".")
 
 
+def column_of(name: str) -> str:
+    """The column a reference starts from: ``event_params.page_location`` → ``event_params``,
+    ``items[].item_id`` → ``items``."""
+    head = split_path(name)[0]
+    return head.removesuffix("[]")
+
+
 def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None:
     """Compile a nested reference against ``schema``; None when it does not name anything there.
 
@@ -195,7 +202,7 @@ def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None
 
     segments = split_path(name)
     head = segments[0]
-    head_name = head[:-2] if head.endswith("[]") else head
+    head_name = column_of(name)
     if head_name not in schema:
         return None
     try:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import polars as pl
 from ua_parser import user_agent_parser
 
+from logmap.transform import any_match
+
 
 def is_crawler(user_agent: str) -> bool:
     """What ``user_agents.parse(user_agent).is_bot`` says."""
@@ -36,7 +38,8 @@ class BotDetector:
         values = distinct.to_list()
         new = [ua for ua in values if ua not in known]
         if new:
-            matched = (pl.Series(new, dtype=pl.String).str.contains("|".join(f"(?:{p})" for p in patterns)).to_list()
+            matched = (pl.DataFrame({"ua": new}, schema={"ua": pl.String})
+                       .select(any_match(pl.col("ua"), tuple(patterns))).to_series().to_list()
                        if patterns else [False] * len(new))
             for ua, by_pattern in zip(new, matched):
                 known[ua] = bool(by_pattern) or (parser and is_crawler(ua))
