@@ -531,3 +531,14 @@ def test_row_check_catches_a_missing_or_extra_line() -> None:
         assert check(good, crlf, first, cut, same_bytes=same_bytes)
         assert not check(good.filter(good != ""), crlf, first, cut, same_bytes=same_bytes)
         assert not check(pl.Series("_raw", ["alpha", "", "bet", "a"]), crlf, first, cut, same_bytes=same_bytes)
+
+
+def test_a_panic_in_the_csv_reader_falls_back_to_the_python_split(monkeypatch: pytest.MonkeyPatch,
+                                                                  python_splits: list[int]) -> None:
+    def panic(*args: object, **kwargs: object) -> None:
+        raise pl.exceptions.PanicException("polars panicked")
+
+    monkeypatch.setattr(lines_module.pl, "read_csv", panic)
+    frames = list(read_lines(str(NGINX_ERRORS), chunk_bytes=4096))
+    assert python_splits  # every block went the reference way, and the run went on
+    assert_same_frames(frames, original_frames(NGINX_ERRORS.read_bytes(), str(NGINX_ERRORS), 4096))

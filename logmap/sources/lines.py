@@ -272,7 +272,9 @@ def _split_with_polars(block: bytes, first: int, cut: int) -> pl.Series | None:
                                schema={"_raw": pl.String}, empty_string_is_null=False, raise_if_empty=False,
                                encoding=encoding).to_series()
             break
-        except (pl.exceptions.PolarsError, OSError):  # lossy failing too: whatever it was, Python will do
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError):
+            # Lossy failing too: whatever it was, the Python split will do. A panic (polars 2.1 panicked on odd
+            # input elsewhere) is a BaseException, caught here so that it costs speed, not the run.
             continue
     else:
         return None
