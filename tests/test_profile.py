@@ -79,11 +79,22 @@ def test_default_chunk_is_smaller_with_buckets():
     assert RunOptions(buckets=8, chunk_bytes=1000).chunk_size == 1000
 
 
-def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path):
+def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path, monkeypatch):
+    import logmap.pipeline as pipeline
+
     convert([str(SAMPLE)], MAPPING, tmp_path / "a")
+    chunk_sizes: list[int] = []
+    real = pipeline.read_source
+
+    def spy(inputs, source, *, chunk_bytes, **kwargs):
+        chunk_sizes.append(chunk_bytes)
+        return real(inputs, source, chunk_bytes=chunk_bytes, **kwargs)
+
+    monkeypatch.setattr(pipeline, "read_source", spy)
     result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "b"),
                                        "--buckets", "3", "--chunk-mb", "1", "-q"])
     assert result.exit_code == 0, result.output
+    assert chunk_sizes == [1024 * 1024]
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "b"), key=key)
 
@@ -101,9 +112,23 @@ def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
     log = tmp_path / "access.log"
     log.write_text("\n".join(lines) + "\n")
 
+    import threading
+
+    encoded_in: list[str] = []  # the thread each slice was validated and encoded in
+    real = pipeline.check_and_encode
+
+    def spy(records, timings=None):
+        encoded_in.append(threading.current_thread().name)
+        return real(records, timings)
+
+    monkeypatch.setattr(pipeline, "check_and_encode", spy)
     convert([str(log)], MAPPING, tmp_path / "a", timings={})  # a profile: every stage in turn, one slice
+    assert encoded_in == [threading.current_thread().name]
+    encoded_in.clear()
     monkeypatch.setattr(pipeline, "SLICE_ROWS", 7)  # many slices, encoded in the background
     convert([str(log)], MAPPING, tmp_path / "b", batch_size=50)
+    assert len(encoded_in) == 37  # 248 valid + 5 invalid records, 7 per slice
+    assert set(encoded_in) == {"logmap-read-ahead"}
     convert([str(log)], MAPPING, tmp_path / "c", batch_size=50, options=RunOptions(buckets=3, chunk_bytes=4096))
     text = lambda out: "".join(p.read_text() for p in sorted(out.glob("interactions-*")))  # noqa: E731
     assert len(list((tmp_path / "b").glob("interactions-*"))) > 3
@@ -113,7 +138,6 @@ def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
     assert rejects == (tmp_path / "b" / "rejects.ndjson").read_text()
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "c"), key=key)
-
 
 
 def test_a_consumer_that_stops_early_leaves_no_thread_and_no_spill(tmp_path, monkeypatch):

@@ -371,10 +371,23 @@ def test_fast_random_frames_byte_identical():
         assert_parses_to_rows(frame, assert_fast_is_reference(frame))
 
 
-def test_big_frames_take_the_fast_path_and_lazy_frames_the_reference():
+def test_big_frames_take_the_fast_path_and_encode_records_is_the_reference(monkeypatch):
+    import logmap.records.encode as encode
+
     frame = _random_frame(11, FAST_MIN_ROWS + 500)
     expected = reference(frame)
+    fast_frames: list[int] = []
+    real = encode.fast_json_expr
+
+    def spy(columns, dtypes=None, facts=Facts()):
+        fast_frames.append(len(columns))
+        return real(columns, dtypes, facts)
+
+    monkeypatch.setattr(encode, "fast_json_expr", spy)
     assert frame.with_columns(encode_records(frame).alias("_json"))["_json"].to_list() == expected
     assert encode_frame(frame.lazy()).to_list() == expected
     assert encode_frame(frame.slice(100, FAST_MIN_ROWS)).to_list() == expected[100:100 + FAST_MIN_ROWS]
     assert frame.lazy().select(encode_records(frame.lazy())).collect().to_series().to_list() == expected
+    assert len(fast_frames) == 2  # encode_frame on the (lazy) frame and on a slice; encode_records never
+    assert encode_frame(frame.head(10)).to_list() == expected[:10]
+    assert len(fast_frames) == 2  # a small frame goes to the reference

@@ -78,3 +78,15 @@ def test_a_frame_in_time_order_needs_only_a_stable_sort_by_visitor():
     expected = durations_by_line(infer_durations(shuffled, Durations()))
     assert durations_by_line(infer_durations(ordered, Durations(), in_time_order=True)) == expected
     assert expected == {1: 5.0, 2: 15.0, 3: 0.0, 11: None, 4: None, 5: None, 6: None, 7: None}
+
+
+def test_visitor_hashes_that_collide_fall_back_to_the_visitor_ids():
+    from logmap.transform.durations import visitor_key
+
+    rows = [("aa", 0, "f", 1, "product_detail_page_view"), ("bb", 10, "f", 2, "product_detail_page_view"),
+            ("aa", 20, "f", 3, "product_detail_page_view"), ("bb", 40, "f", 4, "home_page_view")]
+    visits = frame(rows)
+    same_length = pl.col("_visitor").str.len_bytes().cast(pl.UInt64)  # a "hash" under which aa and bb collide
+    assert str(visitor_key(visits, same_length)) == str(pl.col("_visitor"))
+    assert str(visitor_key(visits)) == str(pl.col("_visitor").hash(seed=0))
+    assert durations_by_line(infer_durations(visits, Durations())) == {1: 20.0, 2: 30.0, 3: None, 4: None}

@@ -44,13 +44,12 @@ def field_durations(spec: Durations, scope: Scope, columns: list[str]) -> dict[s
     return {"r:duration": pl.coalesce(own, typed)}
 
 
-def visitor_key(frame: pl.DataFrame) -> pl.Expr:
-    """A sort key that groups each visitor's rows: a 64-bit hash of ``_visitor`` when no two visitors of
-    ``frame`` share one (checked, so the result is exact), else the visitor string itself.
+def visitor_key(frame: pl.DataFrame, hashed: pl.Expr = pl.col("_visitor").hash(seed=0)) -> pl.Expr:
+    """A sort key that groups each visitor's rows: ``hashed`` (a 64-bit hash of ``_visitor``) when no two
+    visitors of ``frame`` share one (checked, so the result is exact), else the visitor string itself.
 
     Sorting 64-character ids costs twice as much as sorting their hashes, and the sort is most of this stage.
     """
-    hashed = pl.col("_visitor").hash(seed=0)
     distinct = frame.select(pl.col("_visitor").n_unique().alias("v"), hashed.n_unique().alias("h")).row(0)
     return hashed if distinct[0] == distinct[1] else pl.col("_visitor")
 
