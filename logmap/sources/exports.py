@@ -743,9 +743,13 @@ class ExportReader:
             raise _with_columns(error, self.schema, list(self.schemas)) from None
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
-        batch_rows = _batch_rows(self.source)
         for item in self.files:
-            yield from self._read(item, batch_rows)
+            yield from self.read_file(item)
+
+    def read_file(self, item: ExportFile) -> Iterator[pl.DataFrame]:
+        """The frames of one file of the run, read with the run's schema (``item`` may name a local copy of one
+        of ``files``: the Spark engine's executors read their split so)."""
+        yield from self._read(item, _batch_rows(self.source))
 
     def _read(self, item: ExportFile, batch_rows: int) -> Iterator[pl.DataFrame]:
         fmt = self.source.format

@@ -1,0 +1,475 @@
+"""The same mapping on Apache Spark: ``convert_spark(spark, inputs, mapping, out)`` (``logmap convert --engine spark``).
+
+The two phases of the local engine (docs/architecture.md) map onto two Spark stages, running the very same stage
+functions on executors:
+
+1. **Phase 1, a map over input files** (``mapInArrow``). Spark's ``binaryFile`` reader lists and reads the inputs
+   (local paths, ``file://``, ``s3a://``, ``gs://``, ``abfs://``, ``hdfs://``: whatever the cluster's Hadoop file
+   systems read). Each input file is one split: an executor writes its bytes to a local temporary file and reads
+   it with logmap's own reader (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression
+   detection, invalid UTF-8, line numbers, malformed export lines and the column projection are exactly those of
+   the local engine. Then ``stream_stage``; out come, in one Arrow schema told apart by ``_kind``: surviving rows
+   with their visitor bucket, per-reason counts of dropped rows, the rejected rows themselves (file, line,
+   reason, message, raw) and the earliest event time of each file (``FileStarts``).
+2. **Phase 2, per visitor bucket** (``groupBy("_bucket").applyInArrow``). Survivors are shuffled by the same
+   visitor hash as the local engine's ``--buckets N`` (so a visitor's whole history is in one group), ranked by
+   the broadcast file starts, then ordered, given durations, validated and encoded by the local record stage.
+   Each bucket's records are numbered from the number of records in the buckets before it, so ``data.N`` in a
+   reject message, and the order of the output, are those of ``logmap convert --buckets N`` with N = partitions.
+
+The driver then merges everything into the local engine's layout: batch files of at most ``batch_size`` records
+(fetched bucket range by bucket range, in order), ``rejects.ndjson`` and ``report.json`` with the exact ledger.
+
+Arrow between polars and Spark: Spark checks the types of returned batches exactly, so frames cross in a
+*transport* form (``transport_dtype``: times as epoch integers, every integer as Int64, nulls as strings) cast to
+the Arrow schema Spark expects, and are cast back to the exact polars schema on the other side.
+
+The anonymous-id key is read on the driver (``key=`` or the mapping's environment variable) into the stage
+functions' ``Prepared``, which travels to executors inside the pickled Arrow functions: never in a Spark
+configuration, an environment variable set for executors, a column or a query plan.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import polars as pl
+
+from logmap.errors import InputError, LogmapError
+from logmap.mapping.model import Mapping
+from logmap.pipeline import (
+    REJECTED_REASONS, FileStarts, Prepared, RunResult, check_and_encode, order_records, resolve_mapping,
+    stream_stage,
+)
+from logmap.sinks.batches import BatchFormat, BatchWriter, RejectsWriter, prepare_output_dir
+from logmap.sinks.ledger import Ledger
+from logmap.sources import EXPORT_FORMATS, empty_frame, read_source
+from logmap.transform import ALIVE
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import DataType, StructType
+
+#: Input bytes per visitor bucket when ``partitions`` is not given: about a million log lines, whose survivors
+#: a Python worker orders, validates and encodes in a few seconds.
+BYTES_PER_PARTITION = 256 * 1024 * 1024
+#: Records fetched to the driver per Spark job while writing the batch files (bounds the driver's memory).
+FETCH_RECORDS = 500_000
+#: Columns of phase 2's output: the encoding, what the ledger counts, what a reject shows.
+RECORD_COLUMNS = {"_bucket": pl.Int64(), "_index": pl.Int64(), "_json": pl.String(), "_drop": pl.String(),
+                  "_detail": pl.String(), "_file": pl.String(), "_line": pl.UInt64(), "type": pl.String(),
+                  "_rule": pl.UInt32()}
+#: Columns of phase 1's output besides the surviving rows' own.
+PHASE1_COLUMNS = {"_kind": pl.String(), "_bucket": pl.Int64(), "_count": pl.Int64(), "_drop": pl.String(),
+                  "_detail": pl.String(), "_raw": pl.String()}
+#: Prefix of a user error raised on an executor, so the driver can say it in one line (docs: errors.py).
+_USER_ERROR = "logmap-user-error:"
+
+
+# --- the transport form of frames ---------------------------------------------------------------------------
+
+def transport_dtype(dtype: pl.DataType) -> pl.DataType:
+    """The dtype a column crosses Spark in: one Spark type per polars dtype, cast back exactly on arrival."""
+    if isinstance(dtype, pl.List | pl.Array):
+        return pl.List(transport_dtype(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: transport_dtype(f.dtype) for f in dtype.fields})
+    if isinstance(dtype, pl.Datetime | pl.Duration) or dtype.is_integer() or dtype == pl.Date:
+        return pl.Int64()
+    if dtype.is_float():
+        return pl.Float64()
+    if dtype in (pl.Boolean, pl.Binary, pl.String):
+        return dtype
+    return pl.String()  # Null, Categorical, Enum: as text
+
+
+def spark_type(dtype: pl.DataType) -> DataType:
+    """The Spark type of a transport dtype."""
+    from pyspark.sql import types as t
+
+    if isinstance(dtype, pl.List):
+        return t.ArrayType(spark_type(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return t.StructType([t.StructField(f.name, spark_type(f.dtype)) for f in dtype.fields])
+    simple = {pl.Int64: t.LongType(), pl.Float64: t.DoubleType(), pl.Boolean: t.BooleanType(),
+              pl.Binary: t.BinaryType(), pl.String: t.StringType()}
+    return simple[dtype.base_type()]
+
+
+class Transport:
+    """A polars schema and the Spark and Arrow schemas its frames cross Spark in.
+
+    Columns keep their names, but for dots (``r:search.keywords``), which Spark reads as struct fields even where
+    it names columns itself (``applyInArrow``): on the wire they are slashes.
+    """
+
+    def __init__(self, schema: dict[str, pl.DataType]) -> None:
+        from pyspark.sql import types as t
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        self.schema = pl.Schema(schema)
+        self.wire_name = {name: name.replace(".", "/") for name in schema}
+        if len(set(self.wire_name.values())) < len(schema):  # a name with a slash of its own
+            self.wire_name = {name: f"c{index}" for index, name in enumerate(schema)}
+        self.wire = pl.Schema({name: transport_dtype(dtype) for name, dtype in schema.items()})
+        self.spark = t.StructType([t.StructField(self.wire_name[name], spark_type(dtype))
+                                   for name, dtype in self.wire.items()])
+        self.arrow = to_arrow_schema(self.spark)
+
+    def to_arrow(self, frame: pl.DataFrame) -> pa.Table:
+        """``frame`` (with some or all of the columns, in any order) as Spark expects it back."""
+        missing = [pl.lit(None, dtype).alias(name) for name, dtype in self.schema.items() if name not in frame.columns]
+        wire = frame.with_columns(missing).select(self.schema.names()).cast(dict(self.wire)).rename(self.wire_name)
+        return wire.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(self.arrow)
+
+    def from_arrow(self, table: pa.Table, columns: list[str] | None = None) -> pl.DataFrame:
+        """The frame Spark handed over (``columns`` of the schema, all by default) in its exact polars types."""
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        names = columns or self.schema.names()
+        return frame.select([pl.col(self.wire_name[n]).cast(self.schema[n]).alias(n) for n in names])
+
+    def columns(self, names: list[str] | None = None) -> list[str]:
+        """The wire names of ``names`` (all columns by default), to select them in Spark."""
+        return [self.wire_name[n] for n in (names or self.schema.names())]
+
+
+# --- inputs -------------------------------------------------------------------------------------------------
+
+def _is_url(name: str) -> bool:
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", name))
+
+
+def _local_key(path: str) -> str:
+    """A local file as Spark names it (``file:/a/b%23c``) or as a user does (``a/b#c``): its real path."""
+    if path.startswith("file:"):
+        path = unquote(urlparse(path).path)
+    return os.path.realpath(path)
+
+
+class Inputs:
+    """The run's input files: what Spark reads (``uris``) and what the user called each (``name_of``)."""
+
+    def __init__(self, spark: SparkSession, inputs: list[str], mapping: Mapping) -> None:
+        if "-" in inputs:
+            raise InputError("the Spark engine cannot read standard input: name the files")
+        local = [name for name in inputs if not _is_url(name) or name.startswith("file:")]
+        #: local files as the user named them (globs expanded, each once), exactly as the local engine names them
+        self.local_names: list[str] = []
+        #: hive partitions of export files (local exports only)
+        self.partitions: dict[str, tuple[tuple[str, str], ...]] = {}
+        if mapping.source.format in EXPORT_FORMATS:
+            from logmap.sources.exports import expand_export_inputs
+
+            if len(local) < len(inputs):
+                raise InputError("the Spark engine reads exports from paths the driver can also read (it unifies "
+                                 "their schemas first): mount the bucket or copy the files; logs may be URLs")
+            items = expand_export_inputs([_file_path(n) for n in local], mapping.source.format)
+            self.local_names = [item.path for item in items]
+            self.partitions = {item.path: item.partitions for item in items}
+        elif local:
+            from logmap.sources.lines import expand_inputs
+
+            self.local_names = expand_inputs([_file_path(n) for n in local])
+        remote = [name for name in inputs if name not in local]
+        uris = [Path(name).resolve().as_uri() for name in self.local_names] + remote
+        try:
+            self.files = spark.read.format("binaryFile").load(uris)
+            listed = self.files.select("path", "length").collect()
+        except Exception as error:  # a missing remote path or an unknown file system: one line, no trace
+            raise InputError(f"cannot list the inputs: {_first_line(str(error))}") from None
+        by_key = {_local_key(name): name for name in self.local_names}
+        #: Spark's path of each file → the name the user gave (a URL's own matches are named by their URL)
+        self.name_of = {row.path: by_key.get(_local_key(row.path), row.path) if row.path.startswith("file:")
+                        else row.path for row in listed}
+        self.bytes = sum(row.length for row in listed)
+        #: the order the local engine reads files in: what rejects of phase 1 are sorted by
+        self.order = {name: index for index, name in enumerate([*self.local_names, *sorted(
+            set(self.name_of.values()) - set(self.local_names))])}
+
+
+def _file_path(name: str) -> str:
+    return unquote(urlparse(name).path) if name.startswith("file:") else name
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+# --- phase 1: a map over input files ------------------------------------------------------------------------
+
+FileReader = Callable[[str, str], Iterator[pl.DataFrame]]
+
+
+def _file_reader(mapping: Mapping, inputs: Inputs, chunk_bytes: int) -> FileReader:
+    """(local copy, name) → parsed chunks of that file, by the local engine's reader (run on executors)."""
+    source = mapping.source
+    if source.format in EXPORT_FORMATS:
+        from logmap.sources.exports import ExportFile, ExportReader, wanted_names
+
+        reader = ExportReader(inputs.local_names, source, chunk_bytes, wanted=wanted_names(mapping))
+        partitions = inputs.partitions
+
+        def read_export(copy: str, name: str) -> Iterator[pl.DataFrame]:
+            return reader.read_file(ExportFile(copy, partitions.get(name, ())))
+
+        return read_export
+
+    def read_log(copy: str, name: str) -> Iterator[pl.DataFrame]:
+        return read_source([copy], source, chunk_bytes=chunk_bytes, mapping=mapping)
+
+    return read_log
+
+
+def _visitor_bucket(buckets: int) -> pl.Expr:
+    """The local engine's bucket of a visitor (BucketStore), so that ``data.N`` match ``--buckets N``."""
+    return (pl.col("_visitor").hash(seed=0) % buckets).fill_null(0).cast(pl.Int64).alias("_bucket")
+
+
+def _rejected(dropped: pl.DataFrame) -> pl.DataFrame:
+    return dropped.filter(pl.col("_drop").str.starts_with(REJECTED_REASONS[1])
+                          | (pl.col("_drop") == REJECTED_REASONS[0]))
+
+
+def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int) -> list[pl.DataFrame]:
+    """One parsed chunk through the stream stage, as phase 1's rows (see the module's docstring)."""
+    parts = []
+    if "time" in parsed.columns and parsed.height:
+        parts.append(parsed.group_by("_file").agg(pl.col("time").min()).with_columns(_kind=pl.lit("start")))
+    dropped, alive = stream_stage(parsed, prepared)
+    if dropped.height:
+        parts.append(dropped.group_by("_drop").agg(pl.len().cast(pl.Int64).alias("_count"))
+                     .with_columns(_kind=pl.lit("count")))
+        rejected = _rejected(dropped)
+        if rejected.height:
+            keep = [c for c in ("_file", "_line", "_drop", "_detail", "_raw") if c in rejected.columns]
+            parts.append(rejected.select(keep).with_columns(_kind=pl.lit("reject")))
+    if alive.height:
+        parts.append(alive.with_columns(_visitor_bucket(buckets), _kind=pl.lit("alive")))
+    return parts
+
+
+def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], prepared: Prepared,
+            buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
+    """Executor side of phase 1: every file of a split, chunk by chunk."""
+    with tempfile.TemporaryDirectory(prefix="logmap-split-") as folder:
+        for batch in files:
+            for index in range(batch.num_rows):  # per file, not per row
+                path = batch.column("path")[index].as_py()
+                name = names.get(path, path)
+                copy = os.path.join(folder, os.path.basename(_file_path(name)) or "input")
+                with open(copy, "wb") as handle:
+                    handle.write(memoryview(batch.column("content")[index].as_buffer()))
+                try:
+                    for parsed in read(copy, name):
+                        parsed = parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
+                        parts = _phase1_rows(parsed, prepared, buckets)
+                        if parts:
+                            yield from out.to_arrow(pl.concat(parts, how="diagonal_relaxed")).to_batches()
+                except LogmapError as error:
+                    raise RuntimeError(_USER_ERROR + str(error).replace(copy, name)) from None
+                finally:
+                    os.unlink(copy)
+
+
+# --- phase 2: per visitor bucket ----------------------------------------------------------------------------
+
+def _phase2(key: tuple[Any, ...], table: pa.Table, prepared: Prepared, file_starts: FileStarts,
+            first_index: dict[int, int], alive: Transport, out: Transport) -> pa.Table:
+    bucket = key[0].as_py() if hasattr(key[0], "as_py") else key[0]
+    try:
+        rows = alive.from_arrow(table, [c for c in alive.schema.names() if c != "_bucket"])
+        records = check_and_encode(order_records(file_starts.rank(rows), prepared, first_index.get(bucket, 0)))
+    except LogmapError as error:
+        raise RuntimeError(_USER_ERROR + str(error)) from None
+    return out.to_arrow(records.with_columns(pl.lit(bucket, pl.Int64).alias("_bucket")))
+
+
+# --- the driver ---------------------------------------------------------------------------------------------
+
+def _user_errors(action: Callable[[], Any]) -> Any:
+    """Run a Spark action; a user error raised on an executor becomes that one-line error on the driver."""
+    try:
+        return action()
+    except LogmapError:
+        raise
+    except Exception as error:
+        found = re.search(re.escape(_USER_ERROR) + r"\s*(.+)", str(error))
+        if found:
+            raise InputError(found.group(1).strip()) from None
+        raise
+
+
+def _partitions_for(spark: SparkSession, partitions: int | None, input_bytes: int) -> int:
+    if partitions is not None:
+        if partitions < 1:
+            raise InputError("--partitions must be at least 1")
+        return partitions
+    return max(spark.sparkContext.defaultParallelism, math.ceil(input_bytes / BYTES_PER_PARTITION))
+
+
+def _alive_schema(mapping: Mapping, inputs: Inputs, prepared: Prepared) -> dict[str, pl.DataType]:
+    """The columns of phase 1's surviving rows, from the stream stage run on no rows (as Prepared checks it)."""
+    empty = empty_frame(mapping.source, inputs.local_names or None, mapping)
+    assert empty is not None
+    return dict(stream_stage(empty, prepared)[1].schema)
+
+
+def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *,
+                  key: str | bytes | None = None, batch_size: int = 10_000, fmt: BatchFormat = "ndjson",
+                  overwrite: bool = False, partitions: int | None = None,
+                  chunk_bytes: int = 64 * 1024 * 1024) -> RunResult:
+    """Convert ``inputs`` with ``mapping`` on ``spark`` into ``out_dir``: the same batch files, rejects.ndjson and
+    report.json as :func:`logmap.pipeline.convert`, computed by the cluster (see the module's docstring).
+
+    ``key`` is the anonymous-id HMAC key (default: the environment variable the mapping names, read here on the
+    driver). ``partitions`` is the number of visitor buckets, one Spark task each (default: the cluster's
+    parallelism, or one per 256 MiB of input when that is more).
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    mapping = resolve_mapping(mapping)
+    files = Inputs(spark, list(inputs), mapping)
+    prepared = _prepare(mapping, files, key)
+    out = Path(out_dir)
+    prepare_output_dir(out, overwrite)
+    buckets = _partitions_for(spark, partitions, files.bytes)
+
+    alive_schema = _alive_schema(mapping, files, prepared)
+    phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS})
+    read = _file_reader(mapping, files, chunk_bytes)
+    names = files.name_of
+
+    def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return _phase1(batches, read, names, prepared, buckets, phase1_out)
+
+    rows = files.files.select("path", "content").mapInArrow(phase1, phase1_out.spark)
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        # Everything phase 2 and the ledger need from phase 1, in one small aggregate.
+        summary = _user_errors(lambda: rows.where(F.col("_kind") != "reject").groupBy(
+            "_kind", "_drop", F.when(F.col("_kind") == "start", F.col("_file")).alias("_file"), "_bucket",
+        ).agg(F.count(F.lit(1)).alias("rows"), F.sum("_count").alias("dropped"), F.min("time").alias("time"))
+            .collect())
+        ledger = Ledger()
+        bucket_rows: dict[int, int] = {}
+        starts: dict[str, Any] = {}
+        for row in summary:
+            if row["_kind"] == "count":
+                ledger.add_input(row["dropped"])
+                ledger.dropped[row["_drop"]] += row["dropped"]
+            elif row["_kind"] == "alive":
+                ledger.add_input(row["rows"])
+                bucket_rows[row["_bucket"]] = row["rows"]
+            else:
+                starts[row["_file"]] = row["time"]
+        file_starts = FileStarts()
+        file_starts.add(pl.DataFrame({"_file": list(starts), "time": list(starts.values())},
+                                     schema={"_file": pl.String, "time": pl.Int64})
+                        .with_columns(pl.col("time").cast(alive_schema.get("time", pl.Datetime("ms", "UTC")))))
+        first_index, total = {}, 0
+        for bucket in sorted(bucket_rows):
+            first_index[bucket], total = total, total + bucket_rows[bucket]
+
+        alive = Transport({**alive_schema, "_bucket": pl.Int64()})
+        records_out = Transport(RECORD_COLUMNS)
+
+        def phase2(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
+            return _phase2(key, table, prepared, file_starts, first_index, alive, records_out)
+
+        survivors = rows.where(F.col("_kind") == "alive").select(*alive.columns())
+        records = (survivors.repartition(buckets, "_bucket").groupBy("_bucket")
+                   .applyInArrow(phase2, records_out.spark).persist(StorageLevel.MEMORY_AND_DISK))
+        try:
+            result = _write(out, rows, records, bucket_rows, files, phase1_out, records_out, ledger, prepared,
+                            batch_size, fmt)
+        finally:
+            records.unpersist()
+    finally:
+        rows.unpersist()
+    result.elapsed_s = time.perf_counter() - started
+    result.inputs = list(inputs)
+    from logmap.sinks.report import write_report
+
+    write_report(out / "report.json", result, mapping, batch_size=batch_size, fmt=fmt, engine="spark",
+                 partitions=buckets)
+    return result
+
+
+def _prepare(mapping: Mapping, inputs: Inputs, key: str | bytes | None) -> Prepared:
+    """The stage functions' state, with the key read here on the driver (``key``, or the mapping's variable)."""
+    if key is None:
+        return Prepared(mapping, inputs.local_names or None)
+    from logmap.transform.identity import Hasher
+
+    variable = mapping.identity.anonymous_id.key_env if mapping.identity.anonymous_id else None
+    saved = os.environ.get(variable) if variable else None
+    try:  # Prepared reads the key from the environment: hand it over for this call only
+        if variable:
+            os.environ[variable] = key if isinstance(key, str) else key.decode("utf-8")
+        prepared = Prepared(mapping, inputs.local_names or None)
+    finally:
+        if variable:
+            if saved is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = saved
+    if prepared.hasher is not None:
+        prepared.hasher = Hasher(key.encode("utf-8") if isinstance(key, str) else key)
+    return prepared
+
+
+def _write(out: Path, rows: DataFrame, records: DataFrame, bucket_rows: dict[int, int], inputs: Inputs,
+           phase1_out: Transport, records_out: Transport, ledger: Ledger, prepared: Prepared, batch_size: int,
+           fmt: BatchFormat) -> RunResult:
+    """The driver's merge: rejects of phase 1 in input order, then the records bucket range by bucket range."""
+    from pyspark.sql import functions as F
+
+    rejects = RejectsWriter(out / "rejects.ndjson")
+    writer = BatchWriter(out, batch_size, fmt)
+    try:
+        columns = ["_file", "_line", "_drop", "_detail", "_raw"]
+        table = _user_errors(lambda: rows.where(F.col("_kind") == "reject").select(*columns).toArrow())
+        rejected = phase1_out.from_arrow(table, columns)
+        order = inputs.order
+        rejects.write(rejected.sort(pl.col("_file").replace_strict(order, default=len(order), return_dtype=pl.Int64),
+                                    "_line"))
+        for low, high in _bucket_ranges(bucket_rows):
+            table = _user_errors(lambda: records.where(F.col("_bucket").between(low, high)).toArrow())
+            frame = records_out.from_arrow(table).sort("_index")
+            invalid, valid = frame.filter(~ALIVE), frame.filter(ALIVE)
+            ledger.add_dropped(invalid)
+            rejects.write(invalid)
+            ledger.add_emitted(valid, prepared.rule_names)
+            if valid.height:
+                writer.write(valid["_json"])
+    finally:
+        rejects.close()
+    return RunResult(ledger=ledger, files=writer.close(), rejects=rejects.count, warnings=prepared.warnings,
+                     mapping_path=prepared.mapping.path)
+
+
+def _bucket_ranges(bucket_rows: dict[int, int]) -> Iterator[tuple[int, int]]:
+    """Consecutive buckets holding about :data:`FETCH_RECORDS` records together (a bigger bucket on its own)."""
+    low, held = None, 0
+    ordered = sorted(bucket_rows)
+    for bucket in ordered:
+        if low is None:
+            low = bucket
+        held += bucket_rows[bucket]
+        if held >= FETCH_RECORDS:
+            yield low, bucket
+            low, held = None, 0
+    if low is not None:
+        yield low, ordered[-1]
