@@ -31,6 +31,7 @@ configuration, an environment variable set for executors, a column or a query pl
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import re
@@ -157,15 +158,15 @@ def _local_key(path: str) -> str:
 
 
 class Inputs:
-    """The run's input files: what Spark reads (``uris``) and what the user called each (``name_of``)."""
+    """The run's input files: what Spark reads (``files``) and what the user called each (``name_of``)."""
 
     def __init__(self, spark: SparkSession, inputs: list[str], mapping: Mapping) -> None:
         if "-" in inputs:
             raise InputError("the Spark engine cannot read standard input: name the files")
         local = [name for name in inputs if not _is_url(name) or name.startswith("file:")]
-        #: local files as the user named them (globs expanded, each once), exactly as the local engine names them
-        self.local_names: list[str] = []
-        #: hive partitions of export files (local exports only)
+        #: local files (globs expanded, each once) as the driver reads them, in the local engine's order
+        self.paths: list[str] = []
+        #: hive partitions of export files by name (local exports only)
         self.partitions: dict[str, tuple[tuple[str, str], ...]] = {}
         if mapping.source.format in EXPORT_FORMATS:
             from logmap.sources.exports import expand_export_inputs
@@ -174,27 +175,32 @@ class Inputs:
                 raise InputError("the Spark engine reads exports from paths the driver can also read (it unifies "
                                  "their schemas first): mount the bucket or copy the files; logs may be URLs")
             items = expand_export_inputs([_file_path(n) for n in local], mapping.source.format)
-            self.local_names = [item.path for item in items]
-            self.partitions = {item.path: item.partitions for item in items}
+            self.paths = [item.path for item in items]
+            partitions = {item.path: item.partitions for item in items}
         elif local:
             from logmap.sources.lines import expand_inputs
 
-            self.local_names = expand_inputs([_file_path(n) for n in local])
+            self.paths = expand_inputs([_file_path(n) for n in local])
+            partitions = {}
+        # A file named by a file: URL keeps that name (in rejects); a path keeps its own, as the local engine's.
+        given = {os.path.realpath(_file_path(n)): n for n in local if n.startswith("file:") and not glob.has_magic(n)}
+        names = [given.get(os.path.realpath(path), path) for path in self.paths]
+        self.partitions = {name: partitions.get(path, ()) for name, path in zip(names, self.paths)}
         remote = [name for name in inputs if name not in local]
-        uris = [Path(name).resolve().as_uri() for name in self.local_names] + remote
+        # file:// and the absolute path as is: Hadoop takes no percent-encoding ('#', '=' in export names)
+        uris = ["file://" + os.path.abspath(path) for path in self.paths] + remote
         try:
             self.files = spark.read.format("binaryFile").load(uris)
             listed = self.files.select("path", "length").collect()
         except Exception as error:  # a missing remote path or an unknown file system: one line, no trace
             raise InputError(f"cannot list the inputs: {_first_line(str(error))}") from None
-        by_key = {_local_key(name): name for name in self.local_names}
-        #: Spark's path of each file → the name the user gave (a URL's own matches are named by their URL)
+        by_key = {_local_key(path): name for path, name in zip(self.paths, names)}
+        #: Spark's path of each file → its name (a remote pattern's matches are named by their URLs)
         self.name_of = {row.path: by_key.get(_local_key(row.path), row.path) if row.path.startswith("file:")
                         else row.path for row in listed}
         self.bytes = sum(row.length for row in listed)
         #: the order the local engine reads files in: what rejects of phase 1 are sorted by
-        self.order = {name: index for index, name in enumerate([*self.local_names, *sorted(
-            set(self.name_of.values()) - set(self.local_names))])}
+        self.order = {name: index for index, name in enumerate([*names, *sorted(set(self.name_of.values()) - set(names))])}
 
 
 def _file_path(name: str) -> str:
@@ -216,7 +222,7 @@ def _file_reader(mapping: Mapping, inputs: Inputs, chunk_bytes: int) -> FileRead
     if source.format in EXPORT_FORMATS:
         from logmap.sources.exports import ExportFile, ExportReader, wanted_names
 
-        reader = ExportReader(inputs.local_names, source, chunk_bytes, wanted=wanted_names(mapping))
+        reader = ExportReader(inputs.paths, source, chunk_bytes, wanted=wanted_names(mapping))
         partitions = inputs.partitions
 
         def read_export(copy: str, name: str) -> Iterator[pl.DataFrame]:
@@ -296,6 +302,27 @@ def _phase2(key: tuple[Any, ...], table: pa.Table, prepared: Prepared, file_star
 
 # --- the driver ---------------------------------------------------------------------------------------------
 
+def spark_session(master: str | None = None) -> SparkSession:
+    """The session ``logmap convert --engine spark`` runs on: ``master``, else spark-submit's, else ``local[*]``.
+
+    Spark's own log is cut to fatal errors: a user error on an executor (a corrupt archive) is said once, in one
+    line, by ``convert_spark``, not as the executor's traceback.
+    """
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("logmap convert")
+    if master is not None:
+        builder = builder.master(master)
+    elif not SparkConf().contains("spark.master"):
+        builder = builder.master("local[*]")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("FATAL")
+    return spark
+
+
+# --- running a conversion ------------------------------------------------------------------------------
+
 def _user_errors(action: Callable[[], Any]) -> Any:
     """Run a Spark action; a user error raised on an executor becomes that one-line error on the driver."""
     try:
@@ -319,7 +346,7 @@ def _partitions_for(spark: SparkSession, partitions: int | None, input_bytes: in
 
 def _alive_schema(mapping: Mapping, inputs: Inputs, prepared: Prepared) -> dict[str, pl.DataType]:
     """The columns of phase 1's surviving rows, from the stream stage run on no rows (as Prepared checks it)."""
-    empty = empty_frame(mapping.source, inputs.local_names or None, mapping)
+    empty = empty_frame(mapping.source, inputs.paths or None, mapping)
     assert empty is not None
     return dict(stream_stage(empty, prepared)[1].schema)
 
@@ -410,7 +437,7 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
 def _prepare(mapping: Mapping, inputs: Inputs, key: str | bytes | None) -> Prepared:
     """The stage functions' state, with the key read here on the driver (``key``, or the mapping's variable)."""
     if key is None:
-        return Prepared(mapping, inputs.local_names or None)
+        return Prepared(mapping, inputs.paths or None)
     from logmap.transform.identity import Hasher
 
     variable = mapping.identity.anonymous_id.key_env if mapping.identity.anonymous_id else None
@@ -418,7 +445,7 @@ def _prepare(mapping: Mapping, inputs: Inputs, key: str | bytes | None) -> Prepa
     try:  # Prepared reads the key from the environment: hand it over for this call only
         if variable:
             os.environ[variable] = key if isinstance(key, str) else key.decode("utf-8")
-        prepared = Prepared(mapping, inputs.local_names or None)
+        prepared = Prepared(mapping, inputs.paths or None)
     finally:
         if variable:
             if saved is None:
@@ -442,6 +469,8 @@ def _write(out: Path, rows: DataFrame, records: DataFrame, bucket_rows: dict[int
         columns = ["_file", "_line", "_drop", "_detail", "_raw"]
         table = _user_errors(lambda: rows.where(F.col("_kind") == "reject").select(*columns).toArrow())
         rejected = phase1_out.from_arrow(table, columns)
+        if rejected["_raw"].null_count() == rejected.height:  # exports: no raw line, as the local engine writes
+            rejected = rejected.drop("_raw")
         order = inputs.order
         rejects.write(rejected.sort(pl.col("_file").replace_strict(order, default=len(order), return_dtype=pl.Int64),
                                     "_line"))

@@ -13,3 +13,37 @@ def anonymous_key(monkeypatch):
     """Set LOGMAP_KEY (the HMAC key of the shipped mappings) for one test; modules opt in with
     ``pytestmark = pytest.mark.usefixtures("anonymous_key")``."""
     monkeypatch.setenv("LOGMAP_KEY", TEST_KEY)
+
+
+def java_available() -> bool:
+    """A Java runtime for Spark: ``java`` on the PATH or under JAVA_HOME."""
+    import os
+    import shutil
+
+    home = os.environ.get("JAVA_HOME")
+    return shutil.which("java") is not None or bool(home and os.path.exists(os.path.join(home, "bin", "java")))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for the whole test session (starting one costs seconds), with few shuffle
+    partitions. Skipped, with a line saying why, when Java or pyspark is missing (``.ci/run`` installs both)."""
+    if not java_available():
+        pytest.skip("Spark tests skipped: no Java runtime (install openjdk-17-jre-headless; .ci/run does)")
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        pytest.skip('Spark tests skipped: pyspark is not installed (pip install -e ".[spark]")')
+    import os
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no reverse lookup of the machine's name
+    session = (SparkSession.builder.master("local[2]").appName("logmap-tests")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.default.parallelism", "2")
+               .config("spark.ui.enabled", "false")
+               .config("spark.driver.host", "127.0.0.1")
+               .config("spark.sql.adaptive.enabled", "false")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -29,9 +29,16 @@ from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
 @click.option("--profile", is_flag=True,
               help="Print the seconds spent in each pipeline stage. Stages then run one after another instead of "
                    "overlapping on two threads, so a profiled run is slower.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: this machine; spark: an Apache Spark cluster (pip install 'logmap[spark]'; docs/spark.md).")
+@click.option("--master", default=None, metavar="URL",
+              help="Spark master URL (spark://…, yarn, k8s://…, local[4]) [default: spark-submit's, else local[*]].")
+@click.option("--partitions", type=click.IntRange(1, 1_000_000), default=None,
+              help="Spark: visitor buckets, one task each [default: the cluster's cores, or one per 256 MiB of input].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
-            buckets: int, chunk_mb: int | None, profile: bool, quiet: bool) -> None:
+            buckets: int, chunk_mb: int | None, profile: bool, engine: str, master: str | None,
+            partitions: int | None, quiet: bool) -> None:
     """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
 
     \b
@@ -44,6 +51,12 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
     Example:
       LOGMAP_KEY=secret logmap convert 'logs/access.log*' -m mappings/storefront-combined.yaml -o out/
     """
+    if engine == "spark":
+        _convert_on_spark(list(inputs), mapping_path, out_dir, batch_size, fmt, overwrite, buckets, chunk_mb,
+                          profile, master, partitions, quiet)
+        return
+    if master is not None or partitions is not None:
+        raise click.UsageError("--master and --partitions are for --engine spark")
     from logmap.pipeline import RunOptions
     from logmap.pipeline import convert as run_convert
 
@@ -58,6 +71,24 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
         click.echo(f"{len(result.files)} batch file(s), {result.rejects:,} reject(s) in {out_dir}")
     if timings is not None:
         click.echo(format_profile(timings, result.elapsed_s, result.ledger.input_rows))
+
+
+def _convert_on_spark(inputs: list[str], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
+                      buckets: int, chunk_mb: int | None, profile: bool, master: str | None, partitions: int | None,
+                      quiet: bool) -> None:
+    if buckets != 1 or profile:
+        raise click.UsageError("--buckets and --profile are for the local engine; on Spark, --partitions sets the "
+                               "visitor buckets")
+    from logmap.spark import convert_spark, spark_session
+
+    spark = spark_session(master)
+    chunk_bytes = (chunk_mb or 64) * 1024 * 1024
+    result = convert_spark(spark, inputs, mapping_path, Path(out_dir), batch_size=batch_size, fmt=fmt,  # type: ignore[arg-type]
+                           overwrite=overwrite, partitions=partitions, chunk_bytes=chunk_bytes)
+    if not quiet:
+        print_warnings(result.warnings)
+        print_summary(result, title=f"logmap convert --engine spark → {out_dir}")
+        click.echo(f"{len(result.files)} batch file(s), {result.rejects:,} reject(s) in {out_dir}")
 
 
 def format_profile(timings: dict[str, float], elapsed_s: float, rows: int) -> str:

@@ -1,0 +1,172 @@
+"""The Spark engine (`logmap.spark`) on local[2] gives what the local engine gives: the same records (as a
+multiset, and in the same order as `--buckets N` with N partitions), the same ledger and the same rejects with
+file and line, on every fixture log and export; visitors whose events span files and splits get the same
+durations; the anonymous-id key shows up in no plan and no configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from logmap.pipeline import RunOptions, convert
+from logmap.sinks.batches import read_batch
+from conftest import TEST_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGS = ROOT / "fixtures" / "logs"
+STOREFRONT = ROOT / "fixtures" / "storefront" / "access.log"
+MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
+EXPORTS = ROOT / "fixtures" / "exports"
+EXPORT_MAPPINGS = {"ga4": "ga4-bigquery-export.yaml", "segment": "segment.yaml",
+                   "snowplow": "snowplow-enriched.yaml", "amplitude": "amplitude-export.yaml"}
+PARTITIONS = 3
+
+pytestmark = pytest.mark.usefixtures("anonymous_key")
+
+
+def lines_of(out: Path, name: str) -> list[str]:
+    path = out / name
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def records_of(out: Path) -> list[str]:
+    return [json.dumps(r, sort_keys=True) for path in sorted(out.glob("interactions-*")) for r in read_batch(path)]
+
+
+def both_engines(spark, tmp_path: Path, inputs: list[str], mapping: Path, local_inputs: list[str] | None = None,
+                 **spark_options):
+    """Convert with both engines; the local one with as many buckets as Spark has partitions."""
+    from logmap.spark import convert_spark
+
+    spark_result = convert_spark(spark, inputs, mapping, tmp_path / "spark", partitions=PARTITIONS,
+                                 **spark_options)
+    local_result = convert(local_inputs or inputs, mapping, tmp_path / "local", options=RunOptions(buckets=PARTITIONS))
+    return spark_result, local_result
+
+
+def assert_same_output(spark_result, local_result, tmp_path: Path, *, same_rejects: bool = True) -> None:
+    assert spark_result.ledger.to_dict() == local_result.ledger.to_dict()
+    assert spark_result.ledger.balanced
+    assert spark_result.ledger.per_type == local_result.ledger.per_type
+    assert spark_result.ledger.per_rule == local_result.ledger.per_rule
+    spark_records, local_records = records_of(tmp_path / "spark"), records_of(tmp_path / "local")
+    assert Counter(spark_records) == Counter(local_records)
+    assert len(spark_records) == spark_result.ledger.emitted
+    if same_rejects:
+        assert Counter(lines_of(tmp_path / "spark", "rejects.ndjson")) == \
+            Counter(lines_of(tmp_path / "local", "rejects.ndjson"))
+    report = json.loads((tmp_path / "spark" / "report.json").read_text())
+    assert report["ledger"] == local_result.ledger.to_dict()
+    assert report["output"]["engine"] == "spark" and report["output"]["partitions"] == PARTITIONS
+
+
+def test_every_fixture_log_gives_the_local_engines_records_ledger_and_rejects(spark, tmp_path):
+    """All fixture logs in one run (each file's format detected), the storefront sample among them."""
+    mapping = tmp_path / "auto.yaml"
+    mapping.write_text(MAPPING.read_text().replace("format: combined", "format: auto"))
+    logs = [str(STOREFRONT), *sorted(str(p) for p in LOGS.iterdir() if p.suffix in (".log", ".jsonl"))]
+    spark_result, local_result = both_engines(spark, tmp_path, logs, mapping)
+    assert_same_output(spark_result, local_result, tmp_path)
+    # the same order too: bucket by bucket, as the local engine with --buckets N
+    assert lines_of(tmp_path / "spark", "interactions-00001.ndjson") == \
+        lines_of(tmp_path / "local", "interactions-00001.ndjson")
+    rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
+    assert {r["file"] for r in rejects} <= set(logs) and all(r["line"] >= 1 and r["reason"] for r in rejects)
+    malformed = sorted(r["line"] for r in rejects if r["file"] == str(STOREFRONT) and r["reason"] == "malformed")
+    assert malformed == [253, 340, 401, 402, 403]
+
+
+@pytest.mark.parametrize("tool", sorted(EXPORT_MAPPINGS))
+def test_every_fixture_export_gives_the_local_engines_records_and_ledger(spark, tmp_path, tool):
+    summary = json.loads((EXPORTS / tool / "summary.json").read_text())
+    inputs = [str(EXPORTS / tool / name) for name in summary["files"]]
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_MAPPINGS[tool])
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert spark_result.ledger.input_rows == summary["input_rows"]
+    assert dict(spark_result.ledger.dropped) == summary["dropped"]
+
+
+def test_visitors_spanning_files_and_splits_get_the_same_durations(spark, tmp_path):
+    """A 20,000-line generated log dealt round-robin into three files (every visitor's events span all three,
+    and each file is its own split), given as file:// URLs: the records of the local engine on the same files.
+    (Not those of the whole log: events of one second are ordered by file, then line.)"""
+    generated = subprocess.run([sys.executable, str(ROOT / "bench" / "storefront_log.py"), "--lines", "20000",
+                                "--visitors", "300", "--seed", "3"], capture_output=True, check=True).stdout
+    lines = generated.splitlines(keepends=True)
+    parts = []
+    for index in range(3):
+        part = tmp_path / f"part{index}.log"
+        part.write_bytes(b"".join(lines[index::3]))
+        parts.append(str(part))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1")  # one split per file
+    try:
+        spark_result, local_result = both_engines(spark, tmp_path, [f"file://{p}" for p in parts], MAPPING,
+                                                  local_inputs=parts)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert spark_result.ledger.input_rows == 20_000
+    assert_same_output(spark_result, local_result, tmp_path, same_rejects=False)  # files named by URL here
+    spark_rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
+    local_rejects = [json.loads(line) for line in lines_of(tmp_path / "local", "rejects.ndjson")]
+    assert sorted((r["file"], r["line"]) for r in spark_rejects) == \
+        sorted((f"file://{r['file']}", r["line"]) for r in local_rejects)
+    durations = [r for r in records_of(tmp_path / "spark") if '"duration"' in r]
+    assert len(durations) > 1000
+
+
+def test_the_key_is_in_no_plan_and_no_configuration(spark, tmp_path):
+    from logmap.spark import convert_spark
+
+    secret = "s3cr3t-key-only-in-a-closure"
+    result = convert_spark(spark, [str(STOREFRONT)], MAPPING, tmp_path / "out", key=secret, partitions=2)
+    assert result.ledger.emitted > 0
+    with_env_key = convert(([str(STOREFRONT)]), MAPPING, tmp_path / "local")  # LOGMAP_KEY: another key
+    assert Counter(records_of(tmp_path / "out")) != Counter(records_of(tmp_path / "local")) or not with_env_key
+    settings = [*spark.sparkContext.getConf().getAll(), *spark.conf.getAll.items()]
+    assert not [pair for pair in settings if secret in str(pair)]
+    store = spark._jsparkSession.sharedState().statusStore()
+    executions = store.executionsList()
+    plans = [executions.apply(i).physicalPlanDescription() + executions.apply(i).description()
+             for i in range(executions.size())]
+    assert plans and not [p for p in plans if secret in p or TEST_KEY in p]
+    assert not [name for name in spark.sparkContext.environment if "KEY" in name]
+
+
+def test_missing_input_is_one_line(spark, tmp_path):
+    from logmap.errors import InputError
+    from logmap.spark import convert_spark
+
+    with pytest.raises(InputError, match="no such file"):
+        convert_spark(spark, [str(tmp_path / "nope.log")], MAPPING, tmp_path / "out")
+    with pytest.raises(InputError, match="standard input"):
+        convert_spark(spark, ["-"], MAPPING, tmp_path / "out")
+    broken = tmp_path / "broken.log.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00" + b"not gzip at all" * 10)
+    with pytest.raises(InputError) as local_error:
+        convert([str(broken)], MAPPING, tmp_path / "local")
+    with pytest.raises(InputError) as spark_error:  # raised on an executor, said on the driver in one line
+        convert_spark(spark, [str(broken)], MAPPING, tmp_path / "out", overwrite=True)
+    assert str(spark_error.value) == str(local_error.value) and "\n" not in str(spark_error.value)
+
+
+def test_cli_engine_spark(spark, tmp_path):
+    from click.testing import CliRunner
+
+    from logmap.cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["convert", str(STOREFRONT), "-m", str(MAPPING), "-o", str(out), "--engine",
+                                       "spark", "--partitions", "2", "--batch-size", "100", "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["ledger"]["input_rows"] == 406 and report["ledger"]["balanced"]
+    assert report["output"]["engine"] == "spark" and report["output"]["batch_size"] == 100
+    assert [len(read_batch(p)) for p in sorted(out.glob("interactions-*"))] == [100, 100, 48]
+    refused = CliRunner().invoke(main, ["convert", str(STOREFRONT), "-m", str(MAPPING), "-o", str(tmp_path / "x"),
+                                        "--partitions", "2"])
+    assert refused.exit_code == 2 and "--engine spark" in refused.output
