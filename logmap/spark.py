@@ -13,7 +13,8 @@ functions on executors:
    reason, message, raw) and the earliest event time of each file (``FileStarts``).
 2. **Phase 2, per visitor bucket** (``groupBy("_bucket").applyInArrow``). Survivors are shuffled by the same
    visitor hash as the local engine's ``--buckets N`` (so a visitor's whole history is in one group), ranked by
-   the broadcast file starts, then ordered, given durations, validated and encoded by the local record stage.
+   the file starts (collected on the driver, shipped in the closure), then ordered, given durations, validated
+   and encoded by ``record_stage``, as the local runner does.
    Each bucket's records are numbered from the number of records in the buckets before it, so ``data.N`` in a
    reject message, and the order of the output, are those of ``logmap convert --buckets N`` with N = partitions.
 
@@ -24,9 +25,9 @@ Arrow between polars and Spark: Spark checks the types of returned batches exact
 *transport* form (``transport_dtype``: times as epoch integers, every integer as Int64, nulls as strings) cast to
 the Arrow schema Spark expects, and are cast back to the exact polars schema on the other side.
 
-The anonymous-id key is read on the driver (``key=`` or the mapping's environment variable) into the stage
-functions' ``Prepared``, which travels to executors inside the pickled Arrow functions: never in a Spark
-configuration, an environment variable set for executors, a column or a query plan.
+The anonymous-id key (``key=``, read by the caller on the driver) goes into the stage functions' ``Prepared``,
+which travels to executors inside the pickled Arrow functions: never in a Spark configuration, an environment
+variable set for executors, a column or a query plan.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import math
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,15 +45,14 @@ from urllib.parse import unquote, urlparse
 import polars as pl
 
 from logmap.errors import InputError, LogmapError
+from logmap.frame import REJECTED, split_dropped
 from logmap.mapping.model import Mapping
-from logmap.pipeline import (
-    REJECTED_REASONS, FileStarts, Prepared, RunResult, check_and_encode, order_records, resolve_mapping,
-    stream_stage,
-)
-from logmap.sinks.batches import BatchFormat, BatchWriter, RejectsWriter, prepare_output_dir
-from logmap.sinks.ledger import Ledger
-from logmap.sources import EXPORT_FORMATS, empty_frame, read_source
-from logmap.transform import ALIVE
+from logmap.pipeline.runner import FileStarts, resolve_mapping, visitor_bucket
+from logmap.pipeline.stages import Prepared, record_stage, stream_stage
+from logmap.sinks.batches import BatchFormat, BatchWriter
+from logmap.sinks.output import Run
+from logmap.sinks.report import RunResult
+from logmap.sources import empty_frame, is_export, read_source
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -168,7 +167,7 @@ class Inputs:
         self.paths: list[str] = []
         #: hive partitions of export files by name (local exports only)
         self.partitions: dict[str, tuple[tuple[str, str], ...]] = {}
-        if mapping.source.format in EXPORT_FORMATS:
+        if is_export(mapping.source):
             from logmap.sources.exports import expand_export_inputs
 
             if len(local) < len(inputs):
@@ -219,7 +218,7 @@ FileReader = Callable[[str, str], Iterator[pl.DataFrame]]
 def _file_reader(mapping: Mapping, inputs: Inputs, chunk_bytes: int) -> FileReader:
     """(local copy, name) → parsed chunks of that file, by the local engine's reader (run on executors)."""
     source = mapping.source
-    if source.format in EXPORT_FORMATS:
+    if is_export(source):
         from logmap.sources.exports import ExportFile, ExportReader, wanted_names
 
         reader = ExportReader(inputs.paths, source, chunk_bytes, wanted=wanted_names(mapping))
@@ -236,31 +235,22 @@ def _file_reader(mapping: Mapping, inputs: Inputs, chunk_bytes: int) -> FileRead
     return read_log
 
 
-def _visitor_bucket(buckets: int) -> pl.Expr:
-    """The local engine's bucket of a visitor (BucketStore), so that ``data.N`` match ``--buckets N``."""
-    return (pl.col("_visitor").hash(seed=0) % buckets).fill_null(0).cast(pl.Int64).alias("_bucket")
-
-
-def _rejected(dropped: pl.DataFrame) -> pl.DataFrame:
-    return dropped.filter(pl.col("_drop").str.starts_with(REJECTED_REASONS[1])
-                          | (pl.col("_drop") == REJECTED_REASONS[0]))
-
-
 def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int) -> list[pl.DataFrame]:
     """One parsed chunk through the stream stage, as phase 1's rows (see the module's docstring)."""
     parts = []
     if "time" in parsed.columns and parsed.height:
         parts.append(parsed.group_by("_file").agg(pl.col("time").min()).with_columns(_kind=pl.lit("start")))
-    dropped, alive = stream_stage(parsed, prepared)
+    alive, dropped = stream_stage(prepared, parsed)
     if dropped.height:
         parts.append(dropped.group_by("_drop").agg(pl.len().cast(pl.Int64).alias("_count"))
                      .with_columns(_kind=pl.lit("count")))
-        rejected = _rejected(dropped)
+        rejected = dropped.filter(REJECTED)
         if rejected.height:
             keep = [c for c in ("_file", "_line", "_drop", "_detail", "_raw") if c in rejected.columns]
             parts.append(rejected.select(keep).with_columns(_kind=pl.lit("reject")))
     if alive.height:
-        parts.append(alive.with_columns(_visitor_bucket(buckets), _kind=pl.lit("alive")))
+        # the local engine's buckets (``--buckets N``), so that the order and ``data.N`` are those of such a run
+        parts.append(alive.with_columns(visitor_bucket(buckets).cast(pl.Int64), _kind=pl.lit("alive")))
     return parts
 
 
@@ -294,7 +284,7 @@ def _phase2(key: tuple[Any, ...], table: pa.Table, prepared: Prepared, file_star
     bucket = key[0].as_py() if hasattr(key[0], "as_py") else key[0]
     try:
         rows = alive.from_arrow(table, [c for c in alive.schema.names() if c != "_bucket"])
-        records = check_and_encode(order_records(file_starts.rank(rows), prepared, first_index.get(bucket, 0)))
+        records = record_stage(prepared, file_starts.rank(rows), first_index.get(bucket, 0))
     except LogmapError as error:
         raise RuntimeError(_USER_ERROR + str(error)) from None
     return out.to_arrow(records.with_columns(pl.lit(bucket, pl.Int64).alias("_bucket")))
@@ -348,7 +338,7 @@ def _alive_schema(mapping: Mapping, inputs: Inputs, prepared: Prepared) -> dict[
     """The columns of phase 1's surviving rows, from the stream stage run on no rows (as Prepared checks it)."""
     empty = empty_frame(mapping.source, inputs.paths or None, mapping)
     assert empty is not None
-    return dict(stream_stage(empty, prepared)[1].schema)
+    return dict(stream_stage(prepared, empty)[0].schema)
 
 
 def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *,
@@ -356,137 +346,122 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
                   overwrite: bool = False, partitions: int | None = None,
                   chunk_bytes: int = 64 * 1024 * 1024) -> RunResult:
     """Convert ``inputs`` with ``mapping`` on ``spark`` into ``out_dir``: the same batch files, rejects.ndjson and
-    report.json as :func:`logmap.pipeline.convert`, computed by the cluster (see the module's docstring).
+    report.json as :func:`logmap.conversion.convert`, computed by the cluster (see the module's docstring).
 
-    ``key`` is the anonymous-id HMAC key (default: the environment variable the mapping names, read here on the
-    driver). ``partitions`` is the number of visitor buckets, one Spark task each (default: the cluster's
-    parallelism, or one per 256 MiB of input when that is more).
+    ``key`` is the anonymous-id HMAC key (read it from your secret store on the driver; the CLI reads the
+    variable the mapping names). ``partitions`` is the number of visitor buckets, one Spark task each (default:
+    the cluster's parallelism, or one per 256 MiB of input when that is more).
     """
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
-    started = time.perf_counter()
     mapping = resolve_mapping(mapping)
     files = Inputs(spark, list(inputs), mapping)
-    prepared = _prepare(mapping, files, key)
-    out = Path(out_dir)
-    prepare_output_dir(out, overwrite)
+    # Stops on a missing key or a template naming an unknown column before any task runs.
+    prepared = Prepared(mapping, files.paths or None, key=key)
     buckets = _partitions_for(spark, partitions, files.bytes)
+    with Run(inputs, mapping, out_dir=out_dir, replace=overwrite, prepared=prepared) as run:
+        alive_schema = _alive_schema(mapping, files, prepared)
+        phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS})
+        read = _file_reader(mapping, files, chunk_bytes)
+        names = files.name_of
 
-    alive_schema = _alive_schema(mapping, files, prepared)
-    phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS})
-    read = _file_reader(mapping, files, chunk_bytes)
-    names = files.name_of
+        def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            return _phase1(batches, read, names, prepared, buckets, phase1_out)
 
-    def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return _phase1(batches, read, names, prepared, buckets, phase1_out)
+        rows = files.files.select("path", "content").mapInArrow(phase1, phase1_out.spark)
+        rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            summary = _summarize(rows, run, alive_schema)
+            alive = Transport({**alive_schema, "_bucket": pl.Int64()})
+            records_out = Transport(RECORD_COLUMNS)
+            file_starts, first_index = summary.file_starts, summary.first_index
 
-    rows = files.files.select("path", "content").mapInArrow(phase1, phase1_out.spark)
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        # Everything phase 2 and the ledger need from phase 1, in one small aggregate.
-        summary = _user_errors(lambda: rows.where(F.col("_kind") != "reject").groupBy(
-            "_kind", "_drop", F.when(F.col("_kind") == "start", F.col("_file")).alias("_file"), "_bucket",
-        ).agg(F.count(F.lit(1)).alias("rows"), F.sum("_count").alias("dropped"), F.min("time").alias("time"))
-            .collect())
-        ledger = Ledger()
-        bucket_rows: dict[int, int] = {}
+            def phase2(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
+                return _phase2(key, table, prepared, file_starts, first_index, alive, records_out)
+
+            from pyspark.sql import functions as F
+
+            survivors = rows.where(F.col("_kind") == "alive").select(*alive.columns())
+            records = (survivors.repartition(buckets, "_bucket").groupBy("_bucket")
+                       .applyInArrow(phase2, records_out.spark).persist(StorageLevel.MEMORY_AND_DISK))
+            try:
+                writer = BatchWriter(run.staging, batch_size, fmt)
+                _write_rejects(rows, phase1_out, files, run)
+                _write_records(records, records_out, summary.bucket_rows, writer, run)
+            finally:
+                records.unpersist()
+        finally:
+            rows.unpersist()
+        return run.finish(writer.close(), batch_size=batch_size, fmt=fmt, engine="spark", partitions=buckets)
+
+
+class Summary:
+    """What phase 2 and the ledger need from phase 1, from one small aggregate of its rows."""
+
+    def __init__(self, rows: list[Any], run: Run, time_dtype: pl.DataType) -> None:
+        #: surviving rows per visitor bucket
+        self.bucket_rows: dict[int, int] = {}
         starts: dict[str, Any] = {}
-        for row in summary:
+        for row in rows:
             if row["_kind"] == "count":
-                ledger.add_input(row["dropped"])
-                ledger.dropped[row["_drop"]] += row["dropped"]
+                run.ledger.add_input(row["dropped"])
+                run.ledger.dropped[row["_drop"]] += row["dropped"]
             elif row["_kind"] == "alive":
-                ledger.add_input(row["rows"])
-                bucket_rows[row["_bucket"]] = row["rows"]
+                run.ledger.add_input(row["rows"])
+                self.bucket_rows[row["_bucket"]] = row["rows"]
             else:
                 starts[row["_file"]] = row["time"]
-        file_starts = FileStarts()
-        file_starts.add(pl.DataFrame({"_file": list(starts), "time": list(starts.values())},
-                                     schema={"_file": pl.String, "time": pl.Int64})
-                        .with_columns(pl.col("time").cast(alive_schema.get("time", pl.Datetime("ms", "UTC")))))
-        first_index, total = {}, 0
-        for bucket in sorted(bucket_rows):
-            first_index[bucket], total = total, total + bucket_rows[bucket]
-
-        alive = Transport({**alive_schema, "_bucket": pl.Int64()})
-        records_out = Transport(RECORD_COLUMNS)
-
-        def phase2(key: tuple[Any, ...], table: pa.Table) -> pa.Table:
-            return _phase2(key, table, prepared, file_starts, first_index, alive, records_out)
-
-        survivors = rows.where(F.col("_kind") == "alive").select(*alive.columns())
-        records = (survivors.repartition(buckets, "_bucket").groupBy("_bucket")
-                   .applyInArrow(phase2, records_out.spark).persist(StorageLevel.MEMORY_AND_DISK))
-        try:
-            result = _write(out, rows, records, bucket_rows, files, phase1_out, records_out, ledger, prepared,
-                            batch_size, fmt)
-        finally:
-            records.unpersist()
-    finally:
-        rows.unpersist()
-    result.elapsed_s = time.perf_counter() - started
-    result.inputs = list(inputs)
-    from logmap.sinks.report import write_report
-
-    write_report(out / "report.json", result, mapping, batch_size=batch_size, fmt=fmt, engine="spark",
-                 partitions=buckets)
-    return result
+        self.file_starts = FileStarts()
+        self.file_starts.add(pl.DataFrame({"_file": list(starts), "time": list(starts.values())},
+                                          schema={"_file": pl.String, "time": pl.Int64})
+                             .with_columns(pl.col("time").cast(time_dtype)))
+        #: the position in the run of each bucket's first record (the buckets before it hold the ones before)
+        self.first_index: dict[int, int] = {}
+        total = 0
+        for bucket in sorted(self.bucket_rows):
+            self.first_index[bucket], total = total, total + self.bucket_rows[bucket]
 
 
-def _prepare(mapping: Mapping, inputs: Inputs, key: str | bytes | None) -> Prepared:
-    """The stage functions' state, with the key read here on the driver (``key``, or the mapping's variable)."""
-    if key is None:
-        return Prepared(mapping, inputs.paths or None)
-    from logmap.transform.identity import Hasher
-
-    variable = mapping.identity.anonymous_id.key_env if mapping.identity.anonymous_id else None
-    saved = os.environ.get(variable) if variable else None
-    try:  # Prepared reads the key from the environment: hand it over for this call only
-        if variable:
-            os.environ[variable] = key if isinstance(key, str) else key.decode("utf-8")
-        prepared = Prepared(mapping, inputs.paths or None)
-    finally:
-        if variable:
-            if saved is None:
-                os.environ.pop(variable, None)
-            else:
-                os.environ[variable] = saved
-    if prepared.hasher is not None:
-        prepared.hasher = Hasher(key.encode("utf-8") if isinstance(key, str) else key)
-    return prepared
-
-
-def _write(out: Path, rows: DataFrame, records: DataFrame, bucket_rows: dict[int, int], inputs: Inputs,
-           phase1_out: Transport, records_out: Transport, ledger: Ledger, prepared: Prepared, batch_size: int,
-           fmt: BatchFormat) -> RunResult:
-    """The driver's merge: rejects of phase 1 in input order, then the records bucket range by bucket range."""
+def _summarize(rows: DataFrame, run: Run, alive_schema: dict[str, pl.DataType]) -> Summary:
     from pyspark.sql import functions as F
 
-    rejects = RejectsWriter(out / "rejects.ndjson")
-    writer = BatchWriter(out, batch_size, fmt)
-    try:
-        columns = ["_file", "_line", "_drop", "_detail", "_raw"]
-        table = _user_errors(lambda: rows.where(F.col("_kind") == "reject").select(*columns).toArrow())
-        rejected = phase1_out.from_arrow(table, columns)
-        if rejected["_raw"].null_count() == rejected.height:  # exports: no raw line, as the local engine writes
-            rejected = rejected.drop("_raw")
-        order = inputs.order
-        rejects.write(rejected.sort(pl.col("_file").replace_strict(order, default=len(order), return_dtype=pl.Int64),
-                                    "_line"))
-        for low, high in _bucket_ranges(bucket_rows):
-            table = _user_errors(lambda: records.where(F.col("_bucket").between(low, high)).toArrow())
-            frame = records_out.from_arrow(table).sort("_index")
-            invalid, valid = frame.filter(~ALIVE), frame.filter(ALIVE)
-            ledger.add_dropped(invalid)
-            rejects.write(invalid)
-            ledger.add_emitted(valid, prepared.rule_names)
-            if valid.height:
-                writer.write(valid["_json"])
-    finally:
-        rejects.close()
-    return RunResult(ledger=ledger, files=writer.close(), rejects=rejects.count, warnings=prepared.warnings,
-                     mapping_path=prepared.mapping.path)
+    kind = F.col("_kind")
+    aggregate = (rows.where(kind != "reject")
+                 .groupBy("_kind", "_drop", F.when(kind == "start", F.col("_file")).alias("_file"), "_bucket")
+                 .agg(F.count(F.lit(1)).alias("rows"), F.sum("_count").alias("dropped"), F.min("time").alias("time")))
+    return Summary(_user_errors(aggregate.collect), run, alive_schema.get("time", pl.Datetime("ms", "UTC")))
+
+
+def _write_rejects(rows: DataFrame, phase1_out: Transport, inputs: Inputs, run: Run) -> None:
+    """Phase 1's rejects (malformed lines, invalid values), in input order: file, then line."""
+    from pyspark.sql import functions as F
+
+    columns = ["_file", "_line", "_drop", "_detail", "_raw"]
+    table = _user_errors(rows.where(F.col("_kind") == "reject").select(*columns).toArrow)
+    rejected = phase1_out.from_arrow(table, columns)
+    if rejected["_raw"].null_count() == rejected.height:  # exports have no raw line; the local engine omits it
+        rejected = rejected.drop("_raw")
+    order = inputs.order
+    file_order = pl.col("_file").replace_strict(order, default=len(order), return_dtype=pl.Int64)
+    assert run.rejects is not None
+    run.rejects.write(rejected.sort(file_order, "_line"))
+
+
+def _write_records(records: DataFrame, records_out: Transport, bucket_rows: dict[int, int], writer: BatchWriter,
+                   run: Run) -> None:
+    """Phase 2's records fetched bucket range by bucket range, each in its run order: valid ones to the batch
+    files, invalid ones to the rejects, all to the ledger."""
+    from pyspark.sql import functions as F
+
+    assert run.rejects is not None
+    for low, high in _bucket_ranges(bucket_rows):
+        table = _user_errors(records.where(F.col("_bucket").between(low, high)).toArrow)
+        valid, invalid = split_dropped(records_out.from_arrow(table).sort("_index"))
+        run.ledger.add_dropped(invalid)
+        run.rejects.write(invalid)
+        run.ledger.add_emitted(valid, run.prepared.rule_names)
+        if valid.height:
+            writer.write(valid["_json"])
 
 
 def _bucket_ranges(bucket_rows: dict[int, int]) -> Iterator[tuple[int, int]]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from logmap.cli import main
 from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
+
+if TYPE_CHECKING:
+    from logmap.mapping.model import Mapping
 
 
 @main.command()
@@ -51,19 +55,24 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
     Example:
       LOGMAP_KEY=secret logmap convert 'logs/access.log*' -m mappings/storefront-combined.yaml -o out/
     """
+    from logmap.cli.secrets import anonymous_key_from_environment
+    from logmap.sources import load_mapping
+
+    mapping = load_mapping(mapping_path)
+    key = anonymous_key_from_environment(mapping)
     if engine == "spark":
-        _convert_on_spark(list(inputs), mapping_path, out_dir, batch_size, fmt, overwrite, buckets, chunk_mb,
+        _convert_on_spark(list(inputs), mapping, key, out_dir, batch_size, fmt, overwrite, buckets, chunk_mb,
                           profile, master, partitions, quiet)
         return
     if master is not None or partitions is not None:
         raise click.UsageError("--master and --partitions are for --engine spark")
-    from logmap.pipeline import RunOptions
-    from logmap.pipeline import convert as run_convert
+    from logmap.conversion import convert as run_convert
+    from logmap.pipeline.runner import RunOptions
 
     options = RunOptions(buckets=buckets, chunk_bytes=None if chunk_mb is None else chunk_mb * 1024 * 1024)
     timings: dict[str, float] | None = {} if profile else None
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
-        result = run_convert(list(inputs), mapping_path, Path(out_dir), batch_size=batch_size, fmt=fmt,
+        result = run_convert(list(inputs), mapping, Path(out_dir), key=key, batch_size=batch_size, fmt=fmt,
                              overwrite=overwrite, options=options, progress=advance, timings=timings)
     if not quiet:
         print_warnings(result.warnings)
@@ -73,9 +82,9 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
         click.echo(format_profile(timings, result.elapsed_s, result.ledger.input_rows))
 
 
-def _convert_on_spark(inputs: list[str], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
-                      buckets: int, chunk_mb: int | None, profile: bool, master: str | None, partitions: int | None,
-                      quiet: bool) -> None:
+def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_dir: str, batch_size: int, fmt: str,
+                      overwrite: bool, buckets: int, chunk_mb: int | None, profile: bool, master: str | None,
+                      partitions: int | None, quiet: bool) -> None:
     if buckets != 1 or profile:
         raise click.UsageError("--buckets and --profile are for the local engine; on Spark, --partitions sets the "
                                "visitor buckets")
@@ -83,7 +92,7 @@ def _convert_on_spark(inputs: list[str], mapping_path: str, out_dir: str, batch_
 
     spark = spark_session(master)
     chunk_bytes = (chunk_mb or 64) * 1024 * 1024
-    result = convert_spark(spark, inputs, mapping_path, Path(out_dir), batch_size=batch_size, fmt=fmt,  # type: ignore[arg-type]
+    result = convert_spark(spark, inputs, mapping, Path(out_dir), key=key, batch_size=batch_size, fmt=fmt,  # type: ignore[arg-type]
                            overwrite=overwrite, partitions=partitions, chunk_bytes=chunk_bytes)
     if not quiet:
         print_warnings(result.warnings)
@@ -93,7 +102,7 @@ def _convert_on_spark(inputs: list[str], mapping_path: str, out_dir: str, batch_
 
 def format_profile(timings: dict[str, float], elapsed_s: float, rows: int) -> str:
     """A table of seconds and share of the run per stage (the rest is setup: loading the mapping, the report)."""
-    from logmap.pipeline import STAGES
+    from logmap.pipeline.stages import STAGES
 
     total = elapsed_s if elapsed_s > 0 else 1.0
     lines = [f"{'stage':<18} {'seconds':>9} {'share':>7}"]
