@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_convert import MAPPING, log_path  # noqa: E402
+from bench_convert import MAPPING, log_path
 
 
 def pieces(log: Path, files: int) -> list[str]:
@@ -58,14 +58,16 @@ def main() -> None:
     os.environ.setdefault("LOGMAP_KEY", "bench-key")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-    from logmap.pipeline import convert
+    from logmap.conversion import convert
     from logmap.spark import convert_spark, spark_session
+
+    key = os.environ["LOGMAP_KEY"]
 
     inputs = pieces(log_path(args.lines, args.visitors), args.files)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
         started = time.perf_counter()
-        local = convert(inputs, MAPPING, Path(tmp) / "local")
+        local = convert(inputs, MAPPING, Path(tmp) / "local", key=key)
         local_s = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -73,7 +75,7 @@ def main() -> None:
         startup_s = time.perf_counter() - started
         cores = spark.sparkContext.defaultParallelism
         started = time.perf_counter()
-        remote = convert_spark(spark, inputs, MAPPING, Path(tmp) / "spark", partitions=args.partitions)
+        remote = convert_spark(spark, inputs, MAPPING, Path(tmp) / "spark", key=key, partitions=args.partitions)
         spark_s = time.perf_counter() - started
         spark.stop()
     load_after = os.getloadavg()[0]

@@ -57,7 +57,7 @@ from logmap.sources import empty_frame, is_export, read_source
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import DataType, StructType
+    from pyspark.sql.types import DataType
 
 #: Input bytes per visitor bucket when ``partitions`` is not given: about a million log lines, whose survivors
 #: a Python worker orders, validates and encodes in a few seconds.
@@ -71,7 +71,7 @@ RECORD_COLUMNS = {"_bucket": pl.Int64(), "_index": pl.Int64(), "_json": pl.Strin
 #: Columns of phase 1's output besides the surviving rows' own.
 PHASE1_COLUMNS = {"_kind": pl.String(), "_bucket": pl.Int64(), "_count": pl.Int64(), "_drop": pl.String(),
                   "_detail": pl.String(), "_raw": pl.String()}
-#: Prefix of a user error raised on an executor, so the driver can say it in one line (docs: errors.py).
+#: Prefix of a user error (a LogmapError) raised on an executor, so that the driver can say it in one line.
 _USER_ERROR = "logmap-user-error:"
 
 
@@ -199,7 +199,8 @@ class Inputs:
                         else row.path for row in listed}
         self.bytes = sum(row.length for row in listed)
         #: the order the local engine reads files in: what rejects of phase 1 are sorted by
-        self.order = {name: index for index, name in enumerate([*names, *sorted(set(self.name_of.values()) - set(names))])}
+        remote_names = sorted(set(self.name_of.values()) - set(names))
+        self.order = {name: index for index, name in enumerate([*names, *remote_names])}
 
 
 def _file_path(name: str) -> str:

@@ -25,7 +25,8 @@ EXPORT_MAPPINGS = {"ga4": "ga4-bigquery-export.yaml", "segment": "segment.yaml",
                    "snowplow": "snowplow-enriched.yaml", "amplitude": "amplitude-export.yaml"}
 PARTITIONS = 3
 
-pytestmark = pytest.mark.usefixtures("anonymous_key")
+# The first test also starts the JVM and the session (a minute and more on a busy machine).
+pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900)]
 
 
 def lines_of(out: Path, name: str) -> list[str]:

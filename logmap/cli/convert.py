@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 @click.option("--master", default=None, metavar="URL",
               help="Spark master URL (spark://…, yarn, k8s://…, local[4]) [default: spark-submit's, else local[*]].")
 @click.option("--partitions", type=click.IntRange(1, 1_000_000), default=None,
-              help="Spark: visitor buckets, one task each [default: the cluster's cores, or one per 256 MiB of input].")
+              help="Spark: visitor buckets, one task each [default: the cluster's cores, or one per 256 MiB of "
+                   "input].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
             buckets: int, chunk_mb: int | None, profile: bool, engine: str, master: str | None,
@@ -92,8 +93,8 @@ def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_
 
     spark = spark_session(master)
     chunk_bytes = (chunk_mb or 64) * 1024 * 1024
-    result = convert_spark(spark, inputs, mapping, Path(out_dir), key=key, batch_size=batch_size, fmt=fmt,  # type: ignore[arg-type]
-                           overwrite=overwrite, partitions=partitions, chunk_bytes=chunk_bytes)
+    result = convert_spark(spark, inputs, mapping, Path(out_dir), key=key, batch_size=batch_size,
+                           fmt=fmt, overwrite=overwrite, partitions=partitions, chunk_bytes=chunk_bytes)
     if not quiet:
         print_warnings(result.warnings)
         print_summary(result, title=f"logmap convert --engine spark → {out_dir}")
