@@ -694,7 +694,7 @@ TOOLS = {"ga4": ("ga4-bigquery-export.yaml", write_ga4), "segment": ("segment.ya
          "snowplow": ("snowplow-enriched.yaml", write_snowplow), "amplitude": ("amplitude-export.yaml", write_amplitude)}
 
 
-def write_golden(tool: str, summary: dict[str, Any]) -> None:
+def write_golden(tool: str, summary: dict[str, Any], mapping: str | None = None) -> None:
     """Convert the tool's fixture with its shipped mapping and keep the records as ``expected.ndjson``."""
     import os
     import tempfile
@@ -705,7 +705,8 @@ def write_golden(tool: str, summary: dict[str, Any]) -> None:
     os.environ.setdefault("LOGMAP_KEY", "fixture-key-not-secret")
     folder = OUT / tool
     with tempfile.TemporaryDirectory() as tmp:
-        convert([str(folder / f) for f in summary["files"]], ROOT / "mappings" / TOOLS[tool][0], Path(tmp) / "out")
+        convert([str(folder / f) for f in summary["files"]], ROOT / "mappings" / (mapping or TOOLS[tool][0]),
+                Path(tmp) / "out")
         records = [r for path in sorted((Path(tmp) / "out").glob("interactions-*")) for r in read_batch(path)]
     (folder / "expected.ndjson").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
 
