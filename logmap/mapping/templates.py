@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Converter name → whether it takes an argument (``split:SEP``).
+#: Converter name → whether it takes an argument (``split:SEP``, ``field:N:SEP``).
 CONVERTERS: dict[str, bool] = {
     "int": False, "float": False, "lower": False, "upper": False, "trim": False, "urldecode": False, "split": True,
+    "field": True,
 }
 #: The separator of ``split`` when none is written.
 DEFAULT_SPLIT_SEPARATOR = ","

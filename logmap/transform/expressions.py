@@ -173,6 +173,10 @@ def _error(message: str, where: Where | None) -> MappingError:
     return MappingError(message, file=where.file, line=where.line, column=where.column, key=where.key)
 
 
+#: The separator of ``field:N`` when none is written.
+DEFAULT_FIELD_SEPARATOR = ","
+
+
 def _convert(value: Compiled, name: str, arg: str | None, label: str) -> Compiled:
     expr, kind = value.expr, value.kind
     errors = list(value.errors)
@@ -206,7 +210,21 @@ def _convert(value: Compiled, name: str, arg: str | None, label: str) -> Compile
         separator = "," if arg is None else arg
         parts = without_empty_items(text.str.split(separator).list.eval(pl.element().str.strip_chars()))
         return Compiled(parts, "list", errors, clean=True)
+    if name == "field":
+        number, separator = _field_arg(arg, label)
+        part = text.str.split(separator).list.get(number - 1, null_on_oob=True)
+        return Compiled(null_if_empty(part.str.strip_chars()), "str", errors)
     raise MappingError(f"unknown converter '{name}'")
+
+
+def _field_arg(arg: str | None, label: str) -> tuple[int, str]:
+    """``field:N`` or ``field:N:SEP`` → (N, SEP): the N-th (1-based) of the value's SEP-separated fields (Adobe's
+    product list ``category;sku;quantity;…`` is ``split:,|field:2:;``). SEP defaults to ``,``."""
+    number, _, separator = (arg or "").partition(":")
+    if not number.isdigit() or int(number) < 1:
+        raise MappingError(f"converter 'field' takes a field number from 1, then optionally ':' and a separator "
+                           f"(field:2, field:2:;), not {arg!r} (in {label!r})")
+    return int(number), separator or DEFAULT_FIELD_SEPARATOR
 
 
 def compile_template(value: object, scope: Scope, where: Where | None = None) -> Compiled:
