@@ -282,8 +282,18 @@ class _Builder:
             bot_patterns=self.regexes("filter.bot_patterns", spec.get("bot_patterns")),
             include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
             exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),
+            drop=self.drop_conditions(spec.get("drop") or {}),
             where=self.where("filter"),
         )
+
+    def drop_conditions(self, spec: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``filter.drop``: reason → column conditions, checked like a rule's ``when:``."""
+        for reason, when in spec.items():
+            key = f"filter.drop.{reason}"
+            for column, condition in when.items():
+                self.references.append(Reference(column, self.where(f"{key}.{column}")))
+                self.when_condition(f"{key}.{column}", condition, key)
+        return spec
 
     def rule(self, index: int, spec: dict[str, Any]) -> Rule:
         key = join_path("rules", index)

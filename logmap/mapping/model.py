@@ -58,6 +58,9 @@ class Filter:
     bot_patterns: list[str] = field(default_factory=list)
     include_paths: list[str] = field(default_factory=list)
     exclude_paths: list[str] = field(default_factory=list)
+    #: exports: reason → column conditions (as in a rule's `when:`); a row meeting all of them is dropped as
+    #: `filtered:<reason>` (Adobe's excluded hits, data-source rows)
+    drop: dict[str, dict[str, Any]] = field(default_factory=dict)
     where: Where | None = None
 
 

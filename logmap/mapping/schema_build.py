@@ -198,6 +198,12 @@ def _defs() -> dict[str, Any]:
                                                                   "regexes (filtered:path)."},
             "exclude_paths": {**_ref("regexList"), "description": "Drop paths matching any of these regexes "
                                                                   "(filtered:path), e.g. ['^/api/', '^/admin']."},
+            "drop": {
+                "type": "object", "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+                "additionalProperties": _ref("when"),
+                "description": "Exports: reason → column conditions (as in a rule's `when`); a row meeting all of "
+                               "them is dropped as filtered:<reason>, before the other filters. E.g. "
+                               "{exclude_hit: {exclude_hit: {not: 0}}}."},
         }, "Rows to drop before rules, in this order; the first filter that drops a row names the reason."),
         "queryCondition": {
             "description": "true: the parameter is present; false: absent; a string: a regex searched in the "
