@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from logmap.background import read_ahead
-from logmap.mapping.loader import load_mapping, require_anonymous_key
+from logmap.mapping.loader import load_mapping, require_hash_key
 from logmap.mapping.model import Mapping
 from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
@@ -106,15 +106,16 @@ class Prepared:
     def __init__(self, mapping: Mapping, inputs: list[str] | None = None) -> None:
         self.mapping = mapping
         self.warnings: list[str] = []
-        spec = mapping.identity.anonymous_id
-        self.hasher: Hasher | None = None
-        if spec is not None and spec.hmac:
-            key = require_anonymous_key(mapping)
+        #: identity field → the Hasher of its keyed hash (``anonymous_id``, a hashed ``user_id``)
+        self.hashers: dict[str, Hasher] = {}
+        for field in mapping.identity.keyed_hashes():
+            key = require_hash_key(mapping, field)
             if key is None:
                 self.warnings.append(
-                    "anonymous_id uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
+                    f"{field} uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
                     "by enumeration; set a key for real data")
-            self.hasher = Hasher(key)
+            self.hashers[field] = Hasher(key)
+        self.hasher = self.hashers.get("anonymous_id")
         self.bots = BotDetector()
         self.rule_names = [rule.name for rule in mapping.rules]
         # Compile every stage against the source's columns now, so that a template naming a field the source
@@ -145,7 +146,7 @@ def stream_stage(parsed: pl.DataFrame, prepared: Prepared,
     more_dropped, alive = _split(alive)
     started = _tick(timings, "rules", started)
     scope = scope.staging()
-    columns = {**identity_columns(mapping.identity, scope, prepared.hasher),
+    columns = {**identity_columns(mapping.identity, scope, prepared.hasher, prepared.hashers.get("user_id")),
                **context_columns(mapping.context, scope),
                **field_durations(mapping.durations, scope, alive.columns)}
     alive = alive.with_columns(**scope.staged).with_columns(**columns).with_columns(VISITOR)

@@ -257,3 +257,26 @@ rules: [{type: home_page_view}]
     with pytest.raises(MappingError, match="exclude_hitt"):
         bad = spec.replace("exclude_hit: {not: 0}", "exclude_hitt: {not: 0}")
         convert([str(tmp_path / "a.ndjson")], load_mapping_text(bad, "t.yaml"), tmp_path / "o2")
+
+
+def test_when_keys_and_the_time_column_take_alternatives(tmp_path, monkeypatch):
+    """Snowplow's `…_1` / `…_1_0_0` columns, Snowflake's UPPER_CASE: a `when:` key and `time.column` are
+    references, so `a?|or:b?` works there as in templates."""
+    monkeypatch.setenv("LOGMAP_KEY", "k")
+    spec = """
+logmap: 1
+source: {format: ndjson, options: {time: {column: 'ts?|or:TS?', unit: s}}}
+identity: {anonymous_id: '{v?|or:V?}'}
+context: {user_agent: false, truncated_ip: false}
+rules:
+  - {when: {'action_1.type?|or:action_1_0_0.type?': list_view}, type: impression}
+"""
+    rows = [{"ts": 1709287200, "v": "a", "action_1": {"type": "list_view"}},
+            {"TS": 1709287201, "V": "b", "action_1_0_0": {"type": "list_view"}},
+            {"TS": 1709287202, "V": "c", "action_1_0_0": {"type": "other"}}]
+    (tmp_path / "a.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = convert([str(tmp_path / "a.ndjson")], load_mapping_text(spec, "t.yaml"), tmp_path / "o")
+    assert result.ledger.to_dict()["dropped"] == {"unmatched": 1} and result.ledger.emitted == 2
+    with pytest.raises(MappingError, match="action_2"):
+        convert([str(tmp_path / "a.ndjson")], load_mapping_text(spec.replace("action_1_0_0.type?", "action_2.type"),
+                                                                 "t.yaml"), tmp_path / "o2")

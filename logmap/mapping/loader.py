@@ -23,18 +23,18 @@ from typing import Any
 from logmap.errors import MappingError
 from logmap.mapping import defaults
 from logmap.mapping.model import (
-    AnonymousId, Context, Durations, Filter, Identity, Mapping, QueryCondition, Reference, Rule, Source, TestCase,
-    Where,
+    AnonymousId, Context, Durations, Filter, Identity, KeyedHash, Mapping, QueryCondition, Reference, Rule, Source,
+    TestCase, Where,
 )
 from logmap.mapping.positions import Located, join_path, load_located
 from logmap.mapping.schema import schema_path, unknown_key_message, validate_document
-from logmap.mapping.templates import TemplateSyntaxError, parse_template
+from logmap.mapping.templates import TemplateSyntaxError, as_reference, parse_template
 from logmap.mapping.values import named_groups, parse_duration, parse_status, regex_error
 from logmap.records.types import REQUIRED_FIELDS, RULE_FIELDS
 
 __all__ = [
     "EXTRA_FORMATS", "check_mapping", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
-    "register_format", "require_anonymous_key", "schema_path",
+    "register_format", "require_anonymous_key", "require_hash_key", "schema_path",
 ]
 
 #: Formats besides the access-log presets, registered by the source modules that read them.
@@ -90,29 +90,37 @@ def check_mapping(path: str | Path, *, require_key: bool = True) -> Mapping:
     """Everything `logmap check` verifies: the mapping, and (unless told not to) that its hash key is set."""
     mapping = load_mapping(path)
     if require_key:
-        require_anonymous_key(mapping)
+        for field in mapping.identity.keyed_hashes():
+            require_hash_key(mapping, field)
     return mapping
 
 
 def require_anonymous_key(mapping: Mapping) -> bytes | None:
-    """The HMAC key of ``anonymous_id``, read from the environment variable the mapping names.
+    """The HMAC key of ``anonymous_id`` (see `require_hash_key`)."""
+    return require_hash_key(mapping, "anonymous_id")
 
-    None when no key is needed (``key: none``, a plain template, or no anonymous id). Raises MappingError at
+
+def require_hash_key(mapping: Mapping, field: str) -> bytes | None:
+    """The HMAC key of the identity field ``field`` (``anonymous_id``, or ``user_id`` written as a hash), read
+    from the environment variable the mapping names.
+
+    None when no key is needed (``key: none``, a plain template, or no such hash). Raises MappingError at
     the position of ``key`` when the variable is unset or empty. The key's value never appears in a message.
     """
-    spec = mapping.identity.anonymous_id
-    if spec is None or not spec.hmac or spec.key_none or not spec.key_env:
+    spec = mapping.identity.keyed_hashes().get(field)
+    if spec is None or spec.key_none or not spec.key_env:
         return None
     value = os.environ.get(spec.key_env, "")
     if value:
         return value.encode("utf-8")
     where = spec.where or mapping.identity.where
+    what = "anonymous-id" if field == "anonymous_id" else field.replace("_", "-")
     raise MappingError(
         f"environment variable {spec.key_env} is not set or empty: it must hold the secret key of the "
-        f"anonymous-id hash (export {spec.key_env}=<a long random secret>, and keep it to re-run later), "
+        f"{what} hash (export {spec.key_env}=<a long random secret>, and keep it to re-run later), "
         f"or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)",
         file=where.file if where else mapping.path, line=where.line if where else None,
-        column=where.column if where else None, key="identity.anonymous_id.key")
+        column=where.column if where else None, key=f"identity.{field}.key")
 
 
 class _Builder:
@@ -163,7 +171,8 @@ class _Builder:
             except TemplateSyntaxError as error:
                 raise self.error(key, f"bad template {value!r}: {error}") from None
             where = self.where(key)
-            self.references.extend(Reference(ref.name, where, rule_index) for ref in parsed.refs)
+            self.references.extend(Reference(choice.name, where, rule_index, choice.optional)
+                                   for ref in parsed.refs for choice in ref.choices)
         return value
 
     def optional_template(self, key: str, value: Any, default: str | None) -> str | None:
@@ -252,7 +261,7 @@ class _Builder:
             raise self.error("source.time_format", f"'time_format' applies to format 'regex' only ('{fmt}': {hint})",
                              at_key=True)
         options = dict(spec.get("options") or {})
-        if fmt not in defaults.ACCESS_LOG_FORMATS:
+        if defaults.is_export_format(fmt, options):
             for problem_key, message in _export_problems(fmt, options):
                 raise self.error(f"source.options.{problem_key}" if problem_key else "source.options", message)
         if time_format is None and fmt == "regex":
@@ -291,9 +300,13 @@ class _Builder:
         for reason, when in spec.items():
             key = f"filter.drop.{reason}"
             for column, condition in when.items():
-                self.references.append(Reference(column, self.where(f"{key}.{column}")))
-                self.when_condition(f"{key}.{column}", condition, key)
+                self.when_column(f"{key}.{column}", column, condition, key, None)
         return spec
+
+    def when_column(self, key: str, column: str, condition: Any, owner: str, rule_index: int | None) -> None:
+        """One ``when:`` entry: its key is a reference (``a?``, ``a|or:b``); record every name it reads."""
+        self.template(key, as_reference(column), rule_index)
+        self.when_condition(key, condition, owner)
 
     def rule(self, index: int, spec: dict[str, Any]) -> Rule:
         key = join_path("rules", index)
@@ -311,9 +324,7 @@ class _Builder:
                 query[param] = QueryCondition(pattern=self.regex(f"{key}.query.{param}", condition, name))
         when = spec.get("when") or {}
         for column, condition in when.items():
-            column_key = f"{key}.when.{column}"
-            self.references.append(Reference(column, self.where(column_key), index))
-            self.when_condition(column_key, condition, name)
+            self.when_column(f"{key}.when.{column}", column, condition, name, index)
         fields = {}
         for field_name in sorted(RULE_FIELDS[type_name] & set(spec)):
             fields[field_name] = self.template(join_path(key, field_name), spec[field_name], index)
@@ -340,7 +351,9 @@ class _Builder:
                 self.when_condition(f"{key}.not", condition["not"], rule)
 
     def identity(self, spec: dict[str, Any]) -> Identity:
-        user_id = self.optional_template("identity.user_id", spec.get("user_id"), None)
+        raw_user = spec.get("user_id")
+        user_hash = self.keyed_hash("identity.user_id", raw_user) if isinstance(raw_user, dict) else None
+        user_id = None if user_hash else self.optional_template("identity.user_id", raw_user, None)
         raw = spec.get("anonymous_id")
         key_path = "identity.anonymous_id.key"
         anonymous: AnonymousId | None
@@ -353,15 +366,20 @@ class _Builder:
         elif isinstance(raw, str):
             anonymous = AnonymousId(template=self.template("identity.anonymous_id", raw))
         else:
-            hmac = self.template("identity.anonymous_id.hmac", raw["hmac"])
-            key = raw.get("key", f"env:{defaults.ANONYMOUS_KEY_ENV}")
-            if key == "none":
-                anonymous = AnonymousId(hmac=hmac, key_none=True, where=self.where(key_path))
-            elif match := _ENV_KEY.match(key):
-                anonymous = AnonymousId(hmac=hmac, key_env=match.group(1), where=self.where(key_path))
-            else:  # the schema's pattern already rejects this; never echo what may be a secret
-                raise self.error(key_path, "expected env:VARIABLE or none; never write the key itself in a mapping")
-        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"))
+            anonymous = self.keyed_hash("identity.anonymous_id", raw)
+        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"), user_id_hash=user_hash)
+
+    def keyed_hash(self, key: str, raw: dict[str, Any]) -> KeyedHash:
+        """``{hmac: [templates], key: env:NAME | none}`` of an identity field."""
+        hmac = self.template(f"{key}.hmac", raw["hmac"])
+        key_path = f"{key}.key"
+        secret = raw.get("key", f"env:{defaults.ANONYMOUS_KEY_ENV}")
+        if secret == "none":
+            return KeyedHash(hmac=hmac, key_none=True, where=self.where(key_path))
+        if match := _ENV_KEY.match(secret):
+            return KeyedHash(hmac=hmac, key_env=match.group(1), where=self.where(key_path))
+        # the schema's pattern already rejects this; never echo what may be a secret
+        raise self.error(key_path, "expected env:VARIABLE or none; never write the key itself in a mapping")
 
     def context(self, spec: dict[str, Any]) -> Context:
         context = Context(where=self.where("context"))

@@ -36,6 +36,7 @@ class Reference:
     name: str                     # as written: 'product_id', 'query.q', 'items[].item_id'
     where: Where                  # the key that holds the template
     rule_index: int | None = None  # the rule it belongs to (its `path` groups are in scope), None outside rules
+    optional: bool = False        # written `name?`: absent from the input means null
 
 
 @dataclass
@@ -47,6 +48,13 @@ class Source:
     site: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # format-specific extras (later formats)
     where: Where | None = None
+
+    @property
+    def is_export(self) -> bool:
+        """An analytics export (Parquet, NDJSON, CSV, or `auto` with options), not an access log."""
+        from logmap.mapping.defaults import is_export_format
+
+        return is_export_format(self.format, self.options)
 
 
 @dataclass
@@ -95,11 +103,22 @@ class AnonymousId:
     where: Where | None = None                  # position of `key` (or of the nearest written ancestor)
 
 
+#: `AnonymousId`'s hash part serves any identity field: ``user_id: {hmac: ['{email}']}``.
+KeyedHash = AnonymousId
+
+
 @dataclass
 class Identity:
     user_id: str | None = None
     anonymous_id: AnonymousId | None = None
     where: Where | None = None
+    #: ``user_id: {hmac: [...], key: ...}``: the user id is a keyed hash of these templates (then `user_id` is None)
+    user_id_hash: KeyedHash | None = None
+
+    def keyed_hashes(self) -> dict[str, KeyedHash]:
+        """Identity field → its hash spec, for the fields written as ``{hmac: [...]}``."""
+        hashes = {"user_id": self.user_id_hash, "anonymous_id": self.anonymous_id}
+        return {name: spec for name, spec in hashes.items() if spec is not None and spec.hmac}
 
 
 @dataclass

@@ -120,24 +120,27 @@ class TestRun:
 
 @contextmanager
 def anonymous_key_for_tests(mapping: Mapping) -> Iterator[str | None]:
-    """Set a throwaway anonymous-id key for the test run when the mapping reads one from an unset variable.
+    """Set a throwaway hash key (anonymous id, hashed user id) for the test run when the mapping reads one from an
+    unset variable.
 
     Yields the variable's name when it did so (None otherwise), and restores the environment afterwards.
     """
-    spec = mapping.identity.anonymous_id
-    name = spec.key_env if spec is not None and spec.hmac and not spec.key_none else None
-    if not name or os.environ.get(name):
+    names = [spec.key_env for spec in mapping.identity.keyed_hashes().values() if spec.key_env and not spec.key_none]
+    unset = [name for name in dict.fromkeys(names) if not os.environ.get(name)]
+    if not unset:
         yield None
         return
-    previous = os.environ.get(name)
-    os.environ[name] = THROWAWAY_KEY
+    previous = {name: os.environ.get(name) for name in unset}
+    for name in unset:
+        os.environ[name] = THROWAWAY_KEY
     try:
-        yield name
+        yield unset[0]
     finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:  # pragma: no cover - only reached when it was set but empty
-            os.environ[name] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:  # pragma: no cover - only reached when it was set but empty
+                os.environ[name] = value
 
 
 def _write_input(case: TestCase, mapping: Mapping, directory: Path, index: int) -> Path:
@@ -146,8 +149,17 @@ def _write_input(case: TestCase, mapping: Mapping, directory: Path, index: int) 
     if case.rows:
         if fmt == "csv":
             path = directory / f"case-{index}.csv"
-            separator = str(mapping.source.options.get("separator", ","))
-            pl.DataFrame(case.rows).write_csv(path, separator=separator)
+            options = mapping.source.options
+            separator = str(options.get("separator", ","))
+            rows = pl.DataFrame(case.rows)
+            names = options.get("columns")
+            if names is None and "header_file" in options:
+                from logmap.sources.exports import header_file_names
+
+                names = header_file_names(str(options["header_file"]), separator)
+            if names is not None:  # a CSV without a header row: the values in the order the mapping names them
+                rows = rows.select(pl.col(n) if n in rows.columns else pl.lit(None, pl.String).alias(n) for n in names)
+            rows.write_csv(path, separator=separator, include_header=names is None)
         elif fmt == "parquet":
             path = directory / f"case-{index}.parquet"
             pl.DataFrame(case.rows).write_parquet(path)

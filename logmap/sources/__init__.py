@@ -20,7 +20,7 @@ def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     With ``mapping``, an export is read with only the columns the mapping uses (a GA4 row is mostly columns a
     mapping never looks at); access logs always give their canonical columns.
     """
-    if source.format in EXPORT_FORMATS:
+    if source.is_export:
         from logmap.sources.exports import read_export
 
         yield from read_export(inputs, source, chunk_bytes=chunk_bytes, progress=progress, mapping=mapping)
@@ -40,7 +40,7 @@ def empty_frame(source: Source, inputs: list[str] | None = None, mapping: Mappin
     An export's columns come from its files' schemas (read from metadata or a first pass, not from rows), so
     for exports this needs ``inputs`` and is None without them (the options are still checked).
     """
-    if source.format in EXPORT_FORMATS:
+    if source.is_export:
         from logmap.sources.exports import check_source, empty_export_frame
 
         check_source(source)
@@ -53,7 +53,7 @@ def empty_frame(source: Source, inputs: list[str] | None = None, mapping: Mappin
 
 def name_input_columns(error: Exception, source: Source, inputs: list[str] | None) -> Exception:
     """For exports, a template naming a column the files lack: say which files and which columns they have."""
-    if source.format not in EXPORT_FORMATS or not inputs:
+    if not source.is_export or not inputs:
         return error
     from logmap.sources.exports import explain_unknown_field
 

@@ -113,7 +113,16 @@ class Scope:
     def names(self) -> list[str]:
         return sorted({*self.groups, *self.extra, *(c for c in self.schema if not c.startswith("_"))})
 
-    def resolve(self, name: str, where: Where | None) -> Compiled:
+    def resolve(self, name: str, where: Where | None, optional: bool = False) -> Compiled:
+        """The value ``name`` refers to; an unknown name is a MappingError, or null when ``optional``."""
+        try:
+            return self._resolve(name, where)
+        except MappingError:
+            if not optional:
+                raise
+            return absent(name)
+
+    def _resolve(self, name: str, where: Where | None) -> Compiled:
         if name in self.groups:
             return Compiled(null_if_empty(self.groups[name]), "str")
         if name in self.extra:
@@ -133,6 +142,36 @@ class Scope:
         if head in self.schema and isinstance(self.schema[head], pl.Struct):
             return _struct_path(head, rest.split("."), self.schema[head], name, where, self)
         raise _unknown(name, where, self)
+
+
+def absent(name: str) -> Compiled:
+    """The value of an optional reference the input does not have: null (an empty list for ``a[].b``)."""
+    if "[]" in name:
+        return Compiled(pl.lit(None, pl.List(pl.String)), "list")
+    return Compiled(pl.lit(None, pl.String), "str")
+
+
+def resolve_ref(ref: Ref, scope: Scope, where: Where | None) -> Compiled:
+    """A reference's value before its converters: its name, else (``|or:``) the first alternative that is not
+    null on the row. Alternatives of different kinds are compared as text (lists as lists)."""
+    values = [scope.resolve(choice.name, where, choice.optional) for choice in ref.choices]
+    if len(values) == 1:
+        return values[0]
+    errors = [e for value in values for e in value.errors]
+    kinds = {value.kind for value in values}
+    if "list" in kinds:
+        lists = []
+        for value in values:
+            if value.kind == "list":
+                items = value.expr.cast(pl.List(pl.String))
+                lists.append(pl.when(items.list.len() > 0).then(items))
+            else:
+                text = as_string(value)
+                lists.append(pl.when(text.is_not_null()).then(pl.concat_list(text)))
+        return Compiled(pl.coalesce(lists), "list", errors)
+    if len(kinds) == 1:
+        return Compiled(pl.coalesce([value.expr for value in values]), values[0].kind, errors)
+    return Compiled(pl.coalesce([as_string(value) for value in values]), "str", errors)
 
 
 def _column(expr: pl.Expr, dtype: pl.DataType) -> Compiled:
@@ -246,7 +285,7 @@ def compile_template(value: object, scope: Scope, where: Where | None = None) ->
             pieces.append(Compiled(pl.lit(part.text, dtype=pl.String), "str"))
             continue
         assert isinstance(part, Ref)
-        compiled = scope.resolve(part.name, where)
+        compiled = resolve_ref(part, scope, where)
         for converter in part.converters:
             compiled = _convert(compiled, converter.name, converter.arg, value)
         pieces.append(compiled)

@@ -16,6 +16,7 @@ import polars as pl
 from logmap.errors import MappingError
 from logmap.mapping.loader import named_groups
 from logmap.mapping.model import QueryCondition, Rule, Where
+from logmap.mapping.templates import as_reference
 from logmap.transform import ALIVE, drop_when
 from logmap.transform.expressions import (
     Compiled, Scope, as_number, as_number_list, as_string, as_string_list, compile_template, first_error,
@@ -42,7 +43,11 @@ def _query_condition(name: str, condition: QueryCondition) -> pl.Expr:
 
 
 def _when_condition(column: str, expected: Any, scope: Scope, where: Where | None) -> pl.Expr:
-    value = scope.resolve(column, where).expr
+    resolved = compile_template(as_reference(column), scope, where)   # `a?`, `a|or:b` as in templates
+    value = resolved.expr
+    if resolved.kind == "str" and not isinstance(expected, (dict, str)):
+        # text (JSON text is decoded with text leaves) compared with a YAML number or boolean, as JSON writes it
+        expected = [_as_json_text(e) for e in expected] if isinstance(expected, list) else _as_json_text(expected)
     if isinstance(expected, dict):
         condition = pl.lit(True)
         if "regex" in expected:
@@ -55,6 +60,12 @@ def _when_condition(column: str, expected: Any, scope: Scope, where: Where | Non
     if isinstance(expected, list):
         return value.is_in(expected)
     return value == expected
+
+
+def _as_json_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
 
 
 def in_ranges(column: pl.Expr, ranges: list[tuple[int, int]]) -> pl.Expr:
