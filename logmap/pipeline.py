@@ -35,6 +35,7 @@ from logmap.errors import MappingError
 from logmap.sources import empty_frame, name_input_columns, read_source
 from logmap.transform import ALIVE
 from logmap.transform.context import context_columns
+from logmap.transform.dedupe import SeenKeys, apply_dedupe
 from logmap.transform.durations import field_durations, infer_durations, order_columns
 from logmap.transform.expressions import Scope
 from logmap.transform.filter import apply_filter
@@ -117,6 +118,8 @@ class Prepared:
             self.hashers[field] = Hasher(key)
         self.hasher = self.hashers.get("anonymous_id")
         self.bots = BotDetector()
+        #: the keys of the events seen so far (``dedupe``), across chunks and files
+        self.seen_keys = SeenKeys()
         self.rule_names = [rule.name for rule in mapping.rules]
         # Compile every stage against the source's columns now, so that a template naming a field the source
         # does not have stops the run before any input is read. (An export's columns are those of its files:
@@ -138,6 +141,8 @@ def stream_stage(parsed: pl.DataFrame, prepared: Prepared,
     """Filter, rules, identity and context for one chunk. Returns (dropped rows, surviving rows)."""
     mapping = prepared.mapping
     started = time.perf_counter()
+    if mapping.dedupe is not None:  # before the filter: a later copy of an event is a duplicate whatever it is
+        parsed = apply_dedupe(parsed, mapping.dedupe, prepared.seen_keys)
     frame = apply_filter(parsed, mapping.filter, prepared.bots)
     dropped, alive = _split(frame)
     started = _tick(timings, "filter", started)

@@ -53,6 +53,10 @@ def write_ndjson(path, rows) -> str:
     return str(path)
 
 
+def read_rejects(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "rejects.ndjson").read_text().splitlines()]
+
+
 def run(tmp_path, inputs, text, name="out"):
     from logmap.mapping.loader import load_mapping_text
     from logmap.pipeline import convert
@@ -145,7 +149,7 @@ def test_json_text_columns_are_nested_data(tmp_path, fmt):
     ]
     ledger = result.ledger.to_dict()
     assert ledger["dropped"] == {f"invalid:{PRODUCTS}": 1, "unmatched": 1} and ledger["balanced"]
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.ndjson").read_text().splitlines()]
+    rejects = read_rejects(tmp_path / "out")
     assert [(r["reason"], r["line"]) for r in rejects] == [(f"invalid:{PRODUCTS}", 3 if fmt != "ndjson" else 3)]
     assert '[{"id":"B"' in rejects[0]["message"]
 
@@ -187,7 +191,7 @@ def test_a_column_the_mapping_uses_whose_shape_varies_is_named_with_file_and_lin
     path = write_ndjson(tmp_path / "a.ndjson", rows)
     result, out = run(tmp_path, [path], SHAPES)
     assert [r["product_ids"] for r in out] == [["S1"], ["S3"]]
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.ndjson").read_text().splitlines()]
+    rejects = read_rejects(tmp_path / "out")
     assert [(r["reason"], r["file"], r["line"]) for r in rejects] == [("invalid:cart", path, 2)]
     assert "cart is not JSON of the shape the mapping reads: S2" in rejects[0]["message"]
 
@@ -312,3 +316,43 @@ def test_a_hashed_user_id_without_its_key_stops_before_reading(tmp_path, monkeyp
                                            r"is not set or empty: it must hold the secret key of the user-id hash"):
         run(tmp_path, [path], HASHED_USER.replace("KEY", "key: 'env:SHOP_KEY'"))
     assert not (tmp_path / "out").exists()
+
+
+DEDUPE = """
+logmap: 1
+source: {format: ndjson, options: {time: {column: ts, unit: s}}}
+identity: {anonymous_id: '{uid}'}
+context: {user_agent: false, truncated_ip: false, page: false}
+dedupe: {by: [event_id]}
+rules:
+  - {when: {event: view}, type: home_page_view}
+"""
+
+
+def test_dedupe_drops_later_copies_across_chunks_and_files(tmp_path):
+    first = [{"ts": 1709280000 + i, "uid": f"u{i % 3}", "event": "view", "event_id": f"e{i % 7}"} for i in range(20)]
+    second = [{"ts": 1709290000 + i, "uid": "u9", "event": "view" if i else "other", "event_id": f"e{i}"}
+              for i in range(10)] + [{"ts": 1709290100, "uid": "u9", "event": "view", "event_id": None}] * 2
+    paths = [write_ndjson(tmp_path / "a.ndjson", first), write_ndjson(tmp_path / "b.ndjson", second)]
+    from logmap.mapping.loader import load_mapping_text
+    from logmap.pipeline import RunOptions, convert
+
+    result = convert(paths, load_mapping_text(DEDUPE, "m.yaml"), tmp_path / "out",
+                     options=RunOptions(chunk_bytes=300))  # many small chunks
+    ledger = result.ledger.to_dict()
+    # a.ndjson: e0..e6 once each; b.ndjson: e7, e8, e9 are new, e0 (an 'other' event) and e1..e6 are copies;
+    # rows without an event_id are never duplicates
+    assert ledger["dropped"] == {"duplicate": 13 + 7}
+    assert ledger["emitted"] == 7 + 3 + 2 and ledger["balanced"]
+
+
+def test_seen_keys_stay_exact_as_runs_merge():
+    from logmap.transform.dedupe import SeenKeys
+
+    seen = SeenKeys()
+    for start in range(0, 5000, 250):
+        batch = pl.Series(range(start, start + 250), dtype=pl.UInt64)
+        assert not seen.contains(batch).any()
+        seen.add(batch)
+        assert seen.contains(pl.Series(range(0, start + 250), dtype=pl.UInt64)).all()
+    assert len(seen) == 5000 and len(seen._runs) <= 13

@@ -23,7 +23,7 @@ from typing import Any
 from logmap.errors import MappingError
 from logmap.mapping import defaults
 from logmap.mapping.model import (
-    AnonymousId, Context, Durations, Filter, Identity, KeyedHash, Mapping, QueryCondition, Reference, Rule, Source,
+    AnonymousId, Context, Dedupe, Durations, Filter, Identity, KeyedHash, Mapping, QueryCondition, Reference, Rule, Source,
     TestCase, Where,
 )
 from logmap.mapping.positions import Located, join_path, load_located
@@ -219,6 +219,7 @@ class _Builder:
             context=self.context(doc.get("context") or {}),
             durations=self.durations(doc.get("durations") or {}),
             tests=self.tests(doc.get("tests") or []),
+            dedupe=self.dedupe(doc.get("dedupe")),
             name=doc.get("name"),
             description=doc.get("description"),
             path=self.name,
@@ -423,6 +424,14 @@ class _Builder:
             max_s=self.duration("durations.max", spec.get("max"), defaults.MAX_DURATION),
             where=self.where("durations"),
         )
+
+    def dedupe(self, spec: dict[str, Any] | None) -> Dedupe | None:
+        if spec is None:
+            return None
+        for index, name in enumerate(spec["by"]):
+            column, optional = split_optional(name)
+            self.references.append(Reference(column, self.where(join_path("dedupe.by", index)), None, optional))
+        return Dedupe(by=list(spec["by"]), where=self.where("dedupe.by"))
 
     def tests(self, items: list[dict[str, Any]]) -> list[TestCase]:
         cases = []

@@ -145,6 +145,14 @@ class Durations:
 
 
 @dataclass
+class Dedupe:
+    """``dedupe: {by: [...]}``: later rows with the key of an earlier row are dropped as ``duplicate``."""
+
+    by: list[str]
+    where: Where | None = None
+
+
+@dataclass
 class TestCase:
     __test__ = False  # a mapping's test case, not a pytest class
 
@@ -170,3 +178,4 @@ class Mapping:
     path: str = "<mapping>"
     raw: dict[str, Any] = field(default_factory=dict)   # the YAML document as loaded
     references: list[Reference] = field(default_factory=list)  # every template reference, in document order
+    dedupe: Dedupe | None = None

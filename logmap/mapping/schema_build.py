@@ -433,6 +433,11 @@ def build_schema() -> dict[str, Any]:
         "identity": _ref("identity", "user_id and anonymous_id."),
         "context": _ref("context", "The record's context object."),
         "durations": _ref("durations", "How duration is inferred."),
+        "dedupe": _object({
+            "by": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": COLUMN_PATH_PATTERN},
+                   "description": "The fields that identify an event (event_id, messageId, a.b paths)."},
+        }, "Drop later rows whose key (the `by` fields) an earlier row of the run had, as `duplicate`; rows with "
+           "a null key field are kept.", required=["by"]),
         "tests": {"type": "array", "items": _ref("test"), "description": "Test cases run by `logmap test`."},
     }, "A logmap mapping (language v1): how web access logs or analytics exports become interaction records. "
        "Reference: docs/mapping.md.", required=["logmap", "source", "rules"],

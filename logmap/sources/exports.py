@@ -32,6 +32,7 @@ import io
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -601,6 +602,8 @@ def mapping_refs(mapping: Mapping) -> set[str]:
                             context.custom_context])
     if mapping.durations.source not in ("next_event", "none"):
         names |= template_refs(mapping.durations.source)
+    if mapping.dedupe is not None:
+        names |= {split_optional(name)[0] for name in mapping.dedupe.by}
     return names
 
 
@@ -950,11 +953,31 @@ def _first_values(item: ExportFile, source: Source, column: str, chunk_bytes: in
         options = {**_csv_options(source, item), "schema_overrides": {column: pl.String}, "n_rows": JSON_SAMPLE_ROWS}
         values = _unescape(pl.read_csv(_csv_input(item, source), **options).select(column), item, source)[column]
     else:
-        lines = next(iter(_ndjson_chunks(item.path, chunk_bytes)), pl.DataFrame({"_raw": []}, schema={"_raw": pl.String}))
+        with closing(_ndjson_chunks(item.path, min(chunk_bytes, 4 * 1024 * 1024))) as chunks:
+            lines = next(chunks, pl.DataFrame(schema={"_raw": pl.String}))
         values = lines["_raw"].head(JSON_SAMPLE_ROWS).str.json_path_match(_json_path(column))
     assert isinstance(values, pl.Series)
     values = values.cast(pl.String).str.strip_chars()
     return values.filter(values.is_not_null() & (values != ""))
+
+
+def _json_text(column: str) -> pl.Expr:
+    """The text of a JSON-text column to decode: stripped; empty text and ``null`` are null."""
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(~text.is_in(["", "null"])).then(text)
+
+
+def decode_json_columns(frame: pl.DataFrame, dtypes: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Every JSON-text column decoded as its type, in one pass (polars decodes the columns in parallel); when a
+    value does not decode, column by column with `decode_json_text`, which finds the rows."""
+    if not dtypes:
+        return frame
+    try:
+        return frame.with_columns(_json_text(c).str.json_decode(d).alias(c) for c, d in dtypes.items())
+    except pl.exceptions.PolarsError:
+        for column, dtype in dtypes.items():
+            frame = decode_json_text(frame, column, dtype)
+        return frame
 
 
 def decode_json_text(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl.DataFrame:
@@ -963,8 +986,7 @@ def decode_json_text(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl
     ``invalid:<column>`` (the value goes to the rejects file with the row's file and line)."""
     from logmap.transform import drop_when
 
-    text = frame[column].cast(pl.String).str.strip_chars()
-    text = frame.select(pl.when(~text.is_in(["", "null"])).then(text))[column] if text.len() else text
+    text = frame.select(_json_text(column))[column]
     try:
         return frame.with_columns(text.str.json_decode(dtype).alias(column))
     except pl.exceptions.PolarsError:
@@ -1062,8 +1084,7 @@ class ExportReader:
 
     def _finish(self, frame: pl.DataFrame) -> pl.DataFrame:
         """JSON text decoded, the key/value lookups in place of their lists, then the canonical columns."""
-        for column, dtype in self.json_columns.items():
-            frame = decode_json_text(frame, column, dtype)
+        frame = decode_json_columns(frame, self.json_columns)
         if self.lookups:
             lists = {column_of(name) for name in self.lookups}
             frame = frame.with_columns(**self.lookups).drop(lists)
