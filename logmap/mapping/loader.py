@@ -428,9 +428,8 @@ class _Builder:
     def dedupe(self, spec: dict[str, Any] | None) -> Dedupe | None:
         if spec is None:
             return None
-        for index, name in enumerate(spec["by"]):
-            column, optional = split_optional(name)
-            self.references.append(Reference(column, self.where(join_path("dedupe.by", index)), None, optional))
+        for index, name in enumerate(spec["by"]):   # references, like `when:` keys: `a?`, `a|or:b`
+            self.template(join_path("dedupe.by", index), as_reference(name))
         return Dedupe(by=list(spec["by"]), where=self.where("dedupe.by"))
 
     def tests(self, items: list[dict[str, Any]]) -> list[TestCase]:

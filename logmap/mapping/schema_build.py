@@ -25,8 +25,9 @@ DURATION_PATTERN = r"^(?=\d)(\d+(\.\d+)?h)?(\d+(\.\d+)?m)?(\d+(\.\d+)?s)?$"
 STATUS_PATTERN = r"^([1-5]xx|[1-5]\d\d\s*-\s*[1-5]\d\d)$"
 ENV_KEY_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|none)$"
 _SEGMENT = r"[A-Za-z_$][A-Za-z0-9_$\-]*(\[\])?"
-#: a `when:` key: a column path ('?': it may be absent), or alternatives tried in order (`a.type?|or:b.type?`)
-WHEN_KEY_PATTERN = rf"^{_SEGMENT}(\.{_SEGMENT})*\??(\|or:{_SEGMENT}(\.{_SEGMENT})*\??)*$"
+#: a column reference written without braces (a `when:` key, a `dedupe.by` entry): a column path ('?': it may
+#: be absent), or alternatives tried in order (`a.type?|or:b.type?`)
+COLUMN_REF_PATTERN = rf"^{_SEGMENT}(\.{_SEGMENT})*\??(\|or:{_SEGMENT}(\.{_SEGMENT})*\??)*$"
 
 #: Keys of a rule that are conditions or labels rather than record fields.
 RULE_CONDITION_KEYS: tuple[str, ...] = ("name", "path", "query", "method", "status", "when", "type")
@@ -249,7 +250,7 @@ def _defs() -> dict[str, Any]:
                            "{null: true|false}. Dotted paths reach into nested data (event_params.page_location); "
                            "a path ending in '?' may be absent from the input (its value is then null); "
                            "'a?|or:b?' takes the first of them that is not null.",
-            "propertyNames": {"pattern": WHEN_KEY_PATTERN},
+            "propertyNames": {"pattern": COLUMN_REF_PATTERN},
             "additionalProperties": _ref("whenCondition"),
         },
         "search": _object({
@@ -434,7 +435,7 @@ def build_schema() -> dict[str, Any]:
         "context": _ref("context", "The record's context object."),
         "durations": _ref("durations", "How duration is inferred."),
         "dedupe": _object({
-            "by": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": COLUMN_PATH_PATTERN},
+            "by": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": COLUMN_REF_PATTERN},
                    "description": "The fields that identify an event (event_id, messageId, a.b paths)."},
         }, "Drop later rows whose key (the `by` fields) an earlier row of the run had, as `duplicate`; rows with "
            "a null key field are kept.", required=["by"]),

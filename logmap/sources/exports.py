@@ -603,7 +603,7 @@ def mapping_refs(mapping: Mapping) -> set[str]:
     if mapping.durations.source not in ("next_event", "none"):
         names |= template_refs(mapping.durations.source)
     if mapping.dedupe is not None:
-        names |= {split_optional(name)[0] for name in mapping.dedupe.by}
+        names |= template_refs([as_reference(name) for name in mapping.dedupe.by])
     return names
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import polars as pl
 
 from logmap.mapping.model import Dedupe
-from logmap.mapping.templates import split_optional
+from logmap.mapping.templates import as_reference
 from logmap.transform import ALIVE, drop_when
-from logmap.transform.expressions import Scope
+from logmap.transform.expressions import Scope, compile_template
 
 REASON = "duplicate"
 _KEY = "_dedupe_key"
@@ -54,8 +54,7 @@ def key_hash(spec: Dedupe, scope: Scope) -> pl.Expr:
     """The 64-bit hash of a row's key; null when a key field is null (such a row is never a duplicate)."""
     values = []
     for name in spec.by:
-        column, optional = split_optional(name)
-        values.append(scope.resolve(column, spec.where, optional).expr)
+        values.append(compile_template(as_reference(name), scope, spec.where).expr)   # `a?`, `a|or:b` too
     complete = pl.all_horizontal([value.is_not_null() for value in values])
     key = pl.struct([value.cast(pl.String).alias(f"k{index}") for index, value in enumerate(values)])
     return pl.when(complete).then(key.hash(seed=12))
