@@ -516,8 +516,7 @@ def adobe_datafeed(events: list[Event]) -> Summary:
         buffer.write("\t".join(line) + "\n")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "01-shop_2024-03-01.tsv.gz").write_bytes(_gzip(buffer.getvalue()))
-    lookup = folder / "lookup"
-    lookup.mkdir(exist_ok=True)
+    lookup = folder   # the lookup_data archive extracted beside the hit data, where header_file is looked for
     (lookup / "column_headers.tsv").write_text("\t".join(ADOBE_COLUMNS) + "\n")
     (lookup / "event.tsv").write_text("".join(f"{k}\t{v}\n" for k, v in ADOBE_EVENTS.items()))
     return _summary(len(rows), types, dropped, ["01-shop_2024-03-01.tsv.gz"])
