@@ -356,3 +356,23 @@ def test_seen_keys_stay_exact_as_runs_merge():
         seen.add(batch)
         assert seen.contains(pl.Series(range(0, start + 250), dtype=pl.UInt64)).all()
     assert len(seen) == 5000 and len(seen._runs) <= 13
+
+
+def test_a_csv_column_the_mapping_does_not_use_is_not_parsed(tmp_path):
+    lines = ["ts,uid,event,code"] + [f"{1709280000 + i},u{i},view,{i}" for i in range(12_000)]
+    (tmp_path / "a.csv").write_text("\n".join([*lines, "1709299999,u1,view,not-a-number"]) + "\n")
+    text = OPTIONAL.replace("format: ndjson", "format: csv").replace("'{uid?|or:device_id?|or:session.id?}'", "'{uid}'")
+    result, out = run(tmp_path, [str(tmp_path / "a.csv")], text)
+    assert result.ledger.emitted == 12_001 and result.ledger.balanced
+
+
+def test_a_misspelled_field_inside_json_text_stops_before_reading(tmp_path):
+    text = JSON_TEXT.replace("FORMAT", "csv").replace(f"{PRODUCTS}[].quantity}}", f"{PRODUCTS}[].quantitty}}")
+    with pytest.raises(MappingError, match=r"m.yaml:\d+:\d+: rules\[0\].quantities: unknown field "
+                                           rf"'{PRODUCTS}\[\].quantitty': column {PRODUCTS} holds JSON text, and its "
+                                           r"first 10,000 values have no such field \(they have: \[\].id, "
+                                           r"\[\].quantity, \[\].price, \[\].extra.x\[\]\); write '.*\?'"):
+        run(tmp_path, [write_events(tmp_path, "csv")], text)
+    # optional, it is read when it appears
+    result, _ = run(tmp_path, [write_events(tmp_path, "csv")], text.replace("quantitty}", "quantitty?}"))
+    assert result.ledger.balanced

@@ -611,6 +611,12 @@ def wanted_names(mapping: Mapping) -> frozenset[str]:
     return frozenset(mapping_refs(mapping) | source_refs(mapping.source) | set(IMPLICIT_COLUMNS))
 
 
+def optional_names(mapping: Mapping) -> frozenset[str]:
+    """The names the mapping writes only as optional (``{a.b?}``): the input may lack them."""
+    required = {ref.name for ref in mapping.references if not ref.optional}
+    return frozenset(ref.name for ref in mapping.references if ref.optional) - required
+
+
 def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]) -> dict[str, set[tuple[str, ...]]]:
     """The columns of ``schema`` that ``names`` read, in the schema's order, each with the struct fields read
     inside it (`logmap.transform.nested.read_path`; the empty path: the whole column).
@@ -910,15 +916,20 @@ def _json_path(name: str) -> str:
     return "$['" + name.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
-def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int) -> Iterator[pl.DataFrame]:
+def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int,
+              columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    """Batches of ``columns`` (every column when None): a column not read is not parsed, so a value that does not
+    fit its inferred type there stops nothing."""
     options = {**_csv_options(source, item), "schema_overrides": dict(schema)}
     target = _csv_input(item, source)
     if not isinstance(target, str) or item.path.endswith(".gz"):
-        frame = _unescape(pl.read_csv(target, **options), item, source)
+        frame = pl.read_csv(target, **options)
+        frame = _unescape(frame if columns is None else frame.select(columns), item, source)
         for start in range(0, max(frame.height, 1), batch_rows):
             yield frame.slice(start, batch_rows)
         return
-    yield from pl.scan_csv(target, **options).collect_batches(chunk_size=batch_rows)
+    lazy = pl.scan_csv(target, **options)
+    yield from (lazy if columns is None else lazy.select(columns)).collect_batches(chunk_size=batch_rows)
 
 
 def _malformed(path: str, lines: pl.Series, raw: pl.Series) -> pl.DataFrame:
@@ -1006,7 +1017,8 @@ class ExportReader:
     """Reads one run's export files with one unified schema; ``frame_schema`` is known before any row is read."""
 
     def __init__(self, inputs: list[str], source: Source, chunk_bytes: int = 64 * 1024 * 1024,
-                 progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None) -> None:
+                 progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None,
+                 optional: frozenset[str] = frozenset()) -> None:
         if not is_export(source):
             raise ValueError(f"{source.format} is not an export format")
         check_source(source)
@@ -1027,7 +1039,12 @@ class ExportReader:
         #: the columns rows are read with: `paths`, or every column of the files
         self.read_schema = self.schema if self.paths is None else self._read_schema(self.paths)
         #: text columns the mapping walks into, decoded as JSON once per chunk: column → the type decoded
-        self.json_columns = {} if wanted is None else self._json_columns(wanted)
+        self.json_columns: dict[str, pl.DataType] = {}
+        #: the same columns as the mapping is checked against before reading (`empty`): the fields of the sampled
+        #: values, and those of optional names (a required name the sample lacks is then an unknown field)
+        self.json_checked: dict[str, pl.DataType] = {}
+        if wanted is not None:
+            self._json_columns(wanted, optional)
         decoded = pl.Schema({column: self.json_columns.get(column, dtype) for column, dtype in self.read_schema.items()})
         #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
         self.lookups = {} if wanted is None else key_value_lookups(
@@ -1042,19 +1059,24 @@ class ExportReader:
             return pl.Schema({column: self.schema[column] for column in paths})
         return pl.Schema({column: prune_dtype(self.schema[column], fields) for column, fields in paths.items()})
 
-    def _json_columns(self, wanted: frozenset[str]) -> dict[str, pl.DataType]:
+    def _json_columns(self, wanted: frozenset[str], optional: frozenset[str]) -> None:
         """The text columns (or always-null ones) that a wanted name walks into (``{contexts_x[].id}``), each
         with the type to decode it with: the fields named, shaped as a sample of the values (`json_dtype`)."""
-        from logmap.transform.nested import json_dtype, path_steps
+        from logmap.transform.nested import json_dtype, path_steps, read_path
 
-        paths: dict[str, set[tuple[str, ...]]] = {}
+        names: dict[str, dict[str, tuple[str, ...]]] = {}
         for name in wanted:
             column, steps = path_steps(name)
             if (steps and name not in self.read_schema and column in self.read_schema
                     and column not in ("query", "referrer_query")
                     and self.read_schema[column] in (pl.String, pl.Null)):
-                paths.setdefault(column, set()).add(steps)
-        return {column: json_dtype(self._sample_dtype(column), steps) for column, steps in paths.items()}
+                names.setdefault(column, {})[name] = steps
+        for column, steps in names.items():
+            sampled = self._sample_dtype(column)
+            self.json_columns[column] = json_dtype(sampled, set(steps.values()))
+            checked = {path for name, path in steps.items()
+                       if sampled is None or name in optional or read_path(name, {column: sampled}) is not None}
+            self.json_checked[column] = json_dtype(sampled, checked) if checked else pl.Struct({})
 
     def _sample_dtype(self, column: str) -> pl.DataType | None:
         """The type polars infers from the first values of a JSON-text column (up to `JSON_SAMPLE_ROWS` values
@@ -1077,12 +1099,13 @@ class ExportReader:
 
     def empty(self) -> pl.DataFrame:
         """No rows, every column a chunk will have: compile the mapping against it before reading."""
-        frame = pl.DataFrame(schema={**dict(self.read_schema), **PROVENANCE})
-        return self._finish(frame)
+        frame = pl.DataFrame(schema={**dict(self.read_schema), **self.json_checked, **PROVENANCE})
+        return self._finish(frame, decode=False)
 
-    def _finish(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def _finish(self, frame: pl.DataFrame, decode: bool = True) -> pl.DataFrame:
         """JSON text decoded, the key/value lookups in place of their lists, then the canonical columns."""
-        frame = decode_json_columns(frame, self.json_columns)
+        if decode:
+            frame = decode_json_columns(frame, self.json_columns)
         if self.lookups:
             lists = {column_of(name) for name in self.lookups}
             frame = frame.with_columns(**self.lookups).drop(lists)
@@ -1113,7 +1136,8 @@ class ExportReader:
                 return
             next_line = 1
             batches = (_read_parquet(item, batch_rows, progress, self.paths) if fmt == "parquet"
-                       else _read_csv(item, self.source, self.schema, batch_rows))
+                       else _read_csv(item, self.source, self.schema, batch_rows,
+                                      [c for c in self.read_schema if c in self.schemas[item.path]]))
             for batch in batches:
                 frame = _with_provenance(_conform(batch, self.read_schema, item), item.path, next_line)
                 next_line += frame.height
@@ -1141,11 +1165,32 @@ def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str
 
 
 def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -> Exception:
-    """A compile error about an unknown field, restated with the input files' own columns."""
+    """A compile error about an unknown field, restated with the input files' own columns (or, for a path into
+    JSON text, with the fields its first values have)."""
     if not isinstance(error, MappingError) or "unknown field" not in error.reason:
         return error
     reader = ExportReader(inputs, source)
+    named = re.search(r"unknown field '([^']+)'", error.reason)
+    column = column_of(named.group(1)) if named else ""
+    if named and named.group(1) != column and reader.schema.get(column) == pl.String:
+        sampled = reader._sample_dtype(column)
+        if sampled is not None:
+            fields = ", ".join(_field_paths(sampled)) or "none"
+            return MappingError(
+                f"unknown field '{named.group(1)}': column {column} holds JSON text, and its first "
+                f"{JSON_SAMPLE_ROWS:,} values have no such field (they have: {fields}); write "
+                f"'{named.group(1)}?' if it may appear later", file=error.file, line=error.line, column=error.column,
+                key=error.key)
     return _with_columns(error, reader.schema, list(reader.schemas))
+
+
+def _field_paths(dtype: pl.DataType, prefix: str = "") -> list[str]:
+    """``[].id, [].price, …``: the field paths of a JSON value's type, as references write them."""
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _field_paths(dtype.inner, prefix + "[]")
+    if isinstance(dtype, pl.Struct):
+        return [path for f in dtype.fields for path in _field_paths(f.dtype, f"{prefix}.{f.name}")]
+    return [prefix or "(a value)"]
 
 
 def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
@@ -1155,11 +1200,13 @@ def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     Only the columns ``mapping`` reads when it is given; every column otherwise.
     """
     wanted = wanted_names(mapping) if mapping is not None else None
-    yield from ExportReader(inputs, source, chunk_bytes, progress, wanted)
+    optional = optional_names(mapping) if mapping is not None else frozenset()
+    yield from ExportReader(inputs, source, chunk_bytes, progress, wanted, optional)
 
 
 def empty_export_frame(inputs: list[str], source: Source, mapping: Mapping | None = None) -> pl.DataFrame:
     """The columns ``read_export`` will yield for these inputs (with the same ``mapping``), without reading any
     row."""
     wanted = wanted_names(mapping) if mapping is not None else None
-    return ExportReader(inputs, source, wanted=wanted).empty()
+    optional = optional_names(mapping) if mapping is not None else frozenset()
+    return ExportReader(inputs, source, wanted=wanted, optional=optional).empty()
