@@ -97,6 +97,10 @@ class Identity:
     user_id: str | None = None
     anonymous_id: AnonymousId | None = None
     where: Where | None = None
+    field_where: dict[str, Where] = field(default_factory=dict)  # "user_id", "anonymous_id" → its template
+
+    def where_of(self, name: str) -> Where | None:
+        return self.field_where.get(name, self.where)
 
 
 @dataclass
@@ -111,6 +115,10 @@ class Context:
     region: str | None = None
     custom_context: dict[str, TemplateValue] = field(default_factory=dict)
     where: Where | None = None
+    field_where: dict[str, Where] = field(default_factory=dict)  # "page.url", "custom_context.x" … → template
+
+    def where_of(self, name: str) -> Where | None:
+        return self.field_where.get(name, self.where)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from typing import Any
 
 import polars as pl
 
-from logmap.errors import InputError, LogmapError, MappingError
+from logmap.errors import InputError, LogmapError, MappingError, UnknownFieldError
 from logmap.frame import PROVENANCE, drop_when
 from logmap.mapping import defaults
 from logmap.mapping.model import Mapping, Source, Where
@@ -114,8 +114,7 @@ def check_source(source: Source) -> None:
     if problems:
         key, message = problems[0]
         where = _where(source, key)
-        raise MappingError(message, file=where.file if where else None, line=where.line if where else None,
-                           column=where.column if where else None, key=where.key if where else f"source.options.{key}")
+        raise MappingError.at(message, where) if where else MappingError(message, key=f"source.options.{key}")
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------
@@ -768,11 +767,11 @@ class ExportReader:
 
 def _with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
     """Say which columns the input has when a source option names one it lacks."""
-    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
+    if not isinstance(error, UnknownFieldError):
         return error
-    reason = error.reason.split(" (fields here:")[0].replace(" in template", "")
-    return MappingError(f"{reason}: the input has no such column; " + describe_columns(schema, files),
-                        file=error.file, line=error.line, column=error.column, key=error.key)
+    return UnknownFieldError(f"unknown field '{error.field}': the input has no such column; "
+                             + describe_columns(schema, files), field=error.field, known=list(schema),
+                             file=error.file, line=error.line, column=error.column, key=error.key)
 
 
 def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str]) -> str:
@@ -784,7 +783,7 @@ def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str
 
 def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -> Exception:
     """A compile error about an unknown field, restated with the input files' own columns."""
-    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
+    if not isinstance(error, UnknownFieldError):
         return error
     reader = ExportReader(inputs, source)
     return _with_columns(error, reader.schema, list(reader.schemas))
