@@ -17,7 +17,7 @@ import polars as pl
 
 from logmap.mapping.model import Dedupe
 from logmap.mapping.templates import split_optional
-from logmap.transform import ALIVE, drop_when
+from logmap.frame import ALIVE, drop_when
 from logmap.transform.expressions import Scope
 
 REASON = "duplicate"
