@@ -116,8 +116,8 @@ def measure(path: Path, repeat: int) -> dict[str, float]:
 
 
 def convert(path: Path, out: Path) -> dict[str, float]:
-    from logmap.mapping.loader import load_mapping_text
-    from logmap.pipeline import convert as run
+    from logmap.conversion import convert as run
+    from logmap.sources import load_mapping_text
 
     cpu = time.process_time()
     started = time.perf_counter()

@@ -4,11 +4,16 @@ content, headerless CSV, deduplication and hashing any identity field."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import polars as pl
 import pytest
+from support import convert, read_batch
 
+from logmap import conversion
 from logmap.errors import MappingError
+from logmap.pipeline.runner import RunOptions
+from logmap.sources import load_mapping_text
 from logmap.transform.expressions import Scope, compile_template
 
 FRAME = pl.DataFrame(
@@ -57,12 +62,9 @@ def read_rejects(out) -> list[dict]:
     return [json.loads(line) for line in (out / "rejects.ndjson").read_text().splitlines()]
 
 
-def run(tmp_path, inputs, text, name="out"):
-    from logmap.mapping.loader import load_mapping_text
-    from logmap.pipeline import convert
-    from logmap.sinks.batches import read_batch
-
-    result = convert(inputs, load_mapping_text(text, "m.yaml"), tmp_path / name, overwrite=True)
+def run(tmp_path, inputs, text, name="out", **keyword):
+    result = (partial(conversion.convert, **keyword) if keyword else convert)(
+        inputs, load_mapping_text(text, "m.yaml"), tmp_path / name, overwrite=True)
     return result, [r for p in sorted((tmp_path / name).glob("interactions-*")) for r in read_batch(p)]
 
 
@@ -275,8 +277,6 @@ def test_headerless_tsv_with_escapes(tmp_path, names):
     ("{time: ts, separator: ';;'}", "too long"),
 ])
 def test_csv_option_mistakes_are_mapping_errors(options, message):
-    from logmap.mapping.loader import load_mapping_text
-
     with pytest.raises(MappingError, match=message):
         load_mapping_text(f"logmap: 1\nsource: {{format: csv, options: {options}}}\nrules: [{{type: home_page_view}}]\n",
                           "m.yaml")
@@ -294,27 +294,30 @@ rules:
 """
 
 
-def test_a_user_id_can_be_a_keyed_hash(tmp_path, monkeypatch):
+def test_a_user_id_can_be_a_keyed_hash(tmp_path):
     import hashlib
     import hmac
 
-    monkeypatch.setenv("SHOP_KEY", "secret")
     rows = [{"ts": 1709280000, "email": " Ann@Example.com", "device": "d1"}, {"ts": 1709280001, "device": "d2"}]
     path = write_ndjson(tmp_path / "a.ndjson", rows)
-    _, out = run(tmp_path, [path], HASHED_USER.replace("KEY", "key: 'env:SHOP_KEY'"))
+    _, out = run(tmp_path, [path], HASHED_USER.replace("KEY", "key: 'env:SHOP_KEY'"), key="secret")
     expected = hmac.new(b"secret", b"ann@example.com", hashlib.sha256).hexdigest()
     assert [(r.get("user_id"), r["anonymous_id"]) for r in out] == [(expected, "d1"), (None, "d2")]
     assert "Ann" not in (tmp_path / "out" / "interactions-00001.ndjson").read_text()
-    _, out = run(tmp_path, [path], HASHED_USER.replace("KEY", "key: none"), "out2")
+    _, out = run(tmp_path, [path], HASHED_USER.replace("KEY", "key: none"), "out2", key=None)
     assert out[0]["user_id"] == hashlib.sha256(b"ann@example.com").hexdigest()
 
 
 def test_a_hashed_user_id_without_its_key_stops_before_reading(tmp_path, monkeypatch):
+    from logmap.cli.secrets import anonymous_key_from_environment
+
     monkeypatch.delenv("SHOP_KEY", raising=False)
     path = write_ndjson(tmp_path / "a.ndjson", [{"ts": 1709280000, "email": "a@b.c", "device": "d"}])
+    text = HASHED_USER.replace("KEY", "key: 'env:SHOP_KEY'")
+    assert anonymous_key_from_environment(load_mapping_text(text, "m.yaml")) is None  # the CLI reads SHOP_KEY
     with pytest.raises(MappingError, match=r"m.yaml:5:\d+: identity.user_id.key: environment variable SHOP_KEY "
                                            r"is not set or empty: it must hold the secret key of the user-id hash"):
-        run(tmp_path, [path], HASHED_USER.replace("KEY", "key: 'env:SHOP_KEY'"))
+        run(tmp_path, [path], text, key=None)
     assert not (tmp_path / "out").exists()
 
 
@@ -334,9 +337,6 @@ def test_dedupe_drops_later_copies_across_chunks_and_files(tmp_path):
     second = [{"ts": 1709290000 + i, "uid": "u9", "event": "view" if i else "other", "event_id": f"e{i}"}
               for i in range(10)] + [{"ts": 1709290100, "uid": "u9", "event": "view", "event_id": None}] * 2
     paths = [write_ndjson(tmp_path / "a.ndjson", first), write_ndjson(tmp_path / "b.ndjson", second)]
-    from logmap.mapping.loader import load_mapping_text
-    from logmap.pipeline import RunOptions, convert
-
     result = convert(paths, load_mapping_text(DEDUPE, "m.yaml"), tmp_path / "out",
                      options=RunOptions(chunk_bytes=300))  # many small chunks
     ledger = result.ledger.to_dict()
@@ -356,3 +356,31 @@ def test_seen_keys_stay_exact_as_runs_merge():
         seen.add(batch)
         assert seen.contains(pl.Series(range(0, start + 250), dtype=pl.UInt64)).all()
     assert len(seen) == 5000 and len(seen._runs) <= 13
+
+
+def test_a_csv_column_the_mapping_does_not_use_is_not_parsed(tmp_path):
+    lines = ["ts,uid,event,code"] + [f"{1709280000 + i},u{i},view,{i}" for i in range(12_000)]
+    (tmp_path / "a.csv").write_text("\n".join([*lines, "1709299999,u1,view,not-a-number"]) + "\n")
+    text = OPTIONAL.replace("format: ndjson", "format: csv").replace("'{uid?|or:device_id?|or:session.id?}'", "'{uid}'")
+    result, out = run(tmp_path, [str(tmp_path / "a.csv")], text)
+    assert result.ledger.emitted == 12_001 and result.ledger.balanced
+
+
+def test_a_misspelled_field_inside_json_text_stops_before_reading(tmp_path):
+    text = JSON_TEXT.replace("FORMAT", "csv").replace(f"{PRODUCTS}[].quantity}}", f"{PRODUCTS}[].quantitty}}")
+    with pytest.raises(MappingError, match=r"m.yaml:\d+:\d+: rules\[0\].quantities: unknown field "
+                                           rf"'{PRODUCTS}\[\].quantitty': column {PRODUCTS} holds JSON text, and its "
+                                           r"first 10,000 values have no such field \(they have: \[\].id, "
+                                           r"\[\].quantity, \[\].price, \[\].extra.x\[\]\); write '.*\?'"):
+        run(tmp_path, [write_events(tmp_path, "csv")], text)
+    # optional, it is read when it appears
+    result, _ = run(tmp_path, [write_events(tmp_path, "csv")], text.replace("quantitty}", "quantitty?}"))
+    assert result.ledger.balanced
+
+
+def test_both_hashes_of_a_run_name_the_same_key_variable():
+    text = HASHED_USER.replace("KEY", "key: 'env:SHOP_KEY'").replace(
+        "anonymous_id: '{device}'", "anonymous_id: {hmac: ['{device}'], key: 'env:OTHER_KEY'}")
+    with pytest.raises(MappingError, match=r"identity.user_id.key: one run has one hash key: write "
+                                           r"key: env:OTHER_KEY here too"):
+        load_mapping_text(text, "m.yaml")

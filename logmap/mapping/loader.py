@@ -14,9 +14,9 @@ Everything happens before any input is read, so a typo costs seconds, not a half
 
 from __future__ import annotations
 
-import os
 import re
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ from logmap.mapping.values import named_groups, parse_duration, parse_status, re
 from logmap.records.types import REQUIRED_FIELDS, RULE_FIELDS
 
 __all__ = [
-    "EXTRA_FORMATS", "check_mapping", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
-    "register_format", "require_anonymous_key", "require_hash_key", "schema_path",
+    "EXTRA_FORMATS", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
+    "register_format", "anonymous_key", "hash_key", "key_variable", "schema_path", "SourceCheck",
 ]
 
 #: Formats besides the access-log presets, registered by the source modules that read them.
@@ -53,17 +53,17 @@ def known_formats() -> list[str]:
     return [*defaults.FORMATS, *sorted(EXTRA_FORMATS - set(defaults.FORMATS))]
 
 
-def _export_problems(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
-    """What the export reader finds wrong with its options (imported lazily: sources depend on mapping)."""
-    try:
-        from logmap.sources.exports import check_options
-    except ImportError:  # pragma: no cover - the export reader is optional
-        return []
-    return check_options(fmt, options)
+#: How a source reports problems with its own settings (a format string that does not compile, unknown export
+#: options): (key under ``source``, message) pairs. The sources layer passes one in; the loader, which knows
+#: where each key is written, turns the first into a positioned MappingError.
+SourceCheck = Callable[[Source], list[tuple[str, str]]]
 
 
-def load_mapping(path: str | Path) -> Mapping:
-    """Read and check a mapping file; MappingError (with file:line:column and key) for any problem."""
+def load_mapping(path: str | Path, *, source_check: SourceCheck | None = None) -> Mapping:
+    """Read and check a mapping file; MappingError (with file:line:column and key) for any problem.
+
+    ``source_check`` adds the source's own checks (``logmap.sources.load_mapping`` passes them).
+    """
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -76,63 +76,80 @@ def load_mapping(path: str | Path) -> Mapping:
                            file=str(path)) from None
     except OSError as error:
         raise MappingError(f"cannot read the mapping: {error.strerror}", file=str(path)) from None
-    return load_mapping_text(text, str(path))
+    return load_mapping_text(text, str(path), source_check=source_check)
 
 
-def load_mapping_text(text: str, name: str = "<mapping>") -> Mapping:
+def load_mapping_text(text: str, name: str = "<mapping>", *, source_check: SourceCheck | None = None) -> Mapping:
     """Check a mapping given as YAML text; ``name`` stands for the file in error messages."""
     located = load_located(text, name)
     validate_document(located, name)
-    return _Builder(located, name).build()
+    return _Builder(located, name, source_check).build()
 
 
-def check_mapping(path: str | Path, *, require_key: bool = True) -> Mapping:
-    """Everything `logmap check` verifies: the mapping, and (unless told not to) that its hash key is set."""
-    mapping = load_mapping(path)
-    if require_key:
-        for field in mapping.identity.keyed_hashes():
-            require_hash_key(mapping, field)
-    return mapping
+def key_variable(mapping: Mapping) -> str | None:
+    """The environment variable the mapping names for the run's hash key (``key: env:NAME`` of ``anonymous_id``,
+    or of a hashed ``user_id``), when it needs one. Only the CLI reads it; library callers pass the key itself."""
+    for spec in mapping.identity.keyed_hashes().values():
+        if not spec.key_none and spec.key_env:
+            return spec.key_env
+    return None
 
 
-def require_anonymous_key(mapping: Mapping) -> bytes | None:
-    """The HMAC key of ``anonymous_id`` (see `require_hash_key`)."""
-    return require_hash_key(mapping, "anonymous_id")
+def anonymous_key(mapping: Mapping, key: str | bytes | None) -> bytes | None:
+    """The HMAC key of ``anonymous_id`` (see `hash_key`)."""
+    return hash_key(mapping, key, "anonymous_id")
 
 
-def require_hash_key(mapping: Mapping, field: str) -> bytes | None:
-    """The HMAC key of the identity field ``field`` (``anonymous_id``, or ``user_id`` written as a hash), read
-    from the environment variable the mapping names.
+def hash_key(mapping: Mapping, key: str | bytes | None, field: str) -> bytes | None:
+    """The HMAC key of the identity field ``field`` (``anonymous_id``, or ``user_id`` written as a keyed hash):
+    ``key`` (the run's key) as bytes, or None when that field needs no key (``key: none``, a plain template,
+    or no such hash).
 
-    None when no key is needed (``key: none``, a plain template, or no such hash). Raises MappingError at
-    the position of ``key`` when the variable is unset or empty. The key's value never appears in a message.
+    Raises MappingError at the position of ``key`` when one is needed and ``key`` is None or empty. The key's
+    value never appears in a message.
     """
     spec = mapping.identity.keyed_hashes().get(field)
     if spec is None or spec.key_none or not spec.key_env:
         return None
-    value = os.environ.get(spec.key_env, "")
-    if value:
-        return value.encode("utf-8")
-    where = spec.where or mapping.identity.where
+    if key:
+        return key.encode("utf-8") if isinstance(key, str) else key
+    name = spec.key_env
     what = "anonymous-id" if field == "anonymous_id" else field.replace("_", "-")
-    raise MappingError(
-        f"environment variable {spec.key_env} is not set or empty: it must hold the secret key of the "
-        f"{what} hash (export {spec.key_env}=<a long random secret>, and keep it to re-run later), "
-        f"or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)",
-        file=where.file if where else mapping.path, line=where.line if where else None,
-        column=where.column if where else None, key=f"identity.{field}.key")
+    where = spec.where or mapping.identity.where
+    message = (f"environment variable {name} is not set or empty: it must hold the secret key of the "
+               f"{what} hash (export {name}=<a long random secret>, and keep it to re-run later; a library "
+               f"caller passes key=...), or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)")
+    if where is None:
+        raise MappingError(message, file=mapping.path, key=f"identity.{field}.key")
+    raise MappingError(message, file=where.file, line=where.line, column=where.column, key=f"identity.{field}.key")
+
+
+def _search_keys(spec: dict[str, Any]) -> list[str]:
+    """``keywords`` and ``filters.<name>`` of a rule's ``search`` field, each positioned on its own."""
+    search = spec.get("search")
+    if not isinstance(search, dict):
+        return []
+    filters = search.get("filters")
+    return [*(["keywords"] if "keywords" in search else []),
+            *[f"filters.{name}" for name in (filters if isinstance(filters, dict) else {})]]
 
 
 class _Builder:
     """Semantic checks and model filling; the document already conforms to the JSON Schema."""
 
-    def __init__(self, located: Located, name: str) -> None:
+    def __init__(self, located: Located, name: str, source_check: SourceCheck | None = None) -> None:
         self.doc: dict[str, Any] = located.value
         self.located = located
         self.name = name
+        self.source_check = source_check
         self.references: list[Reference] = []
 
     # positions and errors
+
+    def value_where(self, key: str) -> Where:
+        """Where the value of ``key`` starts (a template's problems are reported there)."""
+        line, column = self.located.value_position(key)
+        return Where(self.name, line, column, key)
 
     def where(self, key: str) -> Where:
         line, column = self.located.position(key)
@@ -242,17 +259,10 @@ class _Builder:
             if not named_groups(pattern):
                 raise self.error("source.pattern", "the pattern has no named groups: name the fields it captures, "
                                                    "e.g. (?P<path>\\S+)")
-        elif fmt in ("nginx", "apache"):  # the server's format string, compiled to a regex by the source
-            from logmap.errors import MappingError
-            from logmap.sources.formatstring import compile_source
-
+        elif fmt in ("nginx", "apache"):  # the server's format string, compiled to a regex by the source check
             if pattern is None:
                 raise self.error("source", f"format '{fmt}' needs a 'pattern': the server's log format string, "
                                            "e.g. '$remote_addr - $remote_user [$time_local] \"$request\" …'")
-            try:
-                compile_source(Source(format=fmt, pattern=pattern))
-            except MappingError as error:
-                raise self.error("source.pattern", error.reason) from None
         elif pattern is not None:
             raise self.error("source.pattern", f"'pattern' applies to format 'regex' only, not '{fmt}'", at_key=True)
         time_format = spec.get("time_format")
@@ -262,9 +272,6 @@ class _Builder:
             raise self.error("source.time_format", f"'time_format' applies to format 'regex' only ('{fmt}': {hint})",
                              at_key=True)
         options = dict(spec.get("options") or {})
-        if defaults.is_export_format(fmt, options):
-            for problem_key, message in _export_problems(fmt, options):
-                raise self.error(f"source.options.{problem_key}" if problem_key else "source.options", message)
         if time_format is None and fmt == "regex":
             time_format = defaults.TIME_FORMAT
         timezone = spec.get("timezone", defaults.TIMEZONE)
@@ -273,8 +280,11 @@ class _Builder:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise self.error("source.timezone", f"unknown time zone {timezone!r}: use an IANA name like UTC or "
                                                 "Europe/Paris") from None
-        return Source(format=fmt, pattern=pattern, time_format=time_format, timezone=timezone,
-                      site=spec.get("site"), options=options, where=self.where("source"))
+        source = Source(format=fmt, pattern=pattern, time_format=time_format, timezone=timezone,
+                        site=spec.get("site"), options=options, where=self.where("source"))
+        for problem_key, message in (self.source_check(source) if self.source_check else []):
+            raise self.error(problem_key, message)
+        return source
 
     def filter(self, spec: dict[str, Any]) -> Filter:
         static = spec.get("exclude_static", True)
@@ -340,7 +350,8 @@ class _Builder:
             fields=fields,
             index=index,
             where=self.where(key),
-            field_where={k: self.where(join_path(key, k)) for k in spec},
+            field_where={**{k: self.where(join_path(key, k)) for k in spec},
+                         **{f"search.{k}": self.value_where(f"{key}.search.{k}") for k in _search_keys(spec)}},
             groups=named_groups(path),
         )
 
@@ -368,7 +379,16 @@ class _Builder:
             anonymous = AnonymousId(template=self.template("identity.anonymous_id", raw))
         else:
             anonymous = self.keyed_hash("identity.anonymous_id", raw)
-        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"), user_id_hash=user_hash)
+        if user_hash is not None and anonymous is not None and anonymous.key_env and user_hash.key_env \
+                and anonymous.key_env != user_hash.key_env:
+            raise self.error("identity.user_id.key", f"one run has one hash key: write key: env:{anonymous.key_env} "
+                                                     "here too (or none)")
+        user_key = "user_id.hmac" if user_hash is not None else "user_id"
+        template_key = "anonymous_id.hmac" if isinstance(raw, dict) else "anonymous_id"
+        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"),
+                        field_where={"user_id": self.value_where(f"identity.{user_key}"),
+                                     "anonymous_id": self.value_where(f"identity.{template_key}")},
+                        user_id_hash=user_hash)
 
     def keyed_hash(self, key: str, raw: dict[str, Any]) -> KeyedHash:
         """``{hmac: [templates], key: env:NAME | none}`` of an identity field."""
@@ -407,6 +427,10 @@ class _Builder:
         else:
             context.campaign = campaign
         context.custom_context = self.template("context.custom_context", dict(spec.get("custom_context") or {}))
+        names = ["page.url", "page.referrer", "page.title", "user_agent", "truncated_ip", "locale", "region",
+                 *[f"campaign.{k}" for k in (context.campaign if isinstance(context.campaign, dict) else {})],
+                 *[f"custom_context.{k}" for k in context.custom_context]]
+        context.field_where = {name: self.value_where(f"context.{name}") for name in names}
         return context
 
     def durations(self, spec: dict[str, Any]) -> Durations:

@@ -119,6 +119,10 @@ class Identity:
         """Identity field → its hash spec, for the fields written as ``{hmac: [...]}``."""
         hashes = {"user_id": self.user_id_hash, "anonymous_id": self.anonymous_id}
         return {name: spec for name, spec in hashes.items() if spec is not None and spec.hmac}
+    field_where: dict[str, Where] = field(default_factory=dict)  # "user_id", "anonymous_id" → its template
+
+    def where_of(self, name: str) -> Where | None:
+        return self.field_where.get(name, self.where)
 
 
 @dataclass
@@ -133,6 +137,10 @@ class Context:
     region: str | None = None
     custom_context: dict[str, TemplateValue] = field(default_factory=dict)
     where: Where | None = None
+    field_where: dict[str, Where] = field(default_factory=dict)  # "page.url", "custom_context.x" … → template
+
+    def where_of(self, name: str) -> Where | None:
+        return self.field_where.get(name, self.where)
 
 
 @dataclass

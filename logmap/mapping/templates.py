@@ -94,11 +94,6 @@ class Ref:
         """Every name of the reference in the order tried: ``name``, then the alternatives."""
         return (Choice(self.name, self.optional), *self.alternatives)
 
-    @property
-    def is_list_path(self) -> bool:
-        """True for ``items[].item_id``-style names, which yield one value per list element."""
-        return "[]" in self.name
-
 
 @dataclass(frozen=True)
 class Template:

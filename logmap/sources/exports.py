@@ -39,30 +39,33 @@ from typing import Any
 
 import polars as pl
 
-from logmap.errors import InputError, LogmapError, MappingError
-from logmap.mapping.defaults import AUTO_FORMAT, EXPORT_OPTION_KEYS
+from logmap.errors import InputError, LogmapError, MappingError, UnknownFieldError
+from logmap.frame import PROVENANCE, drop_when
+from logmap.mapping import defaults
 from logmap.mapping.model import Mapping, Source, Where
 from logmap.mapping.templates import as_reference, template_refs
-from logmap.transform.nested import column_of
+from logmap.sources.accesslog import parse_time
+from logmap.sources.lines import compression_of, open_input, read_lines
+from logmap.transform.expressions import Scope, as_string, compile_template, null_if_empty
+from logmap.transform.nested import column_of, json_dtype, key_value_lookup, path_steps, prune_dtype, read_path
 
 #: Export formats and the file name endings looked for inside a directory.
-EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
+FILE_ENDINGS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".parq", ".pq"),
     "ndjson": (".ndjson", ".jsonl", ".json", ".ndjson.gz", ".jsonl.gz", ".json.gz", ".gz", ".zst", ".bz2"),
     "csv": (".csv", ".tsv", ".csv.gz", ".tsv.gz"),
 }
 #: Keys of ``source.options``, which only export formats take.
-OPTION_KEYS: tuple[str, ...] = EXPORT_OPTION_KEYS
+OPTION_KEYS = defaults.EXPORT_OPTION_KEYS
 #: `format: auto` (with options): each file's format is recognised by its content (`sniff_export`).
-AUTO = AUTO_FORMAT
+AUTO = defaults.AUTO_FORMAT
 #: Separators a CSV's first line is tried with when the mapping does not set one (``format: auto``).
 SEPARATORS = (",", "\t", ";", "|")
-TIME_UNITS: dict[str, int] = {"s": 1_000, "ms": 1, "us": -1_000, "ns": -1_000_000}  # → ms: ×n or ÷|n|
+#: Each of the mapping language's time units → ms: ×n, or ÷|n| when negative.
+TO_MS: dict[str, int] = dict(zip(defaults.TIME_UNITS, (1_000, 1, -1_000, -1_000_000), strict=True))
 CANONICAL: tuple[str, ...] = ("time", "url", "path", "query", "referrer", "user_agent", "ip")
 DEFAULT_BATCH_ROWS = 100_000
 PAGE_URL = "_page_url"
-PROVENANCE: dict[str, pl.DataType] = {"_file": pl.String(), "_line": pl.UInt64(), "_drop": pl.String(),
-                                      "_detail": pl.String()}
 #: ISO-8601 shapes tried, in order, for a string time column without a `format`.
 ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 
@@ -90,8 +93,8 @@ def check_options(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append(("time", f"unknown key(s) {sorted(unknown)}: 'time' takes column, unit or format"))
         if not isinstance(time.get("column"), str):
             problems.append(("time.column", "expected the name of the time column"))
-        if "unit" in time and time["unit"] not in TIME_UNITS:
-            problems.append(("time.unit", f"unknown unit {time['unit']!r}: one of {', '.join(TIME_UNITS)}"))
+        if "unit" in time and time["unit"] not in defaults.TIME_UNITS:
+            problems.append(("time.unit", f"unknown unit {time['unit']!r}: one of {', '.join(defaults.TIME_UNITS)}"))
         if "unit" in time and "format" in time:
             problems.append(("time", "give 'unit' (epoch numbers) or 'format' (strings), not both"))
     elif not isinstance(time, str):
@@ -138,8 +141,7 @@ def check_source(source: Source) -> None:
     if problems:
         key, message = problems[0]
         where = _where(source, key)
-        raise MappingError(message, file=where.file if where else None, line=where.line if where else None,
-                           column=where.column if where else None, key=where.key if where else f"source.options.{key}")
+        raise MappingError.at(message, where) if where else MappingError(message, key=f"source.options.{key}")
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------
@@ -166,8 +168,6 @@ def sniff_export(path: str) -> tuple[str | None, str, str | None]:
     """(format, what the file looks like, CSV separator) from its first bytes, decompressed: ``PAR1`` is
     Parquet, lines starting with ``{`` NDJSON, a first line with separators CSV/TSV. The format is None when
     the content fits none of them (empty, a JSON array, text without separators)."""
-    from logmap.sources.lines import open_input
-
     with open(path, "rb") as handle:
         if handle.read(4) == b"PAR1":
             return "parquet", LOOKS_LIKE["parquet"], None
@@ -221,8 +221,8 @@ _HIVE = re.compile(r"^([^=/\\]+)=([^/\\]*)$")
 
 def _endings(fmt: str) -> tuple[str, ...]:
     if fmt == AUTO:
-        return tuple(dict.fromkeys(e for endings in EXPORT_FORMATS.values() for e in endings))
-    return EXPORT_FORMATS[fmt]
+        return tuple(dict.fromkeys(e for endings in FILE_ENDINGS.values() for e in endings))
+    return FILE_ENDINGS[fmt]
 
 
 def _wanted(name: str, fmt: str) -> bool:
@@ -293,7 +293,6 @@ def _parquet_schema(path: str) -> pl.Schema:
 
 
 def _ndjson_chunks(path: str, chunk_bytes: int, progress: ProgressCallback | None = None) -> Iterator[pl.DataFrame]:
-    from logmap.sources.lines import read_lines
 
     yield from read_lines(path, chunk_bytes=chunk_bytes, progress=progress)
 
@@ -413,8 +412,6 @@ def _csv_names(source: Source, item: ExportFile) -> list[str] | None:
 def header_file_names(path: str, separator: str) -> list[str]:
     """The column names on the first line of a header file (Adobe's ``column_headers.tsv``)."""
     try:
-        from logmap.sources.lines import open_input
-
         with open_input(path) as (stream, _, _):
             first = stream.readline().decode("utf-8", "replace").rstrip("\r\n")
     except OSError as error:
@@ -434,8 +431,6 @@ _ESCAPED = ("\x00", "\x01", "\x02", "\x03")
 def _csv_input(item: ExportFile, source: Source) -> str | io.BytesIO:
     """What polars reads: the path, or (compressed other than gzip, or with an ``escape`` character) the
     file's text in memory, escapes replaced by placeholders (`_unescape` puts the characters back)."""
-    from logmap.sources.lines import compression_of, open_input
-
     escape = _options(source).get("escape") or ""
     with open(item.path, "rb") as handle:
         kind = compression_of(handle.read(8))
@@ -613,6 +608,12 @@ def wanted_names(mapping: Mapping) -> frozenset[str]:
     return frozenset(mapping_refs(mapping) | source_refs(mapping.source) | set(IMPLICIT_COLUMNS))
 
 
+def optional_names(mapping: Mapping) -> frozenset[str]:
+    """The names the mapping writes only as optional (``{a.b?}``): the input may lack them."""
+    required = {ref.name for ref in mapping.references if not ref.optional}
+    return frozenset(ref.name for ref in mapping.references if ref.optional) - required
+
+
 def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]) -> dict[str, set[tuple[str, ...]]]:
     """The columns of ``schema`` that ``names`` read, in the schema's order, each with the struct fields read
     inside it (`logmap.transform.nested.read_path`; the empty path: the whole column).
@@ -622,7 +623,6 @@ def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]
     reports it, listing every column of the files, see `_with_columns`). Names that are no column (regex
     groups, ``query.q``) read nothing.
     """
-    from logmap.transform.nested import read_path
 
     schema = dict(schema)
     paths: dict[str, set[tuple[str, ...]]] = {}
@@ -644,7 +644,6 @@ def key_value_lookups(schema: pl.Schema | dict[str, pl.DataType], names: frozens
     than all of its lookups). Names in ``keep`` are not computed (the time column, which is read raw), nor
     names that are columns themselves (a column named ``event_params.page_location`` is what that name means).
     """
-    from logmap.transform.nested import key_value_lookup
 
     schema = dict(schema)
     by_column: dict[str, dict[str, pl.Expr | None]] = {}
@@ -680,7 +679,6 @@ def _time_spec(source: Source) -> dict[str, Any]:
 
 
 def _time_column(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, pl.DataType, str]:
-    from logmap.transform.expressions import Scope, compile_template
 
     column = _time_spec(source)["column"]
     if column in schema:
@@ -692,7 +690,6 @@ def _time_column(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Exp
 
 def time_expr(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, str]:
     """The canonical ``time`` expression and the name of the column it reads."""
-    from logmap.sources.accesslog import parse_time
 
     spec = _time_spec(source)
     expr, dtype, column = _time_column(schema, source)
@@ -704,7 +701,7 @@ def time_expr(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, 
     if isinstance(dtype, pl.Date):
         return expr.cast(pl.Datetime("ms")).dt.replace_time_zone(source.timezone).dt.convert_time_zone("UTC"), column
     if dtype.is_numeric() or unit is not None:
-        factor = TIME_UNITS[unit or "s"]
+        factor = TO_MS[unit or "s"]
         number = expr if dtype.is_numeric() else expr.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
         if dtype.is_integer():
             millis = number.cast(pl.Int64) * factor if factor > 0 else number.cast(pl.Int64) // -factor
@@ -731,7 +728,6 @@ def url_columns(url: pl.Expr, site: str | None) -> dict[str, pl.Expr]:
 
     Each regex runs once (`null_if_empty` reads its input once).
     """
-    from logmap.transform.expressions import null_if_empty
 
     absolute = url.str.contains(_ORIGIN)
     full = pl.when(absolute | pl.lit(site is None)).then(url).otherwise(pl.lit(site or "") + url)
@@ -743,7 +739,6 @@ def url_columns(url: pl.Expr, site: str | None) -> dict[str, pl.Expr]:
 
 def canonical_columns(schema: dict[str, pl.DataType], source: Source) -> list[pl.Expr]:
     """Expressions adding ``time``, ``url``/``path``/``query``, ``referrer``, ``user_agent``, ``ip``."""
-    from logmap.transform.expressions import Scope, as_string, compile_template
 
     options = _options(source)
     scope = Scope(schema)
@@ -761,7 +756,6 @@ def canonical_columns(schema: dict[str, pl.DataType], source: Source) -> list[pl
 
 
 def _required(schema: dict[str, pl.DataType], source: Source) -> list[tuple[str, pl.Expr]]:
-    from logmap.transform.expressions import Scope
 
     scope = Scope(schema)
     names = list(_options(source).get("required", []))
@@ -774,7 +768,6 @@ def canonicalize(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     A null time or required value drops the row as ``missing:<column>``; a time that does not parse is
     ``invalid:timestamp`` (it goes to the rejects file with the value).
     """
-    from logmap.transform import drop_when
 
     schema = dict(frame.schema)
     original, _, time_column = _time_column(schema, source)
@@ -784,7 +777,6 @@ def canonicalize(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     for condition, reason in drops:
         frame = frame.with_columns(drop_when(condition, reason))
     if _options(source).get("page_url"):
-        from logmap.transform.expressions import Scope, as_string, compile_template
 
         template = _options(source)["page_url"]
         url = as_string(compile_template(template, Scope(schema), _where(source, "page_url")))
@@ -912,15 +904,20 @@ def _json_path(name: str) -> str:
     return "$['" + name.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
-def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int) -> Iterator[pl.DataFrame]:
+def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int,
+              columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    """Batches of ``columns`` (every column when None): a column not read is not parsed, so a value that does not
+    fit its inferred type there stops nothing."""
     options = {**_csv_options(source, item), "schema_overrides": dict(schema)}
     target = _csv_input(item, source)
     if not isinstance(target, str) or item.path.endswith(".gz"):
-        frame = _unescape(pl.read_csv(target, **options), item, source)
+        frame = pl.read_csv(target, **options)
+        frame = _unescape(frame if columns is None else frame.select(columns), item, source)
         for start in range(0, max(frame.height, 1), batch_rows):
             yield frame.slice(start, batch_rows)
         return
-    yield from pl.scan_csv(target, **options).collect_batches(chunk_size=batch_rows)
+    lazy = pl.scan_csv(target, **options)
+    yield from (lazy if columns is None else lazy.select(columns)).collect_batches(chunk_size=batch_rows)
 
 
 def _malformed(path: str, lines: pl.Series, raw: pl.Series) -> pl.DataFrame:
@@ -984,8 +981,6 @@ def decode_json_text(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl
     """``column`` (JSON text) decoded as ``dtype``: one columnar decode in the common case. Empty text and
     ``null`` are null. A value that is not JSON, or not of the shape the mapping reads, drops its row as
     ``invalid:<column>`` (the value goes to the rejects file with the row's file and line)."""
-    from logmap.transform import drop_when
-
     text = frame.select(_json_text(column))[column]
     try:
         return frame.with_columns(text.str.json_decode(dtype).alias(column))
@@ -1008,7 +1003,8 @@ class ExportReader:
     """Reads one run's export files with one unified schema; ``frame_schema`` is known before any row is read."""
 
     def __init__(self, inputs: list[str], source: Source, chunk_bytes: int = 64 * 1024 * 1024,
-                 progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None) -> None:
+                 progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None,
+                 optional: frozenset[str] = frozenset()) -> None:
         if not is_export(source):
             raise ValueError(f"{source.format} is not an export format")
         check_source(source)
@@ -1029,7 +1025,12 @@ class ExportReader:
         #: the columns rows are read with: `paths`, or every column of the files
         self.read_schema = self.schema if self.paths is None else self._read_schema(self.paths)
         #: text columns the mapping walks into, decoded as JSON once per chunk: column → the type decoded
-        self.json_columns = {} if wanted is None else self._json_columns(wanted)
+        self.json_columns: dict[str, pl.DataType] = {}
+        #: the same columns as the mapping is checked against before reading (`empty`): the fields of the sampled
+        #: values, and those of optional names (a required name the sample lacks is then an unknown field)
+        self.json_checked: dict[str, pl.DataType] = {}
+        if wanted is not None:
+            self._json_columns(wanted, optional)
         decoded = pl.Schema({column: self.json_columns.get(column, dtype) for column, dtype in self.read_schema.items()})
         #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
         self.lookups = {} if wanted is None else key_value_lookups(
@@ -1038,25 +1039,27 @@ class ExportReader:
     def _read_schema(self, paths: dict[str, set[tuple[str, ...]]]) -> pl.Schema:
         """Parquet and NDJSON decode only the struct fields read (`logmap.transform.nested.prune_dtype`); a
         CSV column is text."""
-        from logmap.transform.nested import prune_dtype
 
         if any(item.format == "csv" for item in self.files):
             return pl.Schema({column: self.schema[column] for column in paths})
         return pl.Schema({column: prune_dtype(self.schema[column], fields) for column, fields in paths.items()})
 
-    def _json_columns(self, wanted: frozenset[str]) -> dict[str, pl.DataType]:
+    def _json_columns(self, wanted: frozenset[str], optional: frozenset[str]) -> None:
         """The text columns (or always-null ones) that a wanted name walks into (``{contexts_x[].id}``), each
         with the type to decode it with: the fields named, shaped as a sample of the values (`json_dtype`)."""
-        from logmap.transform.nested import json_dtype, path_steps
-
-        paths: dict[str, set[tuple[str, ...]]] = {}
+        names: dict[str, dict[str, tuple[str, ...]]] = {}
         for name in wanted:
             column, steps = path_steps(name)
             if (steps and name not in self.read_schema and column in self.read_schema
                     and column not in ("query", "referrer_query")
                     and self.read_schema[column] in (pl.String, pl.Null)):
-                paths.setdefault(column, set()).add(steps)
-        return {column: json_dtype(self._sample_dtype(column), steps) for column, steps in paths.items()}
+                names.setdefault(column, {})[name] = steps
+        for column, steps in names.items():
+            sampled = self._sample_dtype(column)
+            self.json_columns[column] = json_dtype(sampled, set(steps.values()))
+            checked = {path for name, path in steps.items()
+                       if sampled is None or name in optional or read_path(name, {column: sampled}) is not None}
+            self.json_checked[column] = json_dtype(sampled, checked) if checked else pl.Struct({})
 
     def _sample_dtype(self, column: str) -> pl.DataType | None:
         """The type polars infers from the first values of a JSON-text column (up to `JSON_SAMPLE_ROWS` values
@@ -1079,12 +1082,13 @@ class ExportReader:
 
     def empty(self) -> pl.DataFrame:
         """No rows, every column a chunk will have: compile the mapping against it before reading."""
-        frame = pl.DataFrame(schema={**dict(self.read_schema), **PROVENANCE})
-        return self._finish(frame)
+        frame = pl.DataFrame(schema={**dict(self.read_schema), **self.json_checked, **PROVENANCE})
+        return self._finish(frame, decode=False)
 
-    def _finish(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def _finish(self, frame: pl.DataFrame, decode: bool = True) -> pl.DataFrame:
         """JSON text decoded, the key/value lookups in place of their lists, then the canonical columns."""
-        frame = decode_json_columns(frame, self.json_columns)
+        if decode:
+            frame = decode_json_columns(frame, self.json_columns)
         if self.lookups:
             lists = {column_of(name) for name in self.lookups}
             frame = frame.with_columns(**self.lookups).drop(lists)
@@ -1115,7 +1119,8 @@ class ExportReader:
                 return
             next_line = 1
             batches = (_read_parquet(item, batch_rows, progress, self.paths) if fmt == "parquet"
-                       else _read_csv(item, self.source, self.schema, batch_rows))
+                       else _read_csv(item, self.source, self.schema, batch_rows,
+                                      [c for c in self.read_schema if c in self.schemas[item.path]]))
             for batch in batches:
                 frame = _with_provenance(_conform(batch, self.read_schema, item), item.path, next_line)
                 next_line += frame.height
@@ -1128,11 +1133,11 @@ class ExportReader:
 
 def _with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
     """Say which columns the input has when a source option names one it lacks."""
-    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
+    if not isinstance(error, UnknownFieldError):
         return error
-    reason = error.reason.split(" (fields here:")[0].replace(" in template", "")
-    return MappingError(f"{reason}: the input has no such column; " + describe_columns(schema, files),
-                        file=error.file, line=error.line, column=error.column, key=error.key)
+    return UnknownFieldError(f"unknown field '{error.field}': the input has no such column; "
+                             + describe_columns(schema, files), field=error.field, known=list(schema),
+                             file=error.file, line=error.line, column=error.column, key=error.key)
 
 
 def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str]) -> str:
@@ -1143,11 +1148,31 @@ def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str
 
 
 def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -> Exception:
-    """A compile error about an unknown field, restated with the input files' own columns."""
-    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
+    """A compile error about an unknown field, restated with the input files' own columns (or, for a path into
+    JSON text, with the fields its first values have)."""
+    if not isinstance(error, UnknownFieldError):
         return error
     reader = ExportReader(inputs, source)
+    name = error.field
+    column = column_of(name)
+    sampled = reader._sample_dtype(column) if name != column and reader.schema.get(column) == pl.String else None
+    if sampled is not None:
+        fields = ", ".join(_field_paths(sampled)) or "none"
+        return UnknownFieldError(
+            f"unknown field '{name}': column {column} holds JSON text, and its first {JSON_SAMPLE_ROWS:,} values "
+            f"have no such field (they have: {fields}); write '{name}?' if it may appear later",
+            field=name, known=_field_paths(sampled), file=error.file, line=error.line, column=error.column,
+            key=error.key)
     return _with_columns(error, reader.schema, list(reader.schemas))
+
+
+def _field_paths(dtype: pl.DataType, prefix: str = "") -> list[str]:
+    """``[].id, [].price, …``: the field paths of a JSON value's type, as references write them."""
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _field_paths(dtype.inner, prefix + "[]")
+    if isinstance(dtype, pl.Struct):
+        return [path for f in dtype.fields for path in _field_paths(f.dtype, f"{prefix}.{f.name}")]
+    return [prefix or "(a value)"]
 
 
 def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
@@ -1157,11 +1182,13 @@ def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     Only the columns ``mapping`` reads when it is given; every column otherwise.
     """
     wanted = wanted_names(mapping) if mapping is not None else None
-    yield from ExportReader(inputs, source, chunk_bytes, progress, wanted)
+    optional = optional_names(mapping) if mapping is not None else frozenset()
+    yield from ExportReader(inputs, source, chunk_bytes, progress, wanted, optional)
 
 
 def empty_export_frame(inputs: list[str], source: Source, mapping: Mapping | None = None) -> pl.DataFrame:
     """The columns ``read_export`` will yield for these inputs (with the same ``mapping``), without reading any
     row."""
     wanted = wanted_names(mapping) if mapping is not None else None
-    return ExportReader(inputs, source, wanted=wanted).empty()
+    optional = optional_names(mapping) if mapping is not None else frozenset()
+    return ExportReader(inputs, source, wanted=wanted, optional=optional).empty()

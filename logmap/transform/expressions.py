@@ -10,38 +10,16 @@ dropped as ``invalid:<field>`` instead of silently losing the value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Literal as TypingLiteral
 from urllib.parse import unquote_plus
 
 import polars as pl
 
-from logmap.errors import MappingError
+from logmap.errors import MappingError, UnknownFieldError
 from logmap.mapping.model import Where
 from logmap.mapping.templates import Literal, Ref, Template, parse_template
+from logmap.transform.compiled import Compiled, null_if_empty
+from logmap.transform.compiled import column_value as _column
 from logmap.transform.nested import resolve_nested
-
-Kind = TypingLiteral["str", "int", "float", "bool", "list"]
-
-
-@dataclass
-class Compiled:
-    """An expression plus what it yields and how it can fail."""
-
-    expr: pl.Expr
-    kind: Kind
-    #: expressions that are a message where a conversion failed, null elsewhere
-    errors: list[pl.Expr] = field(default_factory=list)
-    #: a list known to hold only non-empty strings (``split``'s result): nothing left to clean
-    clean: bool = False
-
-
-def null_if_empty(expr: pl.Expr) -> pl.Expr:
-    """``expr`` with empty text as null. ``replace`` reads ``expr`` once; a ``when`` that tests the text and then
-    takes it evaluates it twice (polars evaluates both), which doubled every key/value lookup and every
-    percent-decoding behind it."""
-    return expr.replace("", None)
-
 
 def without_empty_items(strings: pl.Expr) -> pl.Expr:
     """A List(String) without its null and empty items (``list.filter``: 8x faster than ``list.drop_nulls``)."""
@@ -114,10 +92,10 @@ class Scope:
         return sorted({*self.groups, *self.extra, *(c for c in self.schema if not c.startswith("_"))})
 
     def resolve(self, name: str, where: Where | None, optional: bool = False) -> Compiled:
-        """The value ``name`` refers to; an unknown name is a MappingError, or null when ``optional``."""
+        """The value ``name`` refers to; an unknown name is an UnknownFieldError, or null when ``optional``."""
         try:
             return self._resolve(name, where)
-        except MappingError:
+        except UnknownFieldError:
             if not optional:
                 raise
             return absent(name)
@@ -174,22 +152,6 @@ def resolve_ref(ref: Ref, scope: Scope, where: Where | None) -> Compiled:
     return Compiled(pl.coalesce([as_string(value) for value in values]), "str", errors)
 
 
-def _column(expr: pl.Expr, dtype: pl.DataType) -> Compiled:
-    if dtype == pl.String:
-        return Compiled(null_if_empty(expr), "str")
-    if dtype.is_integer():
-        return Compiled(expr.cast(pl.Int64), "int")
-    if dtype.is_float() or dtype.is_decimal():
-        return Compiled(expr.cast(pl.Float64), "float")
-    if dtype == pl.Boolean:
-        return Compiled(expr, "bool")
-    if isinstance(dtype, (pl.List, pl.Array)):
-        return Compiled(expr.cast(pl.List(pl.String)) if not isinstance(dtype, pl.List) else expr, "list")
-    if isinstance(dtype, pl.Datetime):
-        return Compiled(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"), "str")
-    return Compiled(expr.cast(pl.String), "str")
-
-
 def _struct_path(head: str, parts: list[str], dtype: pl.DataType, name: str, where: Where | None,
                  scope: Scope) -> Compiled:
     expr = pl.col(head)
@@ -201,15 +163,14 @@ def _struct_path(head: str, parts: list[str], dtype: pl.DataType, name: str, whe
     return _column(expr, dtype)
 
 
-def _unknown(name: str, where: Where | None, scope: Scope) -> MappingError:
-    known = ", ".join(scope.names())
-    return _error(f"unknown field '{name}' in template (fields here: {known})", where)
+def _unknown(name: str, where: Where | None, scope: Scope) -> UnknownFieldError:
+    known = scope.names()
+    return UnknownFieldError.at(f"unknown field '{name}' in template (fields here: {', '.join(known)})", where,
+                                field=name, known=known)  # type: ignore[return-value]
 
 
 def _error(message: str, where: Where | None) -> MappingError:
-    if where is None:
-        return MappingError(message)
-    return MappingError(message, file=where.file, line=where.line, column=where.column, key=where.key)
+    return MappingError.at(message, where)
 
 
 #: The separator of ``field:N`` when none is written.

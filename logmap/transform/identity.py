@@ -56,18 +56,17 @@ def identity_columns(identity: Identity, scope: Scope, hasher: Hasher | None,
                      user_hasher: Hasher | None = None) -> dict[str, pl.Expr]:
     """``r:user_id``, ``r:anonymous_id`` and ``_visitor`` (user id, else anonymous id) expressions; ``hasher``
     hashes the anonymous id, ``user_hasher`` a hashed user id."""
-    where = identity.where
     user_id = pl.lit(None, pl.String)
     if identity.user_id:
-        user_id = as_string(compile_template(identity.user_id, scope, where))
+        user_id = as_string(compile_template(identity.user_id, scope, identity.where_of("user_id")))
     elif identity.user_id_hash is not None:
-        user_id = keyed_hash(identity.user_id_hash, scope, where, user_hasher)
+        user_id = keyed_hash(identity.user_id_hash, scope, identity.where_of("user_id"), user_hasher)
     anonymous_id = pl.lit(None, pl.String)
     spec = identity.anonymous_id
     if spec is not None and spec.template:
-        anonymous_id = as_string(compile_template(spec.template, scope, where))
+        anonymous_id = as_string(compile_template(spec.template, scope, identity.where_of("anonymous_id")))
     elif spec is not None and spec.hmac:
-        anonymous_id = keyed_hash(spec, scope, where, hasher)
+        anonymous_id = keyed_hash(spec, scope, identity.where_of("anonymous_id"), hasher)
     return {
         "r:user_id": user_id,
         "r:anonymous_id": anonymous_id,
