@@ -731,7 +731,7 @@ class ExportReader:
         try:
             return canonicalize(frame, self.source)
         except LogmapError as error:
-            raise _with_columns(error, self.schema, list(self.schemas)) from None
+            raise with_columns(error, self.schema, list(self.schemas)) from None
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
         batch_rows = _batch_rows(self.source)
@@ -765,7 +765,7 @@ class ExportReader:
             raise InputError(f"cannot read {item.path} as {fmt}: {_first_line(error)}") from None
 
 
-def _with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
+def with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
     """Say which columns the input has when a source option names one it lacks."""
     if not isinstance(error, UnknownFieldError):
         return error
@@ -781,14 +781,6 @@ def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str
     return f"the columns of {shown} are: {', '.join(names)}"
 
 
-def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -> Exception:
-    """A compile error about an unknown field, restated with the input files' own columns."""
-    if not isinstance(error, UnknownFieldError):
-        return error
-    reader = ExportReader(inputs, source)
-    return _with_columns(error, reader.schema, list(reader.schemas))
-
-
 def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
                 progress: ProgressCallback | None = None, mapping: Mapping | None = None) -> Iterator[pl.DataFrame]:
     """Frames of export rows with provenance and canonical columns, batch by batch, file by file.
@@ -797,10 +789,3 @@ def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     """
     wanted = wanted_names(mapping) if mapping is not None else None
     yield from ExportReader(inputs, source, chunk_bytes, progress, wanted)
-
-
-def empty_export_frame(inputs: list[str], source: Source, mapping: Mapping | None = None) -> pl.DataFrame:
-    """The columns ``read_export`` will yield for these inputs (with the same ``mapping``), without reading any
-    row."""
-    wanted = wanted_names(mapping) if mapping is not None else None
-    return ExportReader(inputs, source, wanted=wanted).empty()
