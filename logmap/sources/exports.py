@@ -620,7 +620,7 @@ def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]
 
     A name that is a column reads all of it (a dotted CSV header too); a path reads its column's fields, or the
     whole column when it does not walk the column's type (it is then an unknown field: compiling the mapping
-    reports it, listing every column of the files, see `_with_columns`). Names that are no column (regex
+    reports it, listing every column of the files, see `with_columns`). Names that are no column (regex
     groups, ``query.q``) read nothing.
     """
 
@@ -1095,7 +1095,7 @@ class ExportReader:
         try:
             return canonicalize(frame, self.source)
         except LogmapError as error:
-            raise _with_columns(error, self.schema, list(self.schemas)) from None
+            raise with_columns(error, self.schema, list(self.schemas)) from None
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
         batch_rows = _batch_rows(self.source)
@@ -1131,7 +1131,7 @@ class ExportReader:
             raise InputError(f"cannot read {item.path} as {fmt}: {_first_line(error)}") from None
 
 
-def _with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
+def with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
     """Say which columns the input has when a source option names one it lacks."""
     if not isinstance(error, UnknownFieldError):
         return error
@@ -1147,12 +1147,11 @@ def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str
     return f"the columns of {shown} are: {', '.join(names)}"
 
 
-def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -> Exception:
+def explain_unknown_field(error: Exception, reader: ExportReader) -> Exception:
     """A compile error about an unknown field, restated with the input files' own columns (or, for a path into
     JSON text, with the fields its first values have)."""
     if not isinstance(error, UnknownFieldError):
         return error
-    reader = ExportReader(inputs, source)
     name = error.field
     column = column_of(name)
     sampled = reader._sample_dtype(column) if name != column and reader.schema.get(column) == pl.String else None
@@ -1163,7 +1162,7 @@ def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -
             f"have no such field (they have: {fields}); write '{name}?' if it may appear later",
             field=name, known=_field_paths(sampled), file=error.file, line=error.line, column=error.column,
             key=error.key)
-    return _with_columns(error, reader.schema, list(reader.schemas))
+    return with_columns(error, reader.schema, list(reader.schemas))
 
 
 def _field_paths(dtype: pl.DataType, prefix: str = "") -> list[str]:
@@ -1184,11 +1183,3 @@ def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     wanted = wanted_names(mapping) if mapping is not None else None
     optional = optional_names(mapping) if mapping is not None else frozenset()
     yield from ExportReader(inputs, source, chunk_bytes, progress, wanted, optional)
-
-
-def empty_export_frame(inputs: list[str], source: Source, mapping: Mapping | None = None) -> pl.DataFrame:
-    """The columns ``read_export`` will yield for these inputs (with the same ``mapping``), without reading any
-    row."""
-    wanted = wanted_names(mapping) if mapping is not None else None
-    optional = optional_names(mapping) if mapping is not None else frozenset()
-    return ExportReader(inputs, source, wanted=wanted, optional=optional).empty()
