@@ -29,7 +29,7 @@ def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     from logmap.sources.lines import expand_inputs, read_lines
 
     for path in expand_inputs(inputs):
-        for lines in read_lines(path, chunk_bytes=chunk_bytes, progress=progress):
+        for lines in read_lines(path, chunk_bytes=chunk_bytes, progress=progress, encoding=source.encoding):
             yield accesslog.parse(lines, source)
 
 
