@@ -14,16 +14,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from logmap.cli import main
-from logmap.errors import InputError, MappingError
 from logmap.mapping.loader import load_mapping_text
 from logmap.mapping.model import Source
 from logmap.pipeline import convert
 from logmap.sources.accesslog import parse
-from logmap.sources.detect import best, rank, why
-from logmap.sources.lines import lines_frame, read_lines
+from logmap.sources.detect import best
+from logmap.sources.lines import read_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "fixtures" / "logs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 
 import click
@@ -43,6 +44,11 @@ def formats(detect_path: str | None, encoding: str | None) -> None:
     from logmap.sources.detect import PREFIXES, SAMPLE_LINES, best, rank, why
     from logmap.sources.lines import read_lines
 
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise click.BadParameter(f"unknown encoding {encoding!r}", param_hint="--encoding") from None
     sample = _sample(read_lines(detect_path, chunk_bytes=1024 * 1024, encoding=encoding), SAMPLE_LINES)
     if sample is None:
         raise click.ClickException(f"{detect_path} is empty")

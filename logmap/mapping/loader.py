@@ -302,6 +302,7 @@ class _Builder:
             include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
             exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),
             where=self.where("filter"),
+            written={k: self.where(f"filter.{k}") for k in spec},
         )
 
     def rule(self, index: int, spec: dict[str, Any]) -> Rule:

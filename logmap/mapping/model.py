@@ -63,6 +63,7 @@ class Filter:
     include_paths: list[str] = field(default_factory=list)
     exclude_paths: list[str] = field(default_factory=list)
     where: Where | None = None
+    written: dict[str, Where] = field(default_factory=dict, compare=False)  # keys written → position
 
 
 @dataclass

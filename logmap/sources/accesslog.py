@@ -111,7 +111,7 @@ _HEAD = r"(?P<ip>[!-~]+) (?P<ident>[^ ]+) (?P<user>[^ ]+) \[(?P<time>[^\]]+)\] "
 _COMMON = _HEAD + _quoted("request") + r" (?P<status>\d{3}) (?P<bytes>\d+|-)"
 _COMBINED = _COMMON + " " + _quoted("referrer") + " " + _quoted("user_agent")
 _TRAILING = r"(?:[ \t].*)?$"  # fields some servers append (X-Forwarded-For, request time) or a trailing space
-_VHOST = r"(?P<vhost>[^ :]+)(?::(?P<port>\d+))? "  # Apache %v or %v:%p
+_VHOST = r"(?P<vhost>[\w.-]+)(?::(?P<port>\d+))? "  # Apache %v (a server name) or %v:%p
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,9 @@ FORMATS: dict[str, LogFormat] = {
         name="s3",
         description="Amazon S3 server access log (owner bucket [time] ip requester id operation key \"request\" …)",
         example='79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be amzn-s3-demo-bucket1 '
-                '[06/Feb/2019:00:00:38 +0000] 192.0.2.3 79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be '
-                '3E57427F3EXAMPLE REST.GET.VERSIONING - "GET /amzn-s3-demo-bucket1?versioning HTTP/1.1" 200 - 113 - 7 - '
+                '[06/Feb/2019:00:00:38 +0000] 192.0.2.3 '
+                '79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be 3E57427F3EXAMPLE '
+                'REST.GET.VERSIONING - "GET /amzn-s3-demo-bucket1?versioning HTTP/1.1" 200 - 113 - 7 - '
                 '"-" "S3Console/0.4" -',
         pattern=r"^(?P<owner>\S+) (?P<vhost>\S+) \[(?P<time>[^\]]+)\] (?P<ip>\S+) (?P<requester>\S+) "
                 r"(?P<request_id>\S+) (?P<operation>\S+) (?P<key>\S+) " + _quoted("request")
@@ -229,9 +230,9 @@ def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
         log_format = FORMATS[source.format]
         lazy, groups = _match_preset(lazy, log_format, fast_path)
         if "captured_request" in groups:
-            lazy = lazy.with_columns(**{f"__{name}": value for name, value in
-                                        captured_headers(pl.col("__captured_request"), source.captures).items()})
-            groups += [name for name in ("user_agent", "referrer", "vhost") if name not in groups]
+            captured = captured_headers(pl.col("__captured_request"), source.captures)
+            lazy = lazy.with_columns(**{f"__{name}": value for name, value in captured.items()})
+            groups += [name for name in captured if name not in groups]
         time_format = source.time_format or log_format.time_format
         label, preset = f"format '{log_format.name}'", source.time_format is None
 

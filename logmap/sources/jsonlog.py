@@ -14,8 +14,8 @@ parser serves them all: every canonical column has, per preset, an ordered list 
 ``source.fields`` puts keys of the user's own (``{client.ip: ip}``) before a preset's.
 
 Times: a number (Caddy ``ts``, nginx ``$msec``, Cloudflare ``EdgeStartTimestamp`` in ``unixnano``) is Unix
-time, in seconds, or in milli-, micro- or nanoseconds when it is that large; a string is ISO 8601 with an offset or ``Z``
-(nginx ``$time_iso8601``, Traefik ``StartUTC``) or CLF (nginx ``$time_local``). nginx ``$request``
+time, in seconds, or in milli-, micro- or nanoseconds when it is that large; a string is ISO 8601 with an offset
+or ``Z`` (nginx ``$time_iso8601``, Traefik ``StartUTC``) or CLF (nginx ``$time_local``). nginx ``$request``
 (``GET /p HTTP/1.1``) fills method, target and protocol when they are not logged on their own.
 
 The ledger stays exact: a line that is not a JSON object (blank, a startup message, another format) or an
