@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from logmap.mapping.loader import load_mapping_text
+from logmap.conversion import convert
 from logmap.mapping.model import Source
-from logmap.pipeline import convert
+from logmap.sources import load_mapping_text
 from logmap.sources.accesslog import parse
 from logmap.sources.detect import best
 from logmap.sources.lines import read_lines

@@ -14,10 +14,9 @@ from click.testing import CliRunner
 
 from logmap.cli import main
 from logmap.errors import InputError, MappingError
-from logmap.mapping.loader import load_mapping_text
 from logmap.mapping.model import Source
-from logmap.pipeline import Prepared
-from logmap.sources import read_source
+from logmap.pipeline.stages import Prepared
+from logmap.sources import load_mapping_text, read_source
 from logmap.sources.accesslog import FORMATS, PLUGINS, parse, spaced
 from logmap.sources.detect import PREFIXES, best, rank, why
 from logmap.sources.lines import lines_frame, read_lines

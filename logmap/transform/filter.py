@@ -6,7 +6,7 @@ import polars as pl
 
 from logmap.errors import MappingError
 from logmap.mapping.model import Filter
-from logmap.transform import any_match, drop_when
+from logmap.frame import any_match, drop_when
 from logmap.transform.useragents import BotDetector
 
 
