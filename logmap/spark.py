@@ -40,7 +40,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 import polars as pl
 
@@ -150,61 +149,70 @@ def _is_url(name: str) -> bool:
 
 
 def _local_key(path: str) -> str:
-    """A local file as Spark names it (``file:/a/b%23c``) or as a user does (``a/b#c``): its real path."""
-    if path.startswith("file:"):
-        path = unquote(urlparse(path).path)
-    return os.path.realpath(path)
+    """A local file as Spark names it (``file:/a/b#c``) or as a user does (``a/b#c``): its real path."""
+    return os.path.realpath(_file_path(path))
 
 
 class Inputs:
-    """The run's input files: what Spark reads (``files``) and what the user called each (``name_of``)."""
+    """The run's input files: what Spark reads (``files``) and what the user called each (``name_of``).
 
-    def __init__(self, spark: SparkSession, inputs: list[str], mapping: Mapping) -> None:
-        if "-" in inputs:
-            raise InputError("the Spark engine cannot read standard input: name the files")
-        local = [name for name in inputs if not _is_url(name) or name.startswith("file:")]
-        #: local files (globs expanded, each once) as the driver reads them, in the local engine's order
-        self.paths: list[str] = []
-        #: hive partitions of export files by name (local exports only)
-        self.partitions: dict[str, tuple[tuple[str, str], ...]] = {}
-        if is_export(mapping.source):
-            from logmap.sources.exports import expand_export_inputs
+    ``paths`` are the local files (globs expanded, each once, in the local engine's order) as the driver reads
+    them; ``remote`` the URLs of other file systems, listed by Spark.
+    """
 
-            if len(local) < len(inputs):
-                raise InputError("the Spark engine reads exports from paths the driver can also read (it unifies "
-                                 "their schemas first): mount the bucket or copy the files; logs may be URLs")
-            items = expand_export_inputs([_file_path(n) for n in local], mapping.source.format)
-            self.paths = [item.path for item in items]
-            partitions = {item.path: item.partitions for item in items}
-        elif local:
-            from logmap.sources.lines import expand_inputs
-
-            self.paths = expand_inputs([_file_path(n) for n in local])
-            partitions = {}
+    def __init__(self, spark: SparkSession, paths: list[str], given: list[str], remote: list[str]) -> None:
         # A file named by a file: URL keeps that name (in rejects); a path keeps its own, as the local engine's.
-        given = {os.path.realpath(_file_path(n)): n for n in local if n.startswith("file:") and not glob.has_magic(n)}
-        names = [given.get(os.path.realpath(path), path) for path in self.paths]
-        self.partitions = {name: partitions.get(path, ()) for name, path in zip(names, self.paths)}
-        remote = [name for name in inputs if name not in local]
+        as_given = {os.path.realpath(_file_path(n)): n for n in given if n.startswith("file:")
+                    and not glob.has_magic(n)}
+        #: the name of each of ``paths``
+        self.names = [as_given.get(os.path.realpath(path), path) for path in paths]
         # file:// and the absolute path as is: Hadoop takes no percent-encoding ('#', '=' in export names)
-        uris = ["file://" + os.path.abspath(path) for path in self.paths] + remote
+        uris = ["file://" + os.path.abspath(path) for path in paths] + remote
         try:
             self.files = spark.read.format("binaryFile").load(uris)
             listed = self.files.select("path", "length").collect()
-        except Exception as error:  # a missing remote path or an unknown file system: one line, no trace
+        except Exception as error:  # noqa: BLE001 - a missing remote path, an unknown file system: one line
             raise InputError(f"cannot list the inputs: {_first_line(str(error))}") from None
-        by_key = {_local_key(path): name for path, name in zip(self.paths, names)}
+        by_key = {_local_key(path): name for path, name in zip(paths, self.names)}
         #: Spark's path of each file → its name (a remote pattern's matches are named by their URLs)
         self.name_of = {row.path: by_key.get(_local_key(row.path), row.path) if row.path.startswith("file:")
                         else row.path for row in listed}
         self.bytes = sum(row.length for row in listed)
+        remote_names = sorted(set(self.name_of.values()) - set(self.names))
         #: the order the local engine reads files in: what rejects of phase 1 are sorted by
-        remote_names = sorted(set(self.name_of.values()) - set(names))
-        self.order = {name: index for index, name in enumerate([*names, *remote_names])}
+        self.order = {name: index for index, name in enumerate([*self.names, *remote_names])}
+
+
+def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping,
+             key: str | bytes | None) -> tuple[Prepared, Inputs]:
+    """The stage functions' state (which stops on a missing key or an unknown column before any task runs)
+    and the input files."""
+    if "-" in inputs:
+        raise InputError("the Spark engine cannot read standard input: name the files")
+    local = [name for name in inputs if not _is_url(name) or name.startswith("file:")]
+    remote = [name for name in inputs if name not in local]
+    if is_export(mapping.source):
+        if remote:
+            raise InputError("the Spark engine reads exports from paths the driver can also read (it unifies "
+                             "their schemas first): mount the bucket or copy the files; logs may be URLs")
+        prepared = Prepared(mapping, [_file_path(n) for n in local], key=key)
+        assert prepared.export_reader is not None
+        paths = [item.path for item in prepared.export_reader.files]
+    else:
+        from logmap.sources.lines import expand_inputs
+
+        paths = expand_inputs([_file_path(n) for n in local]) if local else []
+        prepared = Prepared(mapping, key=key)
+    return prepared, Inputs(spark, paths, local, remote)
 
 
 def _file_path(name: str) -> str:
-    return unquote(urlparse(name).path) if name.startswith("file:") else name
+    """The path of a ``file:`` URL (``file:///a/b``, or ``file:/a/b`` as Hadoop writes it), taken as it is: Hadoop
+    neither encodes nor decodes, and ``#`` or ``%`` may be part of a file's name."""
+    if not name.startswith("file:"):
+        return name
+    path = name[len("file:"):]
+    return path[2:] if path.startswith("///") else path
 
 
 def _first_line(text: str) -> str:
@@ -216,19 +224,19 @@ def _first_line(text: str) -> str:
 FileReader = Callable[[str, str], Iterator[pl.DataFrame]]
 
 
-def _file_reader(mapping: Mapping, inputs: Inputs, chunk_bytes: int) -> FileReader:
+def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileReader:
     """(local copy, name) → parsed chunks of that file, by the local engine's reader (run on executors)."""
-    source = mapping.source
-    if is_export(source):
-        from logmap.sources.exports import ExportFile, ExportReader, wanted_names
-
-        reader = ExportReader(inputs.paths, source, chunk_bytes, wanted=wanted_names(mapping))
-        partitions = inputs.partitions
+    source = prepared.mapping.source
+    reader = prepared.export_reader
+    if reader is not None:
+        reader.chunk_bytes = chunk_bytes
+        item_of = dict(zip(inputs.names, reader.files))
 
         def read_export(copy: str, name: str) -> Iterator[pl.DataFrame]:
-            return reader.read_file(ExportFile(copy, partitions.get(name, ())))
+            return reader.read_file(item_of[name], copy)
 
         return read_export
+    mapping = prepared.mapping
 
     def read_log(copy: str, name: str) -> Iterator[pl.DataFrame]:
         return read_source([copy], source, chunk_bytes=chunk_bytes, mapping=mapping)
@@ -335,9 +343,9 @@ def _partitions_for(spark: SparkSession, partitions: int | None, input_bytes: in
     return max(spark.sparkContext.defaultParallelism, math.ceil(input_bytes / BYTES_PER_PARTITION))
 
 
-def _alive_schema(mapping: Mapping, inputs: Inputs, prepared: Prepared) -> dict[str, pl.DataType]:
+def _alive_schema(prepared: Prepared) -> dict[str, pl.DataType]:
     """The columns of phase 1's surviving rows, from the stream stage run on no rows (as Prepared checks it)."""
-    empty = empty_frame(mapping.source, inputs.paths or None, mapping)
+    empty = empty_frame(prepared.mapping.source, prepared.export_reader)
     assert empty is not None
     return dict(stream_stage(prepared, empty)[0].schema)
 
@@ -356,14 +364,12 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
     from pyspark import StorageLevel
 
     mapping = resolve_mapping(mapping)
-    files = Inputs(spark, list(inputs), mapping)
-    # Stops on a missing key or a template naming an unknown column before any task runs.
-    prepared = Prepared(mapping, files.paths or None, key=key)
+    prepared, files = _prepare(spark, list(inputs), mapping, key)
     buckets = _partitions_for(spark, partitions, files.bytes)
     with Run(inputs, mapping, out_dir=out_dir, replace=overwrite, prepared=prepared) as run:
-        alive_schema = _alive_schema(mapping, files, prepared)
+        alive_schema = _alive_schema(prepared)
         phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS})
-        read = _file_reader(mapping, files, chunk_bytes)
+        read = _file_reader(prepared, files, chunk_bytes)
         names = files.name_of
 
         def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -219,9 +219,10 @@ def test_a_key_value_list_read_only_through_lookups_is_looked_up_once_and_droppe
     frame = next(iter(reader))
     assert "event_params" not in frame.columns
     looked_up = [c for c in frame.columns if c.startswith("event_params.")]
+    campaign = [f"event_params.{key}" for key in ("campaign", "source", "medium", "term", "content")]  # before 2023
     assert looked_up == sorted(["event_params.page_location", "event_params.page_referrer",
                                 "event_params.page_title", "event_params.search_term",
-                                "event_params.item_list_name", "event_params.engagement_time_msec"])
+                                "event_params.item_list_name", "event_params.engagement_time_msec", *campaign])
     assert frame.columns == reader.empty().columns  # what the mapping is compiled against
     assert frame["url"].to_list() == frame["event_params.page_location"].to_list()
 
@@ -288,7 +289,7 @@ def test_a_column_named_like_a_lookup_wins(tmp_path):
 # --- errors still list every column -----------------------------------------------------------------------------
 
 def test_unknown_column_fails_before_reading_and_lists_every_column(tmp_path, monkeypatch):
-    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language}'", "'{device_language}'"),
+    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language?}'", "'{device_language}'"),
                                 "ga4.yaml")
     spy = ParquetSpy(monkeypatch)
     with pytest.raises(LogmapError) as error:
@@ -302,10 +303,27 @@ def test_unknown_column_fails_before_reading_and_lists_every_column(tmp_path, mo
 
 
 def test_unknown_struct_field_still_fails_before_reading(tmp_path, monkeypatch):
-    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language}'", "'{device.langage}'"),
+    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language?}'", "'{device.langage}'"),
                                 "ga4.yaml")
     spy = ParquetSpy(monkeypatch)
     with pytest.raises(LogmapError, match=r"device\.langage"):
         convert(ga4_inputs(), mapping, tmp_path / "o")
     assert spy.columns == []
 
+
+
+def test_each_export_file_schema_is_read_once_per_run(tmp_path, monkeypatch):
+    import logmap.sources.exports as exports
+
+    calls: list[str] = []
+    real = exports.file_schema
+
+    def counted(item, *args, **kwargs):
+        calls.append(item.path)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(exports, "file_schema", counted)
+    inputs = ga4_inputs()
+    result = convert(inputs, GA4_MAPPING, tmp_path / "out")
+    assert result.ledger.balanced and len(inputs) == 5
+    assert sorted(calls) == sorted(inputs)

@@ -16,16 +16,16 @@ import polars as pl
 
 from logmap.errors import MappingError
 from logmap.frame import split_dropped
-from logmap.mapping.loader import anonymous_key
+from logmap.mapping.loader import hash_key
 from logmap.mapping.model import Mapping
 from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
 from logmap.records.validate import validate
-from logmap.sources import empty_frame, name_input_columns
+from logmap.sources import empty_frame, is_export, name_input_columns, open_export
 from logmap.transform.context import context_columns
 from logmap.transform.durations import field_durations, infer_durations, order_columns
 from logmap.transform.expressions import Scope
-from logmap.transform.filter import apply_filter
+from logmap.transform.filter import apply_filter, check_filter_columns
 from logmap.transform.identity import VISITOR, Hasher, identity_columns
 from logmap.transform.rules import RECORD_PREFIX, apply_rules
 from logmap.transform.useragents import BotDetector
@@ -50,33 +50,38 @@ def tick(timings: Timings | None, stage: str, started: float) -> float:
 class Prepared:
     """What is computed once per run from a mapping: the key check, the hasher, caches.
 
-    ``key`` is the secret of the keyed anonymous-id hash (the CLI reads it from the variable the mapping
-    names); a mapping that needs one stops here without it, before any input is read.
+    ``key`` is the secret of the keyed hashes (``anonymous_id``, a hashed ``user_id``; the CLI reads it from the
+    variable the mapping names); a mapping that needs one stops here without it, before any input is read.
     """
 
     def __init__(self, mapping: Mapping, inputs: list[str] | None = None, *, key: str | bytes | None = None) -> None:
         self.mapping = mapping
         self.warnings: list[str] = []
-        spec = mapping.identity.anonymous_id
-        self.hasher: Hasher | None = None
-        if spec is not None and spec.hmac:
-            secret = anonymous_key(mapping, key)
+        #: identity field → the Hasher of its keyed hash (``anonymous_id``, a hashed ``user_id``)
+        self.hashers: dict[str, Hasher] = {}
+        for field in mapping.identity.keyed_hashes():
+            secret = hash_key(mapping, key, field)
             if secret is None:
                 self.warnings.append(
-                    "anonymous_id uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
+                    f"{field} uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
                     "by enumeration; set a key for real data")
-            self.hasher = Hasher(secret)
+            self.hashers[field] = Hasher(secret)
+        self.hasher = self.hashers.get("anonymous_id")
         self.bots = BotDetector()
         self.rule_names = [rule.name for rule in mapping.rules]
+        #: the run's one reader of its export files (None for access logs, or without inputs)
+        self.export_reader = open_export(inputs, mapping.source, mapping) if inputs and is_export(mapping.source) \
+            else None
         # Compile every stage against the source's columns now, so that a template naming a field the source
         # does not have stops the run before any input is read. (An export's columns are those of its files:
         # without inputs they are unknown and the check waits for them.)
-        empty = empty_frame(mapping.source, inputs, mapping)
+        empty = empty_frame(mapping.source, self.export_reader)
         if empty is not None:
+            check_filter_columns(mapping.filter, empty.columns)
             try:
                 stream_stage(self, empty)
             except MappingError as error:
-                raise name_input_columns(error, mapping.source, inputs) from None
+                raise name_input_columns(error, self.export_reader) from None
 
     def __repr__(self) -> str:
         return f"Prepared({self.mapping.path!r})"
@@ -97,7 +102,7 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
     alive, more_dropped = split_dropped(apply_rules(alive, mapping.rules, scope))
     started = tick(timings, "rules", started)
     scope = scope.staging()
-    columns = {**identity_columns(mapping.identity, scope, prepared.hasher),
+    columns = {**identity_columns(mapping.identity, scope, prepared.hasher, prepared.hashers.get("user_id")),
                **context_columns(mapping.context, scope),
                **field_durations(mapping.durations, scope, alive.columns)}
     alive = alive.with_columns(**scope.staged).with_columns(**columns).with_columns(VISITOR)
