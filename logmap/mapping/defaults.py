@@ -68,6 +68,8 @@ STATIC_EXTENSIONS: list[str] = (
 ).split()
 
 EXCLUDE_BOTS = True
+#: With `exclude_bots`, an empty or `-` user agent is a bot too (in a log whose lines record user agents).
+EXCLUDE_EMPTY_USER_AGENTS = True
 
 # --- identity and context -------------------------------------------------------------------------------------
 

@@ -279,6 +279,7 @@ class _Builder:
             methods=self.methods(spec["methods"]) if "methods" in spec else list(defaults.METHODS),
             static_extensions=extensions,
             exclude_bots=spec.get("exclude_bots", defaults.EXCLUDE_BOTS),
+            exclude_empty_user_agents=spec.get("exclude_empty_user_agents", defaults.EXCLUDE_EMPTY_USER_AGENTS),
             bot_patterns=self.regexes("filter.bot_patterns", spec.get("bot_patterns")),
             include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
             exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),

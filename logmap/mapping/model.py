@@ -55,6 +55,7 @@ class Filter:
     methods: list[str] = field(default_factory=list)              # upper-case; empty = keep all
     static_extensions: list[str] = field(default_factory=list)    # lower-case, no dot; empty = keep all
     exclude_bots: bool = True
+    exclude_empty_user_agents: bool = True
     bot_patterns: list[str] = field(default_factory=list)
     include_paths: list[str] = field(default_factory=list)
     exclude_paths: list[str] = field(default_factory=list)

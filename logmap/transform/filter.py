@@ -22,7 +22,8 @@ def extension(path: pl.Expr) -> pl.Expr:
 
 
 def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = None) -> pl.DataFrame:
-    """Mark rows the filter drops: status, method, static asset, bot, path — in that order."""
+    """Mark rows the filter drops: status, method, static asset, bot (listed, parsed as a spider, matching
+    ``bot_patterns``, or an empty user agent), path — in that order."""
     columns = frame.columns
     if spec.status and "status" in columns:
         frame = frame.with_columns(drop_when(~in_ranges(pl.col("status"), spec.status), "filtered:status"))
@@ -31,7 +32,11 @@ def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = N
     if spec.static_extensions and "path" in columns:
         frame = frame.with_columns(drop_when(extension(pl.col("path")).is_in(spec.static_extensions), "filtered:static"))
     if "user_agent" in columns and (spec.exclude_bots or spec.bot_patterns):
-        bot = (bots or BotDetector()).expr("user_agent", parser=spec.exclude_bots, patterns=spec.bot_patterns or ())
+        bots = bots or BotDetector()
+        bot = bots.expr("user_agent", parser=spec.exclude_bots, maintained=spec.exclude_bots,
+                        patterns=spec.bot_patterns or ())
+        if spec.exclude_bots and spec.exclude_empty_user_agents:
+            bot = bot | bots.empty_agent(frame)
         frame = frame.with_columns(drop_when(bot, "filtered:bot"))
     if "path" in columns:
         if spec.include_paths:
