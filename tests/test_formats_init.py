@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.mapping.loader import load_mapping
-from logmap.mapping.starter import shape_expr
-from logmap.pipeline import convert
+from logmap.sources import load_mapping
+from logmap.starter import shape_expr
+from support import convert
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -100,7 +100,7 @@ def test_init_on_the_real_shop_log(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in LOGS.glob("*.log")))
 def test_init_uses_the_format_that_formats_detect_names(name: str) -> None:
-    from logmap.mapping.starter import starter_for
+    from logmap.starter import starter_for
 
     detected = CliRunner().invoke(main, ["formats", "--detect", str(LOGS / name)])
     if detected.exit_code != 0:  # a tie or nothing parses: init stops the same way

@@ -41,14 +41,17 @@ def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, h
     Example:
       LOGMAP_KEY=secret logmap dry-run 'logs/access.log*' -m mapping.yaml --html report.html
     """
-    from logmap.pipeline import RunOptions
-    from logmap.sinks.dryrun import dry_run as run_dry_run
-    from logmap.sinks.dryrun import write_json
-    from logmap.sinks.html import write_html
+    from logmap.cli.secrets import anonymous_key_from_environment
+    from logmap.pipeline.runner import RunOptions
+    from logmap.reports.dryrun import dry_run as run_dry_run
+    from logmap.reports.dryrun import write_json
+    from logmap.reports.html import write_html
+    from logmap.sources import load_mapping
 
+    mapping = load_mapping(mapping_path)
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
-        report = run_dry_run(list(inputs), mapping_path, options=RunOptions(buckets=buckets), progress=advance,
-                             top=top, samples_per_type=samples)
+        report = run_dry_run(list(inputs), mapping, key=anonymous_key_from_environment(mapping),
+                             options=RunOptions(buckets=buckets), progress=advance, top=top, samples_per_type=samples)
     data = report.to_dict()
     if json_path:
         write_json(report, json_path)
@@ -78,7 +81,7 @@ def _secs(value: float | None) -> str:
 
 def print_report(data: dict, console: Console) -> None:
     """The dry-run report as terminal tables (the same numbers as the JSON report)."""
-    from logmap.sinks.dryrun import display_label
+    from logmap.reports.dryrun import display_label
     ledger = data["ledger"]
     inputs, emitted = ledger["input_rows"], ledger["emitted"]
     title = f"logmap dry-run · {data.get('mapping_name') or data['mapping']}"

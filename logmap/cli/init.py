@@ -17,7 +17,7 @@ def init(sample: str, output: str | None) -> None:
     """Propose a mapping for SAMPLE: the format `formats --detect` names, the default filters (GET only, asset
     paths excluded), and rules for the search, home, product, category and order-confirmation pages found in
     it, with the share of page requests each takes. Other URL shapes are listed as commented suggestions."""
-    from logmap.mapping.starter import starter_for
+    from logmap.starter import starter_for
 
     starter = starter_for(sample)
     if output is None:  # the mapping alone, so that it can be piped; the coverage is in its comments

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from logmap.pipeline import RunResult
+    from logmap.sinks.report import RunResult
 
 
 def stderr_console() -> Console:

@@ -28,7 +28,7 @@ from functools import cache
 
 import polars as pl
 
-from logmap.transform import any_match
+from logmap.frame import any_match
 
 #: Non-browser clients found in the real logs under fixtures/logs that crawler-user-agents 1.67.0 does not
 #: list (its ``zgrab``, ``Expanse``, ``CensysInspect``, ``^curl``, ``[wW]get``, ``python-requests``,
