@@ -76,3 +76,12 @@ def test_the_lists_load_only_when_a_user_agent_is_judged() -> None:
             "print(sorted(m for m in ('ua_parser', 'crawleruseragents', 'user_agents') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_plain_text_patterns_matched_at_once_agree_with_the_list_as_regexes(corpus) -> None:
+    from logmap.frame import any_match
+    from logmap.transform.useragents import judge, maintained_patterns
+
+    agents = [row["user_agent"] for row in corpus]
+    reference = pl.DataFrame({"ua": agents}).select(any_match(pl.col("ua"), maintained_patterns())).to_series()
+    assert judge(agents, parser=False, maintained=True) == reference.to_list()

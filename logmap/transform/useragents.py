@@ -23,6 +23,7 @@ without a user agent never load ua-parser's regexes or the list's JSON.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 
@@ -63,6 +64,19 @@ def maintained_patterns() -> tuple[str, ...]:
     return tuple(pattern for pattern in listed if pattern) + EXTRA_PATTERNS
 
 
+@cache
+def maintained_matchers() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``maintained_patterns()`` as (literal strings, regexes). 1,467 of the 1,512 patterns are plain text
+    (``Googlebot``, ``python-requests``, ``CensysInspect\\/``): matched all at once with Aho-Corasick
+    (``str.contains_any``) they cost 40 ms per 3,000 user agents, where one regex alternation of all the patterns
+    is too big for the regex engine's fast paths and costs 4 s."""
+    literals, regexes = [], []
+    for pattern in maintained_patterns():
+        plain = not re.search(r"(?<!\\)[][^$.*+?(){}|]|\\[A-Za-z0-9]", pattern)
+        (literals if plain else regexes).append(re.sub(r"\\(.)", r"\1", pattern) if plain else pattern)
+    return tuple(literals), tuple(regexes)
+
+
 def is_crawler(user_agent: str) -> bool:
     """What ``user_agents.parse(user_agent).is_bot`` says."""
     from ua_parser import user_agent_parser
@@ -73,11 +87,16 @@ def is_crawler(user_agent: str) -> bool:
 def judge(values: list[str], *, parser: bool = True, maintained: bool = False,
           patterns: Sequence[str] = ()) -> list[bool]:
     """The verdict for each of ``values`` (distinct, non-null user agents)."""
-    regexes = (*(maintained_patterns() if maintained else ()), *patterns)
-    matched = (pl.DataFrame({"ua": values}, schema={"ua": pl.String})
-               .select(any_match(pl.col("ua"), regexes)).to_series().to_list()
-               if regexes else [False] * len(values))
-    return [bool(hit) or (parser and is_crawler(ua)) for ua, hit in zip(values, matched)]
+    literals, regexes = maintained_matchers() if maintained else ((), ())
+    regexes = (*regexes, *patterns)
+    agent = pl.col("ua")
+    hit = pl.lit(False)
+    if literals:
+        hit = hit | agent.str.contains_any(list(literals))
+    if regexes:
+        hit = hit | any_match(agent, regexes)
+    matched = pl.DataFrame({"ua": values}, schema={"ua": pl.String}).select(hit).to_series().to_list()
+    return [bool(found) or (parser and is_crawler(ua)) for ua, found in zip(values, matched)]
 
 
 class BotDetector:
