@@ -85,3 +85,15 @@ def test_plain_text_patterns_matched_at_once_agree_with_the_list_as_regexes(corp
     agents = [row["user_agent"] for row in corpus]
     reference = pl.DataFrame({"ua": agents}).select(any_match(pl.col("ua"), maintained_patterns())).to_series()
     assert judge(agents, parser=False, maintained=True) == reference.to_list()
+
+
+def test_each_source_of_verdicts_alone_judges_every_value(corpus) -> None:
+    from logmap.transform.useragents import is_crawler
+
+    agents = pl.Series("user_agent", [row["user_agent"] for row in corpus[:300]] + [None])
+    detector = BotDetector()
+    parser_only = detector.is_bot(agents, parser=True).to_list()
+    assert parser_only == [ua is not None and is_crawler(ua) for ua in agents.to_list()]
+    assert detector.is_bot(agents, parser=False).to_list() == [False] * agents.len()
+    listed = detector.is_bot(agents, parser=False, maintained=True).to_list()
+    assert len(listed) == agents.len() and listed[-1] is False

@@ -90,12 +90,10 @@ def judge(values: list[str], *, parser: bool = True, maintained: bool = False,
     literals, regexes = maintained_matchers() if maintained else ((), ())
     regexes = (*regexes, *patterns)
     agent = pl.col("ua")
-    hit = pl.lit(False)
-    if literals:
-        hit = hit | agent.str.contains_any(list(literals))
-    if regexes:
-        hit = hit | any_match(agent, regexes)
-    matched = pl.DataFrame({"ua": values}, schema={"ua": pl.String}).select(hit).to_series().to_list()
+    tests = ([agent.str.contains_any(list(literals))] if literals else []) + (
+        [any_match(agent, regexes)] if regexes else [])
+    matched = (pl.DataFrame({"ua": values}, schema={"ua": pl.String}).select(pl.any_horizontal(tests))
+               .to_series().to_list() if tests else [False] * len(values))
     return [bool(found) or (parser and is_crawler(ua)) for ua, found in zip(values, matched)]
 
 
