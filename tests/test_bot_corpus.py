@@ -97,3 +97,15 @@ def test_each_source_of_verdicts_alone_judges_every_value(corpus) -> None:
     assert detector.is_bot(agents, parser=False).to_list() == [False] * agents.len()
     listed = detector.is_bot(agents, parser=False, maintained=True).to_list()
     assert len(listed) == agents.len() and listed[-1] is False
+
+
+def test_empty_user_agents_are_bots_by_default_in_access_logs_only() -> None:
+    from logmap.sources import load_mapping_text
+
+    def loaded(source: str) -> Filter:
+        text = f"logmap: 1\nsource: {source}\nrules:\n  - {{name: any, type: home_page_view}}\n"
+        return load_mapping_text(text, "m.yaml").filter
+
+    assert loaded("{format: combined}").exclude_empty_user_agents is True
+    export = "{format: ndjson, options: {time: ts, user_agent: '{ua}'}}"
+    assert loaded(export).exclude_empty_user_agents is False
