@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from support import convert
 
 from logmap.cli import main
 from logmap.sources import load_mapping
 from logmap.starter import shape_expr
-from support import convert
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

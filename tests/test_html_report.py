@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support import dry_run
+
 from logmap.reports.html import render_html, time_series, write_html
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,13 +14,22 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches  # noqa: E402
+from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches
 
-from logmap.cli import main  # noqa: E402
-from logmap.errors import LogmapError  # noqa: E402
-from logmap.api.client import ApiClient, RetryPolicy  # noqa: E402
-from logmap.api.upload import (DEAD_LETTER_NAME, JOURNAL_NAME, UploadFailed, UploadOptions,  # noqa: E402
-                                 batches_from_dir, batches_from_stream, split_range, uncovered, upload)
+from logmap.api.client import ApiClient, RetryPolicy
+from logmap.api.upload import (
+    DEAD_LETTER_NAME,
+    JOURNAL_NAME,
+    UploadFailed,
+    UploadOptions,
+    batches_from_dir,
+    batches_from_stream,
+    split_range,
+    uncovered,
+    upload,
+)
+from logmap.cli import main
+from logmap.errors import LogmapError
 
 KEY = "sk-LOGMAP-TEST-9f3e1c7b2d4a"
 FAST = RetryPolicy(attempts=6, base_s=0.01, max_s=0.05)
