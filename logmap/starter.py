@@ -119,7 +119,8 @@ def propose(parsed: pl.DataFrame, fmt: str, sample_name: str) -> tuple[str, floa
     """The starter mapping's YAML text for a parsed sample, and the share of page requests its rules cover."""
     pages = page_requests(parsed)
     total = max(pages.height, 1)
-    chosen, covered = [], 0
+    chosen: list[Shape] = []
+    covered = 0
     for item in shapes(pages):
         if covered / total >= COVERAGE or len(chosen) >= MAX_RULES:
             break

@@ -23,7 +23,17 @@ from typing import Any
 from logmap.errors import MappingError
 from logmap.mapping import defaults
 from logmap.mapping.model import (
-    AnonymousId, Context, Durations, Filter, Identity, Mapping, QueryCondition, Reference, Rule, Source, TestCase,
+    AnonymousId,
+    Context,
+    Durations,
+    Filter,
+    Identity,
+    Mapping,
+    QueryCondition,
+    Reference,
+    Rule,
+    Source,
+    TestCase,
     Where,
 )
 from logmap.mapping.positions import Located, join_path, load_located
@@ -33,7 +43,7 @@ from logmap.mapping.values import named_groups, parse_duration, parse_status, re
 from logmap.records.types import REQUIRED_FIELDS, RULE_FIELDS
 
 __all__ = [
-    "EXTRA_FORMATS", "check_mapping", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
+    "EXTRA_FORMATS", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
     "register_format", "anonymous_key", "key_variable", "schema_path", "SourceCheck",
 ]
 

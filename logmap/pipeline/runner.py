@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +77,7 @@ class BucketStore:
         self.spill_bytes = spill_bytes
         self._memory: list[pl.DataFrame] = []
         self._held: dict[int, list[pl.DataFrame]] = {}
-        self._held_bytes = 0
+        self._held_bytes: float = 0  # estimated_size() is a float
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._dir: Path | None = None
         self._spills = 0
@@ -161,7 +161,7 @@ SLICE_ROWS = 100_000
 
 
 def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepared,
-                   timings: Timings | None) -> Iterator[pl.DataFrame]:
+                   timings: Timings | None) -> Generator[pl.DataFrame, None, None]:
     """Every bucket through durations, validation and encoding, in slices of :data:`SLICE_ROWS` records."""
     next_index = 0
     started = time.perf_counter()

@@ -36,4 +36,4 @@ def parse(lines: Frame, source: Source) -> Frame:
         mapping = {v: decode(v) for v in distinct}
         columns.append(pl.col(name).replace(mapping) if mapping else pl.col(name))
     out = frame.with_columns(*columns)
-    return out.lazy() if isinstance(lines, pl.LazyFrame) else out  # type: ignore[return-value]
+    return out.lazy() if isinstance(lines, pl.LazyFrame) else out

@@ -11,6 +11,7 @@ equal on all three are a tie: the caller must say so and let the user choose.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -19,8 +20,8 @@ from logmap.mapping.model import Source
 from logmap.sources.xff import TRAILING_XFF
 
 SAMPLE_LINES = 1000
-#: Presets sharing a parser (the JSON ones; w3c and cloudfront; combined and combined_xff) → a line only that server writes: a sample
-#: without it scores lower for that preset.
+#: Presets sharing a parser (the JSON ones; w3c and cloudfront; combined and combined_xff) → a line only that server
+#: writes: a sample without it scores lower for that preset.
 SIGNATURES: dict[str, pl.Expr] = {
     "caddy": pl.col("_raw").str.json_path_match("$.request.uri").is_not_null(),
     "nginx_json": pl.col("_raw").str.json_path_match("$.remote_addr").is_not_null(),
@@ -71,7 +72,7 @@ def rank(lines: pl.DataFrame) -> list[Candidate]:
         signature = 0.0
         if name in SIGNATURES:
             signature = lines.select(SIGNATURES[name].sum()).item() / max(lines.height, 1)
-        results.append(Candidate(name, ok.height / total, float(filled or 0.0), signature))
+        results.append(Candidate(name, ok.height / total, float(cast(float, filled) or 0.0), signature))
     return sorted(results, key=lambda c: c.key, reverse=True)
 
 
@@ -104,7 +105,7 @@ def parse(lines: pl.DataFrame, source: Source) -> pl.DataFrame:
     from logmap.sources import accesslog
 
     if isinstance(lines, pl.LazyFrame):
-        return parse(lines.collect(), source).lazy()  # type: ignore[return-value]
+        return parse(lines.collect(), source).lazy()
     if lines.height == 0:  # no file to look at: the columns every format gives
         return _canonical(accesslog.parse(lines, replace(source, format="combined")))
     parts = []

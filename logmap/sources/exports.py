@@ -30,10 +30,10 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -44,8 +44,12 @@ from logmap.mapping.model import Mapping, Source, Where
 from logmap.mapping.templates import template_refs
 from logmap.sources.accesslog import parse_time
 from logmap.sources.lines import read_lines
-from logmap.transform.expressions import Scope, as_string, compile_template, null_if_empty
+from logmap.transform.compiled import null_if_empty
+from logmap.transform.expressions import Scope, as_string, compile_template
 from logmap.transform.nested import column_of, key_value_lookup, prune_dtype, read_path
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 #: Export formats and the file name endings looked for inside a directory.
 FILE_ENDINGS: dict[str, tuple[str, ...]] = {
@@ -292,7 +296,7 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _kind(dtype: pl.DataType) -> str:
+def _kind(dtype: PolarsDataType) -> str:
     """A coarse kind: types of one kind unify safely (wider ints, float from int); different kinds do not."""
     if dtype.is_numeric():
         return "number"
@@ -305,7 +309,7 @@ def _kind(dtype: pl.DataType) -> str:
     return str(dtype.base_type())
 
 
-def _unsafe(dtypes: list[pl.DataType]) -> bool:
+def _unsafe(dtypes: Sequence[PolarsDataType]) -> bool:
     kinds = {_kind(d) for d in dtypes} - {"null"}
     if len(kinds) > 1:
         return True

@@ -39,7 +39,8 @@ Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 FIELD_MAP: dict[str, str] = {
     "c-ip": "ip", "cs-username": "user", "cs-method": "method", "cs-uri-stem": "path", "cs-uri-query": "query",
     "cs-uri": "target", "sc-status": "status", "sc-bytes": "bytes", "cs(referer)": "referrer",
-    "cs(user-agent)": "user_agent", "cs-version": "protocol", "cs-protocol-version": "protocol", "cs-host": "vhost", "cs(host)": "vhost",
+    "cs(user-agent)": "user_agent", "cs-version": "protocol", "cs-protocol-version": "protocol", "cs-host": "vhost",
+    "cs(host)": "vhost",
     "time-taken": "time_taken",
 }
 EXTRA_COLUMNS: dict[str, pl.DataType] = {"time_taken": pl.String()}
@@ -54,7 +55,7 @@ def parse(lines: Frame, source: Source) -> Frame:
     """Canonical columns (plus ``time_taken``) for a W3C line frame; every input row comes out once."""
     frame = lines.collect() if isinstance(lines, pl.LazyFrame) else lines
     out = _parse_frame(frame, source)
-    return out.lazy() if isinstance(lines, pl.LazyFrame) else out  # type: ignore[return-value]
+    return out.lazy() if isinstance(lines, pl.LazyFrame) else out
 
 
 def _parse_frame(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
@@ -67,8 +68,8 @@ def _parse_frame(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     header = raw.str.starts_with("#")
     declared = pl.when(raw.str.starts_with(_FIELDS)).then(raw.str.strip_prefix(_FIELDS).str.strip_chars())
     # Only a chunk that does not start its file inherits a header (a new run over the same file starts afresh).
-    carried = pl.when(pl.col("_line").min().over("_file") != 1).then(pl.col("_file").replace_strict(_carry, default=None,
-                                                                                 return_dtype=pl.String))
+    carried = pl.when(pl.col("_line").min().over("_file") != 1).then(
+        pl.col("_file").replace_strict(_carry, default=None, return_dtype=pl.String))
     frame = frame.with_row_index("__row").with_columns(
         pl.coalesce(declared.forward_fill().over("_file"), carried).alias("__fields"))
     if frame.height:

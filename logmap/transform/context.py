@@ -32,8 +32,9 @@ def context_columns(context: Context, scope: Scope) -> dict[str, pl.Expr]:
         expr = text(template)
         if expr is not None:
             out[f"r:context.{name}"] = expr
-    if context.truncated_ip:
-        out["r:context.truncated_ip"] = truncate_ipv4(text(context.truncated_ip))
+    ip = text(context.truncated_ip)
+    if ip is not None:
+        out["r:context.truncated_ip"] = truncate_ipv4(ip)
     if context.campaign == "utm" and page_url is not None:
         # Most pages carry no campaign: the query is only cut out of URLs that mention one.
         tagged = pl.when(page_url.str.contains("utm_", literal=True)).then(page_url)
@@ -42,8 +43,9 @@ def context_columns(context: Context, scope: Scope) -> dict[str, pl.Expr]:
             out[f"r:context.campaign.{field}"] = query_param(query, parameter)
     elif isinstance(context.campaign, dict):
         for field, template in context.campaign.items():
-            out[f"r:context.campaign.{field}"] = text(template)
-    for key, template in context.custom_context.items():
-        compiled = compile_template(template, scope, where)
+            value = text(template)  # `false` gives a null column
+            out[f"r:context.campaign.{field}"] = value if value is not None else pl.lit(None)
+    for key, custom in context.custom_context.items():
+        compiled = compile_template(custom, scope, where)
         out[f"r:context.custom_context.{key}"] = compiled.expr
     return out

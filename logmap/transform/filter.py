@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from logmap.mapping.model import Filter
 from logmap.frame import any_match, drop_when
+from logmap.mapping.model import Filter
 from logmap.transform.useragents import BotDetector
 
 
@@ -29,7 +29,8 @@ def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = N
     if spec.methods and "method" in columns:
         frame = frame.with_columns(drop_when(~pl.col("method").is_in(spec.methods), "filtered:method"))
     if spec.static_extensions and "path" in columns:
-        frame = frame.with_columns(drop_when(extension(pl.col("path")).is_in(spec.static_extensions), "filtered:static"))
+        static = extension(pl.col("path")).is_in(spec.static_extensions)
+        frame = frame.with_columns(drop_when(static, "filtered:static"))
     if "user_agent" in columns and (spec.exclude_bots or spec.bot_patterns):
         bot = (bots or BotDetector()).expr("user_agent", parser=spec.exclude_bots, patterns=spec.bot_patterns or ())
         frame = frame.with_columns(drop_when(bot, "filtered:bot"))
