@@ -6,13 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from apiserver import FakeMiso, Fault, make_records
 
 from logmap.api.client import (

@@ -4,15 +4,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from apiserver import DELETE_INTERACTIONS, DELETE_PRODUCTS, STATUS, FakeMiso, Fault, make_records
+from click.testing import CliRunner
 
 from logmap.api.client import ApiClient, RetryPolicy
 from logmap.api.delete import TaskTimeout, delete_interactions, task_state, wait_for_tasks

@@ -4,17 +4,13 @@ once, every invalid one is in the dead-letter file, and the key never shows."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches
+from click.testing import CliRunner
 
 from logmap.api.client import ApiClient, RetryPolicy
 from logmap.api.upload import (

@@ -13,8 +13,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
 from apiserver import FakeMiso, Fault, make_records, write_batches
 from test_upload import DEAD_LETTER_NAME, JOURNAL_NAME, KEY, assert_exactly_once
 

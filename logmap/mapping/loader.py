@@ -119,12 +119,22 @@ def anonymous_key(mapping: Mapping, key: str | bytes | None) -> bytes | None:
         return key.encode("utf-8") if isinstance(key, str) else key
     spec = mapping.identity.anonymous_id
     where = (spec.where if spec is not None else None) or mapping.identity.where
-    raise MappingError(
-        f"environment variable {name} is not set or empty: it must hold the secret key of the "
-        f"anonymous-id hash (export {name}=<a long random secret>, and keep it to re-run later; a library caller "
-        f"passes key=...), or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)",
-        file=where.file if where else mapping.path, line=where.line if where else None,
-        column=where.column if where else None, key="identity.anonymous_id.key")
+    message = (f"environment variable {name} is not set or empty: it must hold the secret key of the "
+               f"anonymous-id hash (export {name}=<a long random secret>, and keep it to re-run later; a library "
+               f"caller passes key=...), or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)")
+    if where is None:
+        raise MappingError(message, file=mapping.path, key="identity.anonymous_id.key")
+    raise MappingError(message, file=where.file, line=where.line, column=where.column, key="identity.anonymous_id.key")
+
+
+def _search_keys(spec: dict[str, Any]) -> list[str]:
+    """``keywords`` and ``filters.<name>`` of a rule's ``search`` field, each positioned on its own."""
+    search = spec.get("search")
+    if not isinstance(search, dict):
+        return []
+    filters = search.get("filters")
+    return [*(["keywords"] if "keywords" in search else []),
+            *[f"filters.{name}" for name in (filters if isinstance(filters, dict) else {})]]
 
 
 class _Builder:
@@ -138,6 +148,11 @@ class _Builder:
         self.references: list[Reference] = []
 
     # positions and errors
+
+    def value_where(self, key: str) -> Where:
+        """Where the value of ``key`` starts (a template's problems are reported there)."""
+        line, column = self.located.value_position(key)
+        return Where(self.name, line, column, key)
 
     def where(self, key: str) -> Where:
         line, column = self.located.position(key)
@@ -324,7 +339,8 @@ class _Builder:
             fields=fields,
             index=index,
             where=self.where(key),
-            field_where={k: self.where(join_path(key, k)) for k in spec},
+            field_where={**{k: self.where(join_path(key, k)) for k in spec},
+                         **{f"search.{k}": self.value_where(f"{key}.search.{k}") for k in _search_keys(spec)}},
             groups=named_groups(path),
         )
 
@@ -357,7 +373,10 @@ class _Builder:
                 anonymous = AnonymousId(hmac=hmac, key_env=match.group(1), where=self.where(key_path))
             else:  # the schema's pattern already rejects this; never echo what may be a secret
                 raise self.error(key_path, "expected env:VARIABLE or none; never write the key itself in a mapping")
-        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"))
+        template_key = "anonymous_id.hmac" if isinstance(raw, dict) else "anonymous_id"
+        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"),
+                        field_where={"user_id": self.value_where("identity.user_id"),
+                                     "anonymous_id": self.value_where(f"identity.{template_key}")})
 
     def context(self, spec: dict[str, Any]) -> Context:
         context = Context(where=self.where("context"))
@@ -384,6 +403,10 @@ class _Builder:
         else:
             context.campaign = campaign
         context.custom_context = self.template("context.custom_context", dict(spec.get("custom_context") or {}))
+        names = ["page.url", "page.referrer", "page.title", "user_agent", "truncated_ip", "locale", "region",
+                 *[f"campaign.{k}" for k in (context.campaign if isinstance(context.campaign, dict) else {})],
+                 *[f"custom_context.{k}" for k in context.custom_context]]
+        context.field_where = {name: self.value_where(f"context.{name}") for name in names}
         return context
 
     def durations(self, spec: dict[str, Any]) -> Durations:
