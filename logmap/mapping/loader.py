@@ -14,6 +14,7 @@ Everything happens before any input is read, so a typo costs seconds, not a half
 
 from __future__ import annotations
 
+import codecs
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -281,8 +282,26 @@ class _Builder:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise self.error("source.timezone", f"unknown time zone {timezone!r}: use an IANA name like UTC or "
                                                 "Europe/Paris") from None
+        encoding = spec.get("encoding")
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise self.error("source.encoding", f"unknown encoding {encoding!r}: use a Python codec name such as "
+                                                    "latin-1, cp1252, shift_jis, big5 or gb18030") from None
+        prefix = spec.get("prefix")
+        if prefix is not None:
+            self.regex("source.prefix", prefix)
+        fields = dict(spec.get("fields") or {})
+        if fields and fmt not in defaults.W3C_FORMATS + defaults.JSON_FORMATS + ("auto",):
+            raise self.error("source.fields", f"'fields' renames W3C or JSON fields, not those of '{fmt}'", at_key=True)
+        captures = list(spec.get("captures") or [])
+        if captures and fmt not in ("haproxy", "auto"):
+            raise self.error("source.captures", f"'captures' names HAProxy's captured headers, not '{fmt}' fields",
+                             at_key=True)
         source = Source(format=fmt, pattern=pattern, time_format=time_format, timezone=timezone,
-                        site=spec.get("site"), options=options, where=self.where("source"))
+                        site=spec.get("site"), options=options, fields=fields, encoding=encoding, prefix=prefix,
+                        captures=captures, where=self.where("source"))
         for problem_key, message in (self.source_check(source) if self.source_check else []):
             raise self.error(problem_key, message)
         return source
@@ -304,6 +323,7 @@ class _Builder:
             include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
             exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),
             where=self.where("filter"),
+            written={k: self.where(f"filter.{k}") for k in spec},
         )
 
     def rule(self, index: int, spec: dict[str, Any]) -> Rule:

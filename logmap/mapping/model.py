@@ -48,6 +48,10 @@ class Source:
     timezone: str = defaults.TIMEZONE
     site: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # format-specific extras (later formats)
+    fields: dict[str, str] = field(default_factory=dict)   # W3C/JSON field name → canonical column
+    encoding: str | None = None        # input codec when not UTF-8 (any Python codec name)
+    prefix: str | None = None          # regex stripped from the start of each line before parsing
+    captures: list[str] = field(default_factory=list)      # haproxy: what each captured request header is
     where: Where | None = None
 
 
@@ -61,6 +65,7 @@ class Filter:
     include_paths: list[str] = field(default_factory=list)
     exclude_paths: list[str] = field(default_factory=list)
     where: Where | None = None
+    written: dict[str, Where] = field(default_factory=dict, compare=False)  # keys written → position
 
 
 @dataclass

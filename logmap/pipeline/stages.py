@@ -25,7 +25,7 @@ from logmap.sources import empty_frame, is_export, name_input_columns, open_expo
 from logmap.transform.context import context_columns
 from logmap.transform.durations import field_durations, infer_durations, order_columns
 from logmap.transform.expressions import Scope
-from logmap.transform.filter import apply_filter
+from logmap.transform.filter import apply_filter, check_filter_columns
 from logmap.transform.identity import VISITOR, Hasher, identity_columns
 from logmap.transform.rules import RECORD_PREFIX, apply_rules
 from logmap.transform.useragents import BotDetector
@@ -76,6 +76,7 @@ class Prepared:
         # without inputs they are unknown and the check waits for them.)
         empty = empty_frame(mapping.source, self.export_reader)
         if empty is not None:
+            check_filter_columns(mapping.filter, empty.columns)
             try:
                 stream_stage(self, empty)
             except MappingError as error:

@@ -65,7 +65,7 @@ def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
         yield from reader
         return
     for path in expand_inputs(inputs):
-        for lines in read_lines(path, chunk_bytes=chunk_bytes, progress=progress):
+        for lines in read_lines(path, chunk_bytes=chunk_bytes, progress=progress, encoding=source.encoding):
             yield accesslog.parse(lines, source)
 
 
