@@ -30,6 +30,7 @@ from logmap.ledger import Ledger
 from logmap.mapping.model import Mapping
 from logmap.pipeline.stages import Prepared, Timings, check_and_encode, order_records, stream_stage, tick
 from logmap.sources import load_mapping, read_source
+from logmap.transform.dedupe import SeenKeys, apply_dedupe
 
 log = logging.getLogger("logmap")
 
@@ -191,6 +192,9 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     prepared = prepared or Prepared(mapping, inputs, key=key)
     store = BucketStore(options.buckets, options.spill_dir, options.spill_bytes)
     file_starts = FileStarts()
+    # `dedupe`: the keys seen so far in the run. It is the runner's (chunks come in input order here), not the
+    # stream stage's, which stays a function of its chunk.
+    seen_keys = SeenKeys() if mapping.dedupe is not None else None
     in_turn = timings is not None
     try:
         started = time.perf_counter()
@@ -202,6 +206,9 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
                 tick(timings, "read/parse", started)
                 ledger.add_input(parsed.height)
                 file_starts.add(parsed)
+                # Before the filter: a later copy of an event is a duplicate whatever it is.
+                if seen_keys is not None and mapping.dedupe is not None:
+                    parsed = apply_dedupe(parsed, mapping.dedupe, seen_keys)
                 alive, dropped = stream_stage(prepared, parsed, timings)
                 started = time.perf_counter()
                 _account(dropped, ledger, rejects, on_dropped)
