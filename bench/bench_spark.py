@@ -21,14 +21,14 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_convert import MAPPING, log_path
+from bench_convert import MAPPING, log_path  # noqa: E402 - after the sys.path lines above
 
 
 def pieces(log: Path, files: int) -> list[str]:
@@ -81,7 +81,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     assert remote.ledger.to_dict() == local.ledger.to_dict(), "the engines disagree"
     lines = local.ledger.input_rows
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     print(f"{today}, {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"load average {load_before:.1f} before, {load_after:.1f} after")
     print(f"{lines:,} lines in {args.files} files; master {args.master} ({cores} cores), "

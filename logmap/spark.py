@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from logmap.errors import InputError, LogmapError
 from logmap.frame import REJECTED, split_dropped
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import DataType
 
+#: A polars dtype, as an instance or as its class (what ``List.inner`` and struct fields may hold)
+PolarsType = pl.DataType | DataTypeClass
 #: Input bytes per visitor bucket when ``partitions`` is not given: about a million log lines, whose survivors
 #: a Python worker orders, validates and encodes in a few seconds.
 BYTES_PER_PARTITION = 256 * 1024 * 1024
@@ -76,7 +79,7 @@ _USER_ERROR = "logmap-user-error:"
 
 # --- the transport form of frames ---------------------------------------------------------------------------
 
-def transport_dtype(dtype: pl.DataType) -> pl.DataType:
+def transport_dtype(dtype: PolarsType) -> PolarsType:
     """The dtype a column crosses Spark in: one Spark type per polars dtype, cast back exactly on arrival."""
     if isinstance(dtype, pl.List | pl.Array):
         return pl.List(transport_dtype(dtype.inner))
@@ -91,7 +94,7 @@ def transport_dtype(dtype: pl.DataType) -> pl.DataType:
     return pl.String()  # Null, Categorical, Enum: as text
 
 
-def spark_type(dtype: pl.DataType) -> DataType:
+def spark_type(dtype: PolarsType) -> DataType:
     """The Spark type of a transport dtype."""
     from pyspark.sql import types as t
 
@@ -99,8 +102,9 @@ def spark_type(dtype: pl.DataType) -> DataType:
         return t.ArrayType(spark_type(dtype.inner))
     if isinstance(dtype, pl.Struct):
         return t.StructType([t.StructField(f.name, spark_type(f.dtype)) for f in dtype.fields])
-    simple = {pl.Int64: t.LongType(), pl.Float64: t.DoubleType(), pl.Boolean: t.BooleanType(),
-              pl.Binary: t.BinaryType(), pl.String: t.StringType()}
+    simple: dict[PolarsType, DataType] = {pl.Int64: t.LongType(), pl.Float64: t.DoubleType(),
+                                          pl.Boolean: t.BooleanType(), pl.Binary: t.BinaryType(),
+                                          pl.String: t.StringType()}
     return simple[dtype.base_type()]
 
 
@@ -127,7 +131,7 @@ class Transport:
     def to_arrow(self, frame: pl.DataFrame) -> pa.Table:
         """``frame`` (with some or all of the columns, in any order) as Spark expects it back."""
         missing = [pl.lit(None, dtype).alias(name) for name, dtype in self.schema.items() if name not in frame.columns]
-        wire = frame.with_columns(missing).select(self.schema.names()).cast(dict(self.wire)).rename(self.wire_name)
+        wire = frame.with_columns(missing).select(self.schema.names()).cast(self.wire).rename(self.wire_name)
         return wire.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(self.arrow)
 
     def from_arrow(self, table: pa.Table, columns: list[str] | None = None) -> pl.DataFrame:
@@ -171,7 +175,7 @@ class Inputs:
         try:
             self.files = spark.read.format("binaryFile").load(uris)
             listed = self.files.select("path", "length").collect()
-        except Exception as error:  # noqa: BLE001 - a missing remote path, an unknown file system: one line
+        except Exception as error:
             raise InputError(f"cannot list the inputs: {_first_line(str(error))}") from None
         by_key = {_local_key(path): name for path, name in zip(paths, self.names)}
         #: Spark's path of each file → its name (a remote pattern's matches are named by their URLs)

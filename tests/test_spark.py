@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support import TEST_KEY, convert, read_batch
 
 from logmap.pipeline.runner import RunOptions
-from support import TEST_KEY, convert, read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "fixtures" / "logs"

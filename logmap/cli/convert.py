@@ -10,8 +10,9 @@ import click
 from logmap.cli import main
 from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used, to keep --help fast
     from logmap.mapping.model import Mapping
+    from logmap.sinks.batches import BatchFormat
 
 
 @main.command()
@@ -41,8 +42,9 @@ if TYPE_CHECKING:
               help="Spark: visitor buckets, one task each [default: the cluster's cores, or one per 256 MiB of "
                    "input].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
-            buckets: int, chunk_mb: int | None, profile: bool, engine: str, master: str | None,
+def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int,
+            fmt: BatchFormat,  # one of click.Choice's values
+            overwrite: bool, buckets: int, chunk_mb: int | None, profile: bool, engine: str, master: str | None,
             partitions: int | None, quiet: bool) -> None:
     """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
 
@@ -83,9 +85,9 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
         click.echo(format_profile(timings, result.elapsed_s, result.ledger.input_rows))
 
 
-def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_dir: str, batch_size: int, fmt: str,
-                      overwrite: bool, buckets: int, chunk_mb: int | None, profile: bool, master: str | None,
-                      partitions: int | None, quiet: bool) -> None:
+def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_dir: str, batch_size: int,
+                      fmt: BatchFormat, overwrite: bool, buckets: int, chunk_mb: int | None, profile: bool,
+                      master: str | None, partitions: int | None, quiet: bool) -> None:
     if buckets != 1 or profile:
         raise click.UsageError("--buckets and --profile are for the local engine; on Spark, --partitions sets the "
                                "visitor buckets")

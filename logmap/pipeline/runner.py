@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +29,8 @@ from logmap.frame import REJECTED, split_dropped
 from logmap.ledger import Ledger
 from logmap.mapping.model import Mapping
 from logmap.pipeline.stages import Prepared, Timings, check_and_encode, order_records, stream_stage, tick
-from logmap.transform.dedupe import SeenKeys, apply_dedupe
 from logmap.sources import load_mapping, read_source
+from logmap.transform.dedupe import SeenKeys, apply_dedupe
 
 log = logging.getLogger("logmap")
 
@@ -83,7 +83,7 @@ class BucketStore:
         self.spill_bytes = spill_bytes
         self._memory: list[pl.DataFrame] = []
         self._held: dict[int, list[pl.DataFrame]] = {}
-        self._held_bytes = 0
+        self._held_bytes: float = 0  # estimated_size() is a float
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._dir: Path | None = None
         self._spills = 0
@@ -100,7 +100,8 @@ class BucketStore:
         if self._dir is None:
             self._memory.append(frame)
             return
-        for (index,), part in frame.with_columns(visitor_bucket(self.buckets)).partition_by("_bucket", as_dict=True).items():
+        parts = frame.with_columns(visitor_bucket(self.buckets)).partition_by("_bucket", as_dict=True)
+        for (index,), part in parts.items():
             self._held.setdefault(int(index), []).append(part.drop("_bucket"))
         self._held_bytes += frame.estimated_size()
         if self._held_bytes >= self.spill_bytes:
@@ -166,7 +167,7 @@ SLICE_ROWS = 100_000
 
 
 def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepared,
-                   timings: Timings | None) -> Iterator[pl.DataFrame]:
+                   timings: Timings | None) -> Generator[pl.DataFrame, None, None]:
     """Every bucket through durations, validation and encoding, in slices of :data:`SLICE_ROWS` records."""
     next_index = 0
     started = time.perf_counter()
@@ -210,7 +211,8 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
                 tick(timings, "read/parse", started)
                 ledger.add_input(parsed.height)
                 file_starts.add(parsed)
-                if seen_keys is not None:  # before the filter: a later copy of an event is a duplicate whatever it is
+                # Before the filter: a later copy of an event is a duplicate whatever it is.
+                if seen_keys is not None and mapping.dedupe is not None:
                     parsed = apply_dedupe(parsed, mapping.dedupe, seen_keys)
                 alive, dropped = stream_stage(prepared, parsed, timings)
                 started = time.perf_counter()
