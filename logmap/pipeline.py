@@ -14,6 +14,7 @@ Two phases keep memory bounded while durations stay exact:
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from logmap.background import read_ahead
+from logmap.budget import DEFAULT_MEMORY, MAX_BUCKETS, Budget, format_size, parse_size
 from logmap.mapping.loader import load_mapping, require_anonymous_key
 from logmap.mapping.model import Mapping
 from logmap.records.encode import encode_frame
@@ -31,7 +33,7 @@ from logmap.records.schema import conform
 from logmap.records.validate import validate
 from logmap.sinks.batches import BatchFormat, BatchWriter, RejectsWriter, prepare_output_dir
 from logmap.sinks.ledger import Ledger
-from logmap.errors import MappingError
+from logmap.errors import LogmapError, MappingError
 from logmap.sources import empty_frame, name_input_columns, read_source
 from logmap.transform import ALIVE
 from logmap.transform.context import context_columns
@@ -68,21 +70,42 @@ DroppedObserver = Callable[[pl.DataFrame], None]
 
 @dataclass
 class RunOptions:
-    #: number of visitor-hash buckets; 1 keeps everything in memory, more spill to Parquet
-    buckets: int = 1
+    #: visitor-hash buckets. None (the default): chosen from ``memory_bytes`` — in memory while the surviving
+    #: rows fit, partitioned into as many buckets as the input needs once they do (``logmap.budget``).
+    #: 1 keeps everything in memory whatever its size; more always spill to Parquet.
+    buckets: int | None = None
+    #: the peak RSS the run is planned for, in bytes (``--memory``); None: ``logmap.budget.DEFAULT_MEMORY``.
+    #: Used when ``buckets`` is None.
+    memory_bytes: int | None = None
     #: where spilled buckets go (a temporary directory by default)
     spill_dir: Path | None = None
-    #: bytes of input read per chunk; None: 64 MiB in memory, 16 MiB with buckets (a chunk's parsed columns are
-    #: about 15x its text, which dominates peak memory once the records themselves are spilled)
+    #: bytes of input read per chunk; None: from the memory budget, or 64 MiB with ``buckets=1`` and 16 MiB with
+    #: more (a chunk's parsed columns are about 15x its text, which dominates peak memory once the records
+    #: themselves are spilled)
     chunk_bytes: int | None = None
-    #: rows held in memory before the buckets are written out (several buckets only)
-    spill_bytes: int = 128 * 1024 * 1024
+    #: bytes of rows held in memory before the buckets are written out (several buckets only); None: the
+    #: budget's ``hold_bytes``, or 128 MiB with a fixed bucket count
+    spill_bytes: int | None = None
+
+    @property
+    def budget(self) -> Budget:
+        return Budget.for_memory(self.memory_bytes or parse_size(DEFAULT_MEMORY))
 
     @property
     def chunk_size(self) -> int:
         if self.chunk_bytes is not None:
             return self.chunk_bytes
+        if self.buckets is None:
+            return self.budget.chunk_bytes
         return (64 if self.buckets <= 1 else 16) * 1024 * 1024
+
+    def store(self, share_read: Callable[[], float | None] | None = None) -> BucketStore:
+        """The bucket store these options ask for (``share_read``: how much of the input has been read)."""
+        if self.buckets is None:
+            budget = self.budget
+            return BucketStore(None, self.spill_dir, self.spill_bytes or budget.hold_bytes, budget=budget,
+                               share_read=share_read)
+        return BucketStore(self.buckets, self.spill_dir, self.spill_bytes or 128 * 1024 * 1024)
 
 
 @dataclass
@@ -94,6 +117,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     mapping_path: str = ""
+    #: how the run was partitioned (``BucketStore.describe``), for the report and the summary
+    partitioning: dict[str, object] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -161,33 +186,71 @@ class BucketStore:
     With several buckets, each chunk's rows are split by bucket and held in memory until the held rows pass
     ``spill_bytes``; then every bucket's rows are written as one Parquet file. Writing per chunk instead made
     buckets × chunks small files (10,000 for 10M lines), and the file count, not the bytes, cost the time.
+
+    With ``buckets=None`` the count follows ``budget`` (``logmap.budget``): rows stay in memory, as with one
+    bucket, until they pass ``budget.hold_bytes``; then the store chooses enough buckets for the whole input
+    (``share_read()`` says how much of it has been read; None when unknown), partitions what it holds and
+    goes on spilling. A bucket read back bigger than ``budget.bucket_bytes`` (standard input outgrowing the
+    guess) is split again, by another hash seed, before it is yielded.
     """
 
-    def __init__(self, buckets: int, spill_dir: Path | None, spill_bytes: int = 128 * 1024 * 1024) -> None:
-        self.buckets = max(1, buckets)
+    def __init__(self, buckets: int | None, spill_dir: Path | None, spill_bytes: int = 128 * 1024 * 1024, *,
+                 budget: Budget | None = None, share_read: Callable[[], float | None] | None = None,
+                 seed: int = 0) -> None:
+        self.adaptive = buckets is None
+        self.buckets = max(1, buckets or 1)
         self.spill_bytes = spill_bytes
+        self.budget = budget
+        self.seed = seed
+        self._share_read = share_read
         self._memory: list[pl.DataFrame] = []
+        self._memory_bytes = 0
         self._held: dict[int, list[pl.DataFrame]] = {}
         self._held_bytes = 0
+        self._bucket_bytes: dict[int, int] = {}  # estimated in-memory size of each bucket's rows, spilled or held
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._spill_dir = spill_dir
         self._dir: Path | None = None
         self._spills = 0
+        self._files = 0
+        self._resplit = 0
         if self.buckets > 1:
-            if spill_dir is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="logmap-buckets-")
-                spill_dir = Path(self._tmp.name)
-            self._dir = spill_dir
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._open_dir()
+
+    def _open_dir(self) -> None:
+        spill_dir = self._spill_dir
+        if spill_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="logmap-buckets-")
+            spill_dir = Path(self._tmp.name)
+        self._dir = spill_dir
+        self._dir.mkdir(parents=True, exist_ok=True)
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
         if self._dir is None:
             self._memory.append(frame)
+            self._memory_bytes += frame.estimated_size()
+            if self.adaptive and self.budget is not None and self._memory_bytes > self.budget.hold_bytes:
+                self._partition()
             return
-        bucket = (pl.col("_visitor").hash(seed=0) % self.buckets).fill_null(0).alias("_bucket")
+        self._hold(frame)
+
+    def _partition(self) -> None:
+        """Outgrown memory: choose the bucket count for the whole input and spill what is held so far."""
+        assert self.budget is not None
+        share = self._share_read() if self._share_read is not None else None
+        self.buckets = self.budget.buckets_for(self._memory_bytes, share)
+        self._open_dir()
+        memory, self._memory, self._memory_bytes = self._memory, [], 0
+        while memory:
+            self._hold(memory.pop(0))
+
+    def _hold(self, frame: pl.DataFrame) -> None:
+        bucket = (pl.col("_visitor").hash(seed=self.seed) % self.buckets).fill_null(0).alias("_bucket")
         for (index,), part in frame.with_columns(bucket).partition_by("_bucket", as_dict=True).items():
             self._held.setdefault(int(index), []).append(part.drop("_bucket"))
+            self._bucket_bytes[int(index)] = self._bucket_bytes.get(int(index), 0) + part.estimated_size()
         self._held_bytes += frame.estimated_size()
         if self._held_bytes >= self.spill_bytes:
             self._spill()
@@ -197,28 +260,74 @@ class BucketStore:
         for index, parts in self._held.items():
             rows = pl.concat(parts, how="diagonal_relaxed")
             rows.write_parquet(self._dir / f"b{index:04d}-s{self._spills:06d}.parquet", compression="lz4")
+            self._files += 1
         self._held, self._held_bytes = {}, 0
         self._spills += 1
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
         if self._dir is None:
-            if self._memory:
-                yield pl.concat(self._memory, how="diagonal_relaxed")
-            self._memory = []
+            parts, self._memory, self._memory_bytes = self._memory, [], 0
+            if parts:
+                rows = pl.concat(parts, how="diagonal_relaxed")
+                del parts  # the concatenated copy replaces the parts (not: both held through the record phase)
+                yield rows
             return
         self._spill()
         for index in range(self.buckets):
             files = sorted(self._dir.glob(f"b{index:04d}-s*.parquet"))
-            if files:
-                yield pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
-                for f in files:
-                    f.unlink()
+            if not files:
+                continue
+            if self._too_big(index):
+                yield from self._split(index, files)
+                continue
+            rows = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+            for f in files:
+                f.unlink()
+            yield rows
+
+    def _too_big(self, index: int) -> bool:
+        """Whether bucket ``index`` must be split again before its record phase (an adaptive store, a guess that
+        fell short; a second split by yet another seed is the last, since one visitor cannot be split)."""
+        return (self.adaptive or self.seed > 0) and self.budget is not None and self.seed < 2 and \
+            self._bucket_bytes.get(index, 0) > self.budget.bucket_bytes
+
+    def _split(self, index: int, files: list[Path]) -> Iterator[pl.DataFrame]:
+        assert self.budget is not None and self._dir is not None
+        parts = -(-self._bucket_bytes[index] // self.budget.bucket_bytes)
+        sub = BucketStore(min(MAX_BUCKETS, max(2, parts)), self._dir / f"split-{index:04d}", self.spill_bytes, budget=self.budget,
+                          seed=self.seed + 1)
+        self._resplit += 1
+        try:
+            for f in files:
+                sub.add(pl.read_parquet(f))
+                f.unlink()
+            yield from sub
+        finally:
+            self._files += sub._files
+            self._resplit += sub._resplit
+            sub.close()
+
+    def describe(self) -> dict[str, object]:
+        """How the rows were partitioned: for report.json and the summary."""
+        out: dict[str, object] = {
+            "buckets": self.buckets,
+            "in_memory": self._dir is None,
+            "chosen_by": "memory limit" if self.adaptive else "--buckets",
+        }
+        if self.budget is not None:
+            out["memory_limit"] = format_size(self.budget.memory_bytes)
+        if self._dir is not None:
+            out["spill_files"] = self._files
+            out["buckets_split_again"] = self._resplit
+        return out
 
     def close(self) -> None:
         """Remove the spill files (a run stopped early leaves buckets unread); a temporary directory goes too."""
         if self._dir is not None:
             for leftover in self._dir.glob("b*-s*.parquet"):
                 leftover.unlink(missing_ok=True)
+            for split in self._dir.glob("split-*"):
+                shutil.rmtree(split, ignore_errors=True)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -296,6 +405,7 @@ def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepar
     for bucket in store:
         _tick(timings, "buckets", started)
         ordered = order_records(file_starts.rank(bucket), prepared, next_index, timings)
+        del bucket  # the ordered copy replaces it: not both held while the slices are encoded
         next_index += ordered.height
         for start in range(0, ordered.height, SLICE_ROWS):
             yield check_and_encode(ordered.slice(start, SLICE_ROWS), timings)
@@ -305,11 +415,13 @@ def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepar
 def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects: RejectsWriter | None = None,
                  options: RunOptions | None = None, progress: ProgressCallback | None = None,
                  timings: Timings | None = None, prepared: Prepared | None = None,
-                 on_dropped: DroppedObserver | None = None) -> Iterator[pl.DataFrame]:
+                 on_dropped: DroppedObserver | None = None,
+                 partitioning: dict[str, object] | None = None) -> Iterator[pl.DataFrame]:
     """Run the pipeline, yielding frames of valid records (with their ``_json`` encoding), slice by slice.
 
     Every input row ends up in ``ledger``: emitted when yielded, dropped with its reason otherwise (and then
-    also passed to ``on_dropped``, when given).
+    also passed to ``on_dropped``, when given). ``partitioning`` (a dict, when given) receives how the rows
+    were partitioned (``BucketStore.describe``) once the run ends.
 
     Reading and parsing run one chunk ahead in a background thread, and the records of the next slice are
     validated and encoded while the caller consumes the current one, so both cores work. With ``timings``
@@ -317,12 +429,13 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     """
     options = options or RunOptions()
     prepared = prepared or Prepared(mapping, inputs)
-    store = BucketStore(options.buckets, options.spill_dir, options.spill_bytes)
+    reading = _ReadShare(inputs, progress)
+    store = options.store(reading.share)
     file_starts = FileStarts()
     in_turn = timings is not None
     try:
         started = time.perf_counter()
-        chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=progress,
+        chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=reading.advance,
                              mapping=mapping)
         # closing(): a background thread stops (and closes its files) before the spilled buckets are removed.
         with closing(chunks if in_turn else read_ahead(chunks)) as parsed_chunks:
@@ -347,7 +460,34 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
                 if valid.height:
                     yield valid
     finally:
+        if partitioning is not None:
+            partitioning.update(store.describe(), chunk=format_size(options.chunk_size))
         store.close()
+
+
+class _ReadShare:
+    """Counts the input bytes read (passing them on to ``progress``), to tell what share of the input is read."""
+
+    def __init__(self, inputs: list[str], progress: ProgressCallback | None) -> None:
+        from logmap.sources.lines import expand_inputs, total_size
+
+        try:
+            self.total = total_size(expand_inputs(inputs))
+        except LogmapError:
+            self.total = None  # the reader names the missing input itself
+        self.read = 0
+        self._progress = progress
+
+    def advance(self, count: int) -> None:
+        self.read += count
+        if self._progress is not None:
+            self._progress(count)
+
+    def share(self) -> float | None:
+        """The share of the input read so far, or None when its size is unknown (standard input)."""
+        if not self.total or not self.read:
+            return None
+        return min(1.0, self.read / self.total)
 
 
 def _account(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsWriter | None,
@@ -382,9 +522,11 @@ def convert(inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Pat
     ledger = Ledger()
     rejects = RejectsWriter(out / "rejects.ndjson")
     writer = BatchWriter(out, batch_size, fmt)
+    partitioning: dict[str, object] = {}
     try:
         for records in iter_records(inputs, mapping, ledger=ledger, rejects=rejects, options=options,
-                                    progress=progress, timings=timings, prepared=prepared):
+                                    progress=progress, timings=timings, prepared=prepared,
+                                    partitioning=partitioning):
             started_writing = time.perf_counter()
             writer.write(records["_json"])
             _tick(timings, "writing", started_writing)
@@ -394,7 +536,8 @@ def convert(inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Pat
     files = writer.close()
     _tick(timings, "writing", started_writing)
     result = RunResult(ledger=ledger, elapsed_s=time.perf_counter() - started, files=files, rejects=rejects.count,
-                       warnings=prepared.warnings, inputs=list(inputs), mapping_path=mapping.path)
+                       warnings=prepared.warnings, inputs=list(inputs), mapping_path=mapping.path,
+                       partitioning=partitioning)
     write_report(out / "report.json", result, mapping, batch_size=batch_size, fmt=fmt)
     return result
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from logmap.cli import main
 from logmap.cli.output import print_warnings, progress_for_inputs
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @main.command("dry-run")
@@ -44,6 +46,7 @@ def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, h
     from logmap.sinks.dryrun import dry_run as run_dry_run
     from logmap.sinks.dryrun import write_json
     from logmap.sinks.html import write_html
+    from rich.console import Console
 
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
         report = run_dry_run(list(inputs), mapping_path, options=RunOptions(buckets=buckets), progress=advance,
@@ -73,6 +76,8 @@ def _secs(value: float | None) -> str:
 
 def print_report(data: dict, console: Console) -> None:
     """The dry-run report as terminal tables (the same numbers as the JSON report)."""
+    from rich.table import Table
+
     ledger = data["ledger"]
     inputs, emitted = ledger["input_rows"], ledger["emitted"]
     title = f"logmap dry-run · {data.get('mapping_name') or data['mapping']}"

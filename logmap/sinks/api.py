@@ -31,9 +31,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from logmap.errors import LogmapError
-
-#: The server named in the API spec.
-DEFAULT_BASE_URL = "https://api.askmiso.com"
+from logmap.records.types import DEFAULT_BASE_URL
 #: Statuses worth another attempt: the request may succeed later.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MASK = "***"
