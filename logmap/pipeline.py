@@ -268,9 +268,7 @@ class BucketStore:
         if self._dir is None:
             parts, self._memory, self._memory_bytes = self._memory, [], 0
             if parts:
-                rows = pl.concat(parts, how="diagonal_relaxed")
-                del parts  # the concatenated copy replaces the parts (not: both held through the record phase)
-                yield rows
+                yield _concat_all(parts)
             return
         self._spill()
         for index in range(self.buckets):
@@ -280,10 +278,10 @@ class BucketStore:
             if self._too_big(index):
                 yield from self._split(index, files)
                 continue
-            rows = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+            parts = [pl.read_parquet(f) for f in files]
             for f in files:
                 f.unlink()
-            yield rows
+            yield _concat_all(parts)
 
     def _too_big(self, index: int) -> bool:
         """Whether bucket ``index`` must be split again before its record phase (an adaptive store, a guess that
@@ -330,6 +328,17 @@ class BucketStore:
                 shutil.rmtree(split, ignore_errors=True)
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def _concat_all(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """The rows of ``parts``, which it empties: nothing is left holding a bucket but its consumer.
+
+    (A generator's locals live while it is suspended at ``yield``: a bucket yielded from a local variable would
+    be held through its whole record phase, next to its sorted copy.)
+    """
+    rows = pl.concat(parts, how="diagonal_relaxed")
+    parts.clear()
+    return rows
 
 
 class FileStarts:
