@@ -99,6 +99,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=HERE / "results.md",
                         help="append a section to this Markdown file ('-' for stdout only)")
     parser.add_argument("--note", default="", help="a line about this run, for the results file")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another logmap tree (e.g. `git archive <commit>` unpacked) run with defaults too, to "
+                             "measure before and after in the same run")
     args = parser.parse_args()
 
     path = log_path(args.lines, args.visitors)
@@ -106,8 +109,10 @@ def main() -> None:
     env.setdefault("LOGMAP_KEY", "bench-key-not-secret")
     work = Path(tempfile.mkdtemp(prefix="logmap-compare-"))
 
-    def logmap(*options: str):
-        return lambda out: [*LOGMAP, "convert", str(path), "-m", str(MAPPING), "-o", str(out), "-q", *options]
+    def logmap(*options: str, tree: Path = ROOT):
+        # -c runs with the tree as working directory, so its logmap package is the one imported
+        return lambda out: ["env", f"PYTHONPATH={tree}", "--chdir", str(tree), *LOGMAP, "convert", str(path),
+                            "-m", str(MAPPING), "-o", str(out), "-q", *options]
 
     contenders = [
         Contender("floor: python + polars `read_csv`, one string column",
@@ -115,6 +120,9 @@ def main() -> None:
         Contender("`logmap convert` (defaults)", logmap(), args.repeat),
         Contender(f"`logmap convert {args.bounded}`", logmap(*shlex.split(args.bounded)), args.repeat),
     ]
+    if args.baseline is not None:
+        contenders.insert(1, Contender(f"`logmap convert` (defaults), baseline tree {args.baseline.name}",
+                                       logmap(tree=args.baseline.resolve()), args.repeat))
     goaccess = shutil.which("goaccess")
     if goaccess is None:
         print("GoAccess is not installed (apt-get install -y goaccess): skipped", file=sys.stderr)

@@ -25,11 +25,12 @@ if TYPE_CHECKING:
               help="Entries in each ranking (unmatched shapes, paths and user agents per drop reason).")
 @click.option("--samples", default=3, show_default=True, type=click.IntRange(0, 100),
               help="Sample records kept per interaction type.")
-@click.option("--buckets", default=1, show_default=True, type=click.IntRange(1, 4096),
-              help="Partition visitors into this many buckets spilled to disk, for inputs larger than memory.")
+@click.option("--buckets", default=None, type=click.IntRange(1, 4096),
+              help="Partition visitors into exactly this many buckets spilled to disk [default: chosen to keep the "
+                   "run under 1G, as `convert` does].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (write --json/--html only).")
 def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, html_path: str | None, top: int,
-            samples: int, buckets: int, quiet: bool) -> None:
+            samples: int, buckets: int | None, quiet: bool) -> None:
     """Run the mapping over INPUT files without writing batches, and report what a conversion would produce.
 
     \b
