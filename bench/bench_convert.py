@@ -66,7 +66,7 @@ def _cpu_s() -> float:
 def worker_baseline() -> dict:
     import polars as pl  # noqa: F401
 
-    import logmap.pipeline  # noqa: F401
+    import logmap.pipeline.runner  # noqa: F401
     return {"peak_rss_mb": _peak_rss_mb()}
 
 
@@ -81,7 +81,7 @@ def worker_floor(path: str) -> dict:
 
 
 def worker_convert(path: str, buckets: int, chunk_mb: int = 0, profile: bool = False) -> dict:
-    from logmap.pipeline import RunOptions, convert
+    from logmap.pipeline.runner import RunOptions, convert
 
     timings: dict[str, float] | None = {} if profile else None
     options = RunOptions(buckets=buckets, chunk_bytes=chunk_mb * 1024 * 1024 if chunk_mb else None)

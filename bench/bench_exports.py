@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor", action="store_true", help="measure Parquet decoding alone")
     parser.add_argument("--keep", action="store_true", help="keep the generated input and output")
     args = parser.parse_args(argv)
-    from logmap.pipeline import convert
+    from logmap.pipeline.runner import convert
 
     work = Path(tempfile.mkdtemp(prefix="logmap-bench-exports-"))
     if args.input:

@@ -699,7 +699,7 @@ def write_golden(tool: str, summary: dict[str, Any]) -> None:
     import os
     import tempfile
 
-    from logmap.pipeline import convert
+    from logmap.pipeline.runner import convert
     from logmap.sinks.batches import read_batch
 
     os.environ.setdefault("LOGMAP_KEY", "fixture-key-not-secret")

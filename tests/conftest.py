@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 #: A throwaway anonymous-id key; tests that must not see it in any output compare against this value.
-TEST_KEY = "test-key-not-secret"
+from support import TEST_KEY
 
 
 @pytest.fixture

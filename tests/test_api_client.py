@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from apiserver import FakeMiso, Fault, make_records  # noqa: E402
 
-from logmap.sinks.api import (ApiClient, ApiError, ApiKey, AuthError, RejectedError, RetryPolicy,  # noqa: E402
+from logmap.api.client import (ApiClient, ApiError, ApiKey, AuthError, RejectedError, RetryPolicy,  # noqa: E402
                               TransientError, call_with_retries, error_indices, parse_retry_after)
 
 KEY = "sk-LOGMAP-API-7c1d/+=&x"  # characters that URL-encode differently, to test every spelling
@@ -108,7 +108,7 @@ def test_the_official_sdk_uploads_a_batch_logmap_wrote(tmp_path, server, monkeyp
     """Witness: `miso-sdk`'s ApiClient, pointed at the same server, sends a batch `logmap convert` wrote and the
     server accepts it — so logmap's files and the test server agree with the official client."""
     sdk = pytest.importorskip("miso.sdk")
-    from logmap.pipeline import convert
+    from support import convert
 
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.setenv("LOGMAP_KEY", "mapping-hmac-secret")

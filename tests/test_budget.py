@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from logmap.budget import MAX_BUCKETS, Budget, parse_size
 from logmap.cli import main
-from logmap.pipeline import BucketStore, RunOptions, convert
-from logmap.sinks.batches import read_batch
+from logmap.pipeline.budget import MAX_BUCKETS, Budget, parse_size
+from logmap.pipeline.runner import BucketStore, RunOptions
+from support import convert, read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

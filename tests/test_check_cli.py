@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.mapping.loader import load_mapping
+from logmap.sources import load_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """\

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.pipeline import convert
+from support import convert
 from logmap.records.types import interaction_schema
-from logmap.sinks.batches import read_batch
+from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -150,7 +150,7 @@ def test_compressed_inputs_and_globs_give_the_same_records(tmp_path):
 
 def test_bucketed_run_gives_the_same_records(tmp_path):
     convert([str(SAMPLE)], MAPPING, tmp_path / "a")
-    from logmap.pipeline import RunOptions
+    from logmap.pipeline.runner import RunOptions
 
     convert([str(SAMPLE)], MAPPING, tmp_path / "b", options=RunOptions(buckets=7))
     key = lambda r: (r["timestamp"], json.dumps(r, sort_keys=True))  # noqa: E731

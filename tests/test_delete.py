@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from apiserver import DELETE_INTERACTIONS, DELETE_PRODUCTS, STATUS, FakeMiso, Fault, make_records  # noqa: E402
 
 from logmap.cli import main  # noqa: E402
-from logmap.sinks.api import ApiClient, RetryPolicy  # noqa: E402
-from logmap.sinks.delete import TaskTimeout, delete_interactions, task_state, wait_for_tasks  # noqa: E402
+from logmap.api.client import ApiClient, RetryPolicy  # noqa: E402
+from logmap.api.delete import TaskTimeout, delete_interactions, task_state, wait_for_tasks  # noqa: E402
 
 KEY = "sk-LOGMAP-DELETE-55aa11"
 

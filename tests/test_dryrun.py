@@ -12,9 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.pipeline import RunOptions, convert
-from logmap.sinks.dryrun import DRY_RUN_REPORT_VERSION, TopCounter, dry_run, quantile_from_bins
-from logmap.sinks.batches import read_batch
+from logmap.pipeline.runner import RunOptions
+from support import convert
+from logmap.reports.dryrun import DRY_RUN_REPORT_VERSION, TopCounter, quantile_from_bins
+from support import dry_run
+from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -183,7 +185,7 @@ def test_key_never_appears_in_the_reports(tmp_path, monkeypatch):
     monkeypatch.setenv("LOGMAP_KEY", "very-secret-key-1234")
     report = dry_run([str(SAMPLE)], MAPPING).to_dict()
     assert "very-secret-key-1234" not in json.dumps(report)
-    from logmap.sinks.html import render_html
+    from logmap.reports.html import render_html
     assert "very-secret-key-1234" not in render_html(report)
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from logmap.mapping.loader import load_mapping
-from logmap.pipeline import convert
+from logmap.sources import load_mapping
+from support import convert
 from logmap.records.types import interaction_schema
-from logmap.sinks.batches import read_batch
+from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "exports"

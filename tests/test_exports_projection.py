@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from logmap.errors import LogmapError
-from logmap.mapping.loader import load_mapping, load_mapping_text
-from logmap.pipeline import convert
+from logmap.sources import load_mapping, load_mapping_text
+from support import convert
 from logmap.sources import exports
 from logmap.sources.exports import ExportReader, needed_columns, read_export, read_paths, wanted_names
 from logmap.transform.nested import prune_dtype, read_path

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from logmap.errors import InputError, LogmapError, MappingError
-from logmap.mapping.loader import load_mapping_text
-from logmap.pipeline import convert
-from logmap.sinks.batches import read_batch
+from logmap.sources import load_mapping_text
+from support import convert
+from support import read_batch
 from logmap.sources.exports import ExportReader, expand_export_inputs, unify_schemas, url_columns
 from logmap.transform.expressions import Scope, compile_template
 

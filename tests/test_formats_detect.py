@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from logmap.cli import main
 from logmap.errors import InputError
 from logmap.mapping.model import Source
-from logmap.pipeline import convert
+from support import convert
 from logmap.sources.accesslog import FORMATS, PLUGINS, parse
 from logmap.sources.detect import best
 from logmap.sources.lines import lines_frame, read_lines

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from logmap.errors import MappingError
-from logmap.mapping.loader import load_mapping_text
+from logmap.sources import load_mapping_text
 from logmap.mapping.model import Source
-from logmap.pipeline import convert
+from support import convert
 from logmap.sources.accesslog import parse
 from logmap.sources.lines import lines_frame, read_lines
 

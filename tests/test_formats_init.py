@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.mapping.loader import load_mapping
-from logmap.mapping.starter import shape_expr
-from logmap.pipeline import convert
+from logmap.sources import load_mapping
+from logmap.starter import shape_expr
+from support import convert
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

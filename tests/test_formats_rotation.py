@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from logmap.pipeline import convert
-from logmap.sinks.batches import read_batch
+from support import convert
+from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from logmap.sinks.dryrun import dry_run
-from logmap.sinks.html import render_html, time_series, write_html
+from support import dry_run
+from logmap.reports.html import render_html, time_series, write_html
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

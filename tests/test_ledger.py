@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from logmap.sinks.ledger import Ledger
+from logmap.ledger import Ledger
 
 
 def test_report_lists_tied_rules_in_the_same_order_every_run():

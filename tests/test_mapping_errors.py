@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from logmap.errors import MappingError
-from logmap.mapping.loader import load_mapping, load_mapping_text, require_anonymous_key
+from logmap.mapping.loader import anonymous_key, key_variable
+from logmap.sources import load_mapping, load_mapping_text
 
 BASE = """\
 logmap: 1
@@ -185,27 +186,24 @@ def test_errors_carry_the_file_name(tmp_path):
 
 
 class TestAnonymousKey:
-    def test_unset_or_empty_variable_stops_with_the_key_position(self, monkeypatch):
+    def test_missing_or_empty_key_stops_with_the_key_position(self):
         mapping = load_mapping_text(BASE + "identity:\n  anonymous_id:\n    hmac: ['{ip}']\n    key: env:SHOP_KEY\n",
                                     "m.yaml")
-        monkeypatch.delenv("SHOP_KEY", raising=False)
+        assert key_variable(mapping) == "SHOP_KEY"
         with pytest.raises(MappingError) as caught:
-            require_anonymous_key(mapping)
+            anonymous_key(mapping, None)
         assert (caught.value.line, caught.value.column, caught.value.key) == (12, 5, "identity.anonymous_id.key")
         assert "environment variable SHOP_KEY is not set" in caught.value.reason
-        monkeypatch.setenv("SHOP_KEY", "")
         with pytest.raises(MappingError, match="SHOP_KEY is not set or empty"):
-            require_anonymous_key(mapping)
+            anonymous_key(mapping, "")
 
-    def test_the_key_is_returned_and_never_in_messages(self, monkeypatch):
+    def test_the_key_is_returned_and_never_in_messages(self):
         mapping = load_mapping_text(BASE, "m.yaml")
-        monkeypatch.setenv("LOGMAP_KEY", "super-secret-value")
-        assert require_anonymous_key(mapping) == b"super-secret-value"
+        assert anonymous_key(mapping, "super-secret-value") == b"super-secret-value"
 
-    def test_default_key_missing_points_at_the_document(self, monkeypatch):
-        monkeypatch.delenv("LOGMAP_KEY", raising=False)
+    def test_default_key_missing_points_at_the_document(self):
         with pytest.raises(MappingError) as caught:
-            require_anonymous_key(load_mapping_text(BASE, "m.yaml"))
+            anonymous_key(load_mapping_text(BASE, "m.yaml"), None)
         assert (caught.value.line, caught.value.column) == (1, 1) and "LOGMAP_KEY" in caught.value.reason
 
     @pytest.mark.parametrize("identity", [
@@ -213,6 +211,6 @@ class TestAnonymousKey:
         "identity:\n  anonymous_id: '{cookie}'\n",
         "identity:\n  anonymous_id: false\n  user_id: '{user}'\n",
     ])
-    def test_no_key_needed(self, monkeypatch, identity):
-        monkeypatch.delenv("LOGMAP_KEY", raising=False)
-        assert require_anonymous_key(load_mapping_text(BASE + identity)) is None
+    def test_no_key_needed(self, identity):
+        mapping = load_mapping_text(BASE + identity)
+        assert key_variable(mapping) is None and anonymous_key(mapping, None) is None

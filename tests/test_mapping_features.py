@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from logmap.mapping.loader import load_mapping_text
-from logmap.pipeline import iter_records
-from logmap.sinks.ledger import Ledger
+from logmap.sources import load_mapping_text
+from support import TEST_KEY, iter_records
+from logmap.ledger import Ledger
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
 
@@ -29,11 +29,6 @@ def run(tmp_path, mapping_yaml: str, lines: list[str]):
     assert ledger.balanced
     records.sort(key=lambda r: r["_line"])
     return records, ledger
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", "feature-key")
 
 
 BASE = """
@@ -146,7 +141,7 @@ rules:
 def test_identity_user_id_hmac_and_plain_templates(tmp_path):
     mapping = BASE + ANY_PAGE + "identity: {user_id: 'u-{user}'}\n"
     records, _ = run(tmp_path, mapping, [line("/", user="alice"), line("/")])
-    expected = hmac.new(b"feature-key", f"203.0.113.9\x1f{UA}".encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(TEST_KEY.encode(), f"203.0.113.9\x1f{UA}".encode(), hashlib.sha256).hexdigest()
     assert [r["user_id"] for r in records] == ["u-alice", None]
     assert [r["anonymous_id"] for r in records] == [expected, expected]
     plain = BASE + ANY_PAGE + "identity: {anonymous_id: '{ip}'}\n"

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.mapping.loader import load_mapping, load_mapping_text
+from logmap.sources import load_mapping, load_mapping_text
 from logmap.mapping.model import TestCase as MappingCase
-from logmap.mapping.testing import MISSING, FieldDiff, compare_subset, run_mapping_tests
+from logmap.testing import MISSING, FieldDiff, compare_subset, run_mapping_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "mappings").glob("*.yaml"))

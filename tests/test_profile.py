@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from logmap.cli import main
 import polars as pl
 
-from logmap.pipeline import STAGES, BucketStore, RunOptions, convert
-from logmap.sinks.batches import read_batch
+from logmap.pipeline.runner import BucketStore, RunOptions
+from logmap.pipeline.stages import STAGES
+from support import convert
+from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -81,7 +83,7 @@ def test_default_chunk_is_smaller_with_buckets():
 
 
 def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path, monkeypatch):
-    import logmap.pipeline as pipeline
+    import logmap.pipeline.runner as pipeline
 
     convert([str(SAMPLE)], MAPPING, tmp_path / "a")
     chunk_sizes: list[int] = []
@@ -101,7 +103,7 @@ def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path, monkeypatch)
 
 
 def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
-    import logmap.pipeline as pipeline
+    import logmap.pipeline.runner as pipeline
 
     # The sample plus records the validator rejects (a product id over 512 characters), spread over the run,
     # so that the data.N positions in rejects.ndjson are checked across slices.
@@ -144,13 +146,13 @@ def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
 def test_a_consumer_that_stops_early_leaves_no_thread_and_no_spill(tmp_path, monkeypatch):
     import threading
 
-    import logmap.pipeline as pipeline
-    from logmap.sinks.ledger import Ledger
+    import logmap.pipeline.runner as pipeline
+    from logmap.ledger import Ledger
 
     monkeypatch.setattr(pipeline, "SLICE_ROWS", 5)
     before = threading.active_count()
     spill = tmp_path / "spill"
-    frames = pipeline.iter_records([str(SAMPLE)], pipeline.resolve_mapping(MAPPING), ledger=Ledger(),
+    frames = pipeline.iter_records([str(SAMPLE)], pipeline.resolve_mapping(MAPPING), ledger=Ledger(), key="k",
                                    options=RunOptions(buckets=3, spill_dir=spill, chunk_bytes=4096))
     assert next(frames).height > 0
     assert list(spill.glob("*.parquet"))  # buckets still to be read

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from logmap.sinks.shapes import MAX_SHAPE_CHARS, path_of_url, path_shape, shape_counts
+from logmap.reports.shapes import MAX_SHAPE_CHARS, path_of_url, path_shape, shape_counts
 
 
 @pytest.mark.parametrize("path,shape", [

@@ -18,8 +18,8 @@ from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches  # no
 
 from logmap.cli import main  # noqa: E402
 from logmap.errors import LogmapError  # noqa: E402
-from logmap.sinks.api import ApiClient, RetryPolicy  # noqa: E402
-from logmap.sinks.upload import (DEAD_LETTER_NAME, JOURNAL_NAME, UploadFailed, UploadOptions,  # noqa: E402
+from logmap.api.client import ApiClient, RetryPolicy  # noqa: E402
+from logmap.api.upload import (DEAD_LETTER_NAME, JOURNAL_NAME, UploadFailed, UploadOptions,  # noqa: E402
                                  batches_from_dir, batches_from_stream, split_range, uncovered, upload)
 
 KEY = "sk-LOGMAP-TEST-9f3e1c7b2d4a"

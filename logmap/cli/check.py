@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import nullcontext
 
 import click
 
@@ -30,14 +29,14 @@ def check(mapping_path: str | None, no_key: bool, schema_path: bool) -> None:
     if mapping_path is None:
         raise click.UsageError("missing argument MAPPING (or use --schema-path)")
 
-    from logmap.mapping.loader import check_mapping
-    from logmap.pipeline import Prepared
+    from logmap.cli.secrets import anonymous_key_from_environment
+    from logmap.pipeline.stages import Prepared
+    from logmap.sources import load_mapping
+    from logmap.testing import THROWAWAY_KEY
 
-    from logmap.mapping.testing import anonymous_key_for_tests
-
-    mapping = check_mapping(mapping_path, require_key=not no_key)
-    with anonymous_key_for_tests(mapping) if no_key else nullcontext():
-        prepared = Prepared(mapping)  # compiles every template against the source's fields: unknown names stop here
+    mapping = load_mapping(mapping_path)
+    key = THROWAWAY_KEY if no_key else anonymous_key_from_environment(mapping)
+    prepared = Prepared(mapping, key=key)  # compiles every template against the source's fields: unknown names stop here
     click.echo(summary(mapping_path, mapping))
     for warning in prepared.warnings:
         click.secho(f"logmap: warning: {warning}", fg="yellow", err=True)

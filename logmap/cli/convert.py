@@ -48,14 +48,18 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
     Example:
       LOGMAP_KEY=secret logmap convert 'logs/access.log*' -m mappings/storefront-combined.yaml -o out/
     """
-    from logmap.pipeline import RunOptions
-    from logmap.pipeline import convert as run_convert
+    from logmap.cli.secrets import anonymous_key_from_environment
+    from logmap.conversion import convert as run_convert
+    from logmap.pipeline.runner import RunOptions
+    from logmap.sources import load_mapping
 
+    mapping = load_mapping(mapping_path)
     options = RunOptions(buckets=buckets, memory_bytes=memory_option(memory),
                          chunk_bytes=None if chunk_mb is None else chunk_mb * 1024 * 1024)
     timings: dict[str, float] | None = {} if profile else None
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
-        result = run_convert(list(inputs), mapping_path, Path(out_dir), batch_size=batch_size, fmt=fmt,
+        result = run_convert(list(inputs), mapping, Path(out_dir), key=anonymous_key_from_environment(mapping),
+                             batch_size=batch_size, fmt=fmt,
                              overwrite=overwrite, options=options, progress=advance, timings=timings)
     if not quiet:
         print_warnings(result.warnings)
@@ -67,7 +71,7 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
 
 def memory_option(text: str | None) -> int | None:
     """``--memory`` in bytes (None: the default), or a usage error naming the option."""
-    from logmap.budget import MIN_MEMORY, format_size, parse_size
+    from logmap.pipeline.budget import MIN_MEMORY, format_size, parse_size
 
     if text is None:
         return None
@@ -82,7 +86,7 @@ def memory_option(text: str | None) -> int | None:
 
 def format_profile(timings: dict[str, float], elapsed_s: float, rows: int) -> str:
     """A table of seconds and share of the run per stage (the rest is setup: loading the mapping, the report)."""
-    from logmap.pipeline import STAGES
+    from logmap.pipeline.stages import STAGES
 
     total = elapsed_s if elapsed_s > 0 else 1.0
     lines = [f"{'stage':<18} {'seconds':>9} {'share':>7}"]

@@ -10,7 +10,7 @@ from logmap.errors import LogmapError
 
 
 def _ids(inline: str | None, path: str | None, what: str) -> list[str]:
-    from logmap.sinks.delete import read_ids, split_ids
+    from logmap.api.delete import read_ids, split_ids
 
     if bool(inline) == bool(path):
         raise LogmapError(f"give either --{what}-ids a,b,… or --from FILE (one id per line)")
@@ -36,7 +36,7 @@ def delete_interactions(user_ids: str | None, from_file: str | None, chunk_size:
       logmap delete-interactions --user-ids 5b09700,f5df9ef
       logmap delete-interactions --from forget-these.txt
     """
-    from logmap.sinks.delete import delete_interactions as run
+    from logmap.api.delete import delete_interactions as run
 
     ids = _ids(user_ids, from_file, "user")
     with make_client(api_key, base_url, key_in, timeout_s) as client:
@@ -67,8 +67,8 @@ def delete_products(product_ids: str | None, from_file: str | None, wait: bool, 
       logmap delete-products --product-ids 123ABC-BLACK,123ABC-WHITE --wait
       logmap delete-products --from discontinued.txt
     """
-    from logmap.sinks.delete import delete_products as run
-    from logmap.sinks.delete import wait_for_tasks
+    from logmap.api.delete import delete_products as run
+    from logmap.api.delete import wait_for_tasks
 
     ids = _ids(product_ids, from_file, "product")
     retry = make_retry(attempts, backoff_s, max_backoff_s)

@@ -43,15 +43,18 @@ def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, h
     Example:
       LOGMAP_KEY=secret logmap dry-run 'logs/access.log*' -m mapping.yaml --html report.html
     """
-    from logmap.pipeline import RunOptions
-    from logmap.sinks.dryrun import dry_run as run_dry_run
-    from logmap.sinks.dryrun import write_json
-    from logmap.sinks.html import write_html
+    from logmap.cli.secrets import anonymous_key_from_environment
+    from logmap.pipeline.runner import RunOptions
+    from logmap.reports.dryrun import dry_run as run_dry_run
+    from logmap.reports.dryrun import write_json
+    from logmap.reports.html import write_html
+    from logmap.sources import load_mapping
     from rich.console import Console
 
+    mapping = load_mapping(mapping_path)
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
-        report = run_dry_run(list(inputs), mapping_path, options=RunOptions(buckets=buckets), progress=advance,
-                             top=top, samples_per_type=samples)
+        report = run_dry_run(list(inputs), mapping, key=anonymous_key_from_environment(mapping),
+                             options=RunOptions(buckets=buckets), progress=advance, top=top, samples_per_type=samples)
     data = report.to_dict()
     if json_path:
         write_json(report, json_path)

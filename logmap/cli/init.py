@@ -16,7 +16,7 @@ from logmap.cli import main
 def init(sample: str, output: str | None) -> None:
     """Propose a mapping for SAMPLE: its detected format, the default filters, and one rule per frequent URL
     shape (with its count and a guessed type). It runs as is; rename rules and fix types before real use."""
-    from logmap.mapping.starter import starter_for
+    from logmap.starter import starter_for
 
     text, fmt, coverage = starter_for(sample)
     if output is None:

@@ -13,7 +13,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from logmap.pipeline import RunResult
+    from logmap.sinks.report import RunResult
 
 # rich is imported where output is printed, not at import time: `logmap --help` must start fast.
 

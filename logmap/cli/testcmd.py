@@ -24,8 +24,9 @@ def test(mappings: tuple[str, ...], quiet: bool) -> None:
     Example:
       logmap test mappings/storefront-combined.yaml
     """
-    from logmap.mapping.loader import load_mapping
-    from logmap.mapping.testing import format_result, run_mapping_tests
+    from logmap.cli.secrets import anonymous_key_from_environment
+    from logmap.sources import load_mapping
+    from logmap.testing import format_result, run_mapping_tests
 
     failed = total = 0
     for path in mappings:
@@ -33,7 +34,7 @@ def test(mappings: tuple[str, ...], quiet: bool) -> None:
         if not mapping.tests:
             click.secho(f"{path}: no tests (add a `tests:` block; see docs/reports.md)", fg="yellow", err=True)
             continue
-        run = run_mapping_tests(mapping)
+        run = run_mapping_tests(mapping, key=anonymous_key_from_environment(mapping))
         if run.throwaway_key and not quiet:
             click.echo(f"{path}: {run.throwaway_key} is not set; using a throwaway anonymous-id key for the test run "
                        f"(no expectation depends on it)")

@@ -44,14 +44,14 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def make_client(api_key: str | None, base_url: str, key_in: str, timeout_s: float, connections: int = 16):
     """The API client from the shared flags (the key is wrapped at once so nothing prints it)."""
-    from logmap.sinks.api import ApiClient, ApiKey
+    from logmap.api.client import ApiClient, ApiKey
 
     return ApiClient(ApiKey(api_key or ""), base_url, key_in=key_in, timeout_s=timeout_s,  # type: ignore[arg-type]
                      max_connections=connections)
 
 
 def make_retry(attempts: int, backoff_s: float, max_backoff_s: float):
-    from logmap.sinks.api import RetryPolicy
+    from logmap.api.client import RetryPolicy
 
     return RetryPolicy(attempts=attempts, base_s=backoff_s, max_s=max(max_backoff_s, backoff_s))
 
@@ -94,7 +94,7 @@ def upload(inputs: tuple[str, ...], from_dir: str | None, mapping_path: str | No
       logmap upload --from out/ --resume
       logmap upload 'logs/access.log*' -m mapping.yaml -o upload-state/
     """
-    from logmap.sinks.upload import UploadFailed, UploadOptions, Uploader, batches_from_dir, batches_from_inputs
+    from logmap.api.upload import UploadFailed, UploadOptions, Uploader, batches_from_dir, upload_inputs
 
     if from_dir and (inputs or mapping_path):
         raise LogmapError("give either --from DIR or INPUT files with --mapping, not both")
@@ -105,8 +105,8 @@ def upload(inputs: tuple[str, ...], from_dir: str | None, mapping_path: str | No
         if not mapping_path:
             raise LogmapError("INPUT files need --mapping (or upload converted batches with --from DIR)")
         if not out_dir:
-            raise LogmapError("INPUT files need --out DIR for the upload journal and dead-letter file")
-        batches = batches_from_inputs(list(inputs), mapping_path, batch_size=max_records)
+            raise LogmapError("INPUT files need --out DIR for the upload journal, dead-letter file, rejects and "
+                              "report")
         out = Path(out_dir)
     else:
         raise LogmapError("nothing to upload: give --from DIR, or INPUT files with --mapping and --out")
@@ -115,13 +115,26 @@ def upload(inputs: tuple[str, ...], from_dir: str | None, mapping_path: str | No
                             retry=make_retry(attempts, backoff_s, max_backoff_s))
     total = None
     if from_dir and not quiet and sys.stderr.isatty():
-        from logmap.sinks.upload import count_records
+        from logmap.api.upload import count_records
         total = count_records(from_dir)
     with make_client(api_key, base_url, key_in, timeout_s, connections=concurrency + 2) as client:
         with _Progress(enabled=not quiet, total=total) as on_progress:
             uploader = Uploader(client, out, options, resume=resume, progress=on_progress)
             try:
-                stats = uploader.run(batches)
+                if from_dir:
+                    stats = uploader.run(batches)
+                else:
+                    from logmap.cli.output import print_summary, print_warnings
+                    from logmap.cli.secrets import anonymous_key_from_environment
+                    from logmap.sources import load_mapping
+
+                    mapping = load_mapping(str(mapping_path))
+                    done = upload_inputs(list(inputs), mapping, client, out, key=anonymous_key_from_environment(mapping),
+                                         uploader=uploader)
+                    stats = done.stats
+                    if not quiet:
+                        print_warnings(done.run.warnings)
+                        print_summary(done.run, title=f"logmap upload → {out}")
             except UploadFailed as error:
                 if not quiet:
                     _summary(error.stats, client.base_url)

@@ -14,9 +14,9 @@ Everything happens before any input is read, so a typo costs seconds, not a half
 
 from __future__ import annotations
 
-import os
 import re
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from logmap.records.types import REQUIRED_FIELDS, RULE_FIELDS
 
 __all__ = [
     "EXTRA_FORMATS", "check_mapping", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
-    "register_format", "require_anonymous_key", "schema_path",
+    "register_format", "anonymous_key", "key_variable", "schema_path", "SourceCheck",
 ]
 
 #: Formats besides the access-log presets, registered by the source modules that read them.
@@ -53,17 +53,17 @@ def known_formats() -> list[str]:
     return [*defaults.FORMATS, *sorted(EXTRA_FORMATS - set(defaults.FORMATS))]
 
 
-def _export_problems(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
-    """What the export reader finds wrong with its options (imported lazily: sources depend on mapping)."""
-    try:
-        from logmap.sources.exports import check_options
-    except ImportError:  # pragma: no cover - the export reader is optional
-        return []
-    return check_options(fmt, options)
+#: How a source reports problems with its own settings (a format string that does not compile, unknown export
+#: options): (key under ``source``, message) pairs. The sources layer passes one in; the loader, which knows
+#: where each key is written, turns the first into a positioned MappingError.
+SourceCheck = Callable[[Source], list[tuple[str, str]]]
 
 
-def load_mapping(path: str | Path) -> Mapping:
-    """Read and check a mapping file; MappingError (with file:line:column and key) for any problem."""
+def load_mapping(path: str | Path, *, source_check: SourceCheck | None = None) -> Mapping:
+    """Read and check a mapping file; MappingError (with file:line:column and key) for any problem.
+
+    ``source_check`` adds the source's own checks (``logmap.sources.load_mapping`` passes them).
+    """
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -76,41 +76,43 @@ def load_mapping(path: str | Path) -> Mapping:
                            file=str(path)) from None
     except OSError as error:
         raise MappingError(f"cannot read the mapping: {error.strerror}", file=str(path)) from None
-    return load_mapping_text(text, str(path))
+    return load_mapping_text(text, str(path), source_check=source_check)
 
 
-def load_mapping_text(text: str, name: str = "<mapping>") -> Mapping:
+def load_mapping_text(text: str, name: str = "<mapping>", *, source_check: SourceCheck | None = None) -> Mapping:
     """Check a mapping given as YAML text; ``name`` stands for the file in error messages."""
     located = load_located(text, name)
     validate_document(located, name)
-    return _Builder(located, name).build()
+    return _Builder(located, name, source_check).build()
 
 
-def check_mapping(path: str | Path, *, require_key: bool = True) -> Mapping:
-    """Everything `logmap check` verifies: the mapping, and (unless told not to) that its hash key is set."""
-    mapping = load_mapping(path)
-    if require_key:
-        require_anonymous_key(mapping)
-    return mapping
-
-
-def require_anonymous_key(mapping: Mapping) -> bytes | None:
-    """The HMAC key of ``anonymous_id``, read from the environment variable the mapping names.
-
-    None when no key is needed (``key: none``, a plain template, or no anonymous id). Raises MappingError at
-    the position of ``key`` when the variable is unset or empty. The key's value never appears in a message.
-    """
+def key_variable(mapping: Mapping) -> str | None:
+    """The environment variable the mapping names for the anonymous-id key (``key: env:NAME``), when it needs
+    one. Only the CLI reads it; library callers pass the key itself."""
     spec = mapping.identity.anonymous_id
     if spec is None or not spec.hmac or spec.key_none or not spec.key_env:
         return None
-    value = os.environ.get(spec.key_env, "")
-    if value:
-        return value.encode("utf-8")
-    where = spec.where or mapping.identity.where
+    return spec.key_env
+
+
+def anonymous_key(mapping: Mapping, key: str | bytes | None) -> bytes | None:
+    """The HMAC key of ``anonymous_id``: ``key`` as bytes, or None when the mapping needs no key (``key: none``,
+    a plain template, or no anonymous id).
+
+    Raises MappingError at the position of ``key`` when one is needed and ``key`` is None or empty. The key's
+    value never appears in a message.
+    """
+    name = key_variable(mapping)
+    if name is None:
+        return None
+    if key:
+        return key.encode("utf-8") if isinstance(key, str) else key
+    spec = mapping.identity.anonymous_id
+    where = (spec.where if spec is not None else None) or mapping.identity.where
     raise MappingError(
-        f"environment variable {spec.key_env} is not set or empty: it must hold the secret key of the "
-        f"anonymous-id hash (export {spec.key_env}=<a long random secret>, and keep it to re-run later), "
-        f"or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)",
+        f"environment variable {name} is not set or empty: it must hold the secret key of the "
+        f"anonymous-id hash (export {name}=<a long random secret>, and keep it to re-run later; a library caller "
+        f"passes key=...), or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)",
         file=where.file if where else mapping.path, line=where.line if where else None,
         column=where.column if where else None, key="identity.anonymous_id.key")
 
@@ -118,10 +120,11 @@ def require_anonymous_key(mapping: Mapping) -> bytes | None:
 class _Builder:
     """Semantic checks and model filling; the document already conforms to the JSON Schema."""
 
-    def __init__(self, located: Located, name: str) -> None:
+    def __init__(self, located: Located, name: str, source_check: SourceCheck | None = None) -> None:
         self.doc: dict[str, Any] = located.value
         self.located = located
         self.name = name
+        self.source_check = source_check
         self.references: list[Reference] = []
 
     # positions and errors
@@ -232,17 +235,10 @@ class _Builder:
             if not named_groups(pattern):
                 raise self.error("source.pattern", "the pattern has no named groups: name the fields it captures, "
                                                    "e.g. (?P<path>\\S+)")
-        elif fmt in ("nginx", "apache"):  # the server's format string, compiled to a regex by the source
-            from logmap.errors import MappingError
-            from logmap.sources.formatstring import compile_source
-
+        elif fmt in ("nginx", "apache"):  # the server's format string, compiled to a regex by the source check
             if pattern is None:
                 raise self.error("source", f"format '{fmt}' needs a 'pattern': the server's log format string, "
                                            "e.g. '$remote_addr - $remote_user [$time_local] \"$request\" …'")
-            try:
-                compile_source(Source(format=fmt, pattern=pattern))
-            except MappingError as error:
-                raise self.error("source.pattern", error.reason) from None
         elif pattern is not None:
             raise self.error("source.pattern", f"'pattern' applies to format 'regex' only, not '{fmt}'", at_key=True)
         time_format = spec.get("time_format")
@@ -252,9 +248,6 @@ class _Builder:
             raise self.error("source.time_format", f"'time_format' applies to format 'regex' only ('{fmt}': {hint})",
                              at_key=True)
         options = dict(spec.get("options") or {})
-        if fmt not in defaults.ACCESS_LOG_FORMATS:
-            for problem_key, message in _export_problems(fmt, options):
-                raise self.error(f"source.options.{problem_key}" if problem_key else "source.options", message)
         if time_format is None and fmt == "regex":
             time_format = defaults.TIME_FORMAT
         timezone = spec.get("timezone", defaults.TIMEZONE)
@@ -263,8 +256,11 @@ class _Builder:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise self.error("source.timezone", f"unknown time zone {timezone!r}: use an IANA name like UTC or "
                                                 "Europe/Paris") from None
-        return Source(format=fmt, pattern=pattern, time_format=time_format, timezone=timezone,
-                      site=spec.get("site"), options=options, where=self.where("source"))
+        source = Source(format=fmt, pattern=pattern, time_format=time_format, timezone=timezone,
+                        site=spec.get("site"), options=options, where=self.where("source"))
+        for problem_key, message in (self.source_check(source) if self.source_check else []):
+            raise self.error(problem_key, message)
+        return source
 
     def filter(self, spec: dict[str, Any]) -> Filter:
         static = spec.get("exclude_static", True)

@@ -8,32 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 import polars as pl
 
 from logmap.errors import OutputError
 
 BatchFormat = Literal["ndjson", "json"]
-
-#: Files `convert` writes in an output directory (replaced by --overwrite; others are left alone). The upload
-#: journal and dead-letter file are kept: batch ids include a content hash, so an unchanged batch stays
-#: acknowledged and is not sent twice after a re-conversion (upload then asks for --resume).
-OWN_PATTERNS = ("interactions-*.ndjson", "interactions-*.json", "rejects.ndjson", "report.json")
-
-
-def prepare_output_dir(out_dir: Path, overwrite: bool) -> None:
-    """Create ``out_dir``; refuse a non-empty one unless ``overwrite``, which clears logmap's own files."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir} exists and is not a directory")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise OutputError(f"output directory {out_dir} is not empty; choose another or pass --overwrite")
-        for pattern in OWN_PATTERNS:
-            for path in out_dir.glob(pattern):
-                path.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
-
 
 class BatchWriter:
     """Writes encoded records into numbered batch files of at most ``batch_size`` records."""
@@ -93,13 +74,14 @@ class RejectsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
-        self._handle = None
+        # Created at once: the file exists, empty, when nothing was rejected.
+        self._handle: TextIO | None = self.path.open("w", encoding="utf-8")
 
     def write(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
         if self._handle is None:
-            self._handle = self.path.open("w", encoding="utf-8")
+            raise OutputError(f"{self.path} is already closed")
         columns = [pl.col("_file").alias("file"), pl.col("_line").alias("line"), pl.col("_drop").alias("reason"),
                    pl.col("_detail").alias("message")]
         if "_raw" in frame.columns:

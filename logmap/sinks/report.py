@@ -8,15 +8,33 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-from logmap import __version__
+from logmap.ledger import Ledger
 from logmap.mapping.model import Mapping
-
-if TYPE_CHECKING:
-    from logmap.pipeline import RunResult
+from logmap.version import __version__
 
 REPORT_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports: its ledger, output files, reject count and warnings."""
+
+    ledger: Ledger
+    elapsed_s: float = 0.0
+    files: list[Path] = field(default_factory=list)
+    rejects: int = 0
+    warnings: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    mapping_path: str = ""
+    #: how the run was partitioned (``BucketStore.describe``): report.json's ``partitioning`` and the summary
+    partitioning: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.ledger.input_rows / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 def report_dict(result: RunResult, mapping: Mapping, **extra: Any) -> dict[str, Any]:

@@ -38,25 +38,28 @@ from typing import Any
 import polars as pl
 
 from logmap.errors import InputError, LogmapError, MappingError
+from logmap.frame import PROVENANCE, drop_when
+from logmap.mapping import defaults
 from logmap.mapping.model import Mapping, Source, Where
 from logmap.mapping.templates import template_refs
-from logmap.transform.nested import column_of
+from logmap.sources.accesslog import parse_time
+from logmap.sources.lines import read_lines
+from logmap.transform.expressions import Scope, as_string, compile_template, null_if_empty
+from logmap.transform.nested import column_of, key_value_lookup, prune_dtype, read_path
 
 #: Export formats and the file name endings looked for inside a directory.
-EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
+FILE_ENDINGS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".parq", ".pq"),
     "ndjson": (".ndjson", ".jsonl", ".json", ".ndjson.gz", ".jsonl.gz", ".json.gz", ".gz", ".zst", ".bz2"),
     "csv": (".csv", ".tsv", ".csv.gz", ".tsv.gz"),
 }
 #: Keys of ``source.options``, which only export formats take.
-OPTION_KEYS: tuple[str, ...] = ("time", "page_url", "referrer", "user_agent", "ip", "required", "batch_rows",
-                                "separator")
-TIME_UNITS: dict[str, int] = {"s": 1_000, "ms": 1, "us": -1_000, "ns": -1_000_000}  # → ms: ×n or ÷|n|
+OPTION_KEYS = defaults.EXPORT_OPTION_KEYS
+#: Each of the mapping language's time units → ms: ×n, or ÷|n| when negative.
+TO_MS: dict[str, int] = dict(zip(defaults.TIME_UNITS, (1_000, 1, -1_000, -1_000_000), strict=True))
 CANONICAL: tuple[str, ...] = ("time", "url", "path", "query", "referrer", "user_agent", "ip")
 DEFAULT_BATCH_ROWS = 100_000
 PAGE_URL = "_page_url"
-PROVENANCE: dict[str, pl.DataType] = {"_file": pl.String(), "_line": pl.UInt64(), "_drop": pl.String(),
-                                      "_detail": pl.String()}
 #: ISO-8601 shapes tried, in order, for a string time column without a `format`.
 ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 
@@ -64,7 +67,7 @@ ProgressCallback = Callable[[int], None]
 
 
 def is_export(source: Source) -> bool:
-    return source.format in EXPORT_FORMATS
+    return source.format in defaults.EXPORT_FORMATS
 
 
 def check_options(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
@@ -84,8 +87,8 @@ def check_options(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append(("time", f"unknown key(s) {sorted(unknown)}: 'time' takes column, unit or format"))
         if not isinstance(time.get("column"), str):
             problems.append(("time.column", "expected the name of the time column"))
-        if "unit" in time and time["unit"] not in TIME_UNITS:
-            problems.append(("time.unit", f"unknown unit {time['unit']!r}: one of {', '.join(TIME_UNITS)}"))
+        if "unit" in time and time["unit"] not in defaults.TIME_UNITS:
+            problems.append(("time.unit", f"unknown unit {time['unit']!r}: one of {', '.join(defaults.TIME_UNITS)}"))
         if "unit" in time and "format" in time:
             problems.append(("time", "give 'unit' (epoch numbers) or 'format' (strings), not both"))
     elif not isinstance(time, str):
@@ -132,7 +135,7 @@ def _wanted(name: str, fmt: str) -> bool:
     base = os.path.basename(name)
     if base.startswith((".", "_")):  # _SUCCESS, .crc and other writer artefacts
         return False
-    return base.lower().endswith(EXPORT_FORMATS[fmt])
+    return base.lower().endswith(FILE_ENDINGS[fmt])
 
 
 def _partitions(path: str, root: str) -> tuple[tuple[str, str], ...]:
@@ -171,7 +174,7 @@ def expand_export_inputs(inputs: list[str], fmt: str) -> list[ExportFile]:
                 found = _walk(match, fmt)
                 if not found:
                     raise InputError(f"{match} holds no {fmt} files (looked for names ending in "
-                                     f"{', '.join(EXPORT_FORMATS[fmt])})")
+                                     f"{', '.join(FILE_ENDINGS[fmt])})")
                 for item in found:
                     seen.setdefault(item.path, item)
             elif not os.path.exists(match):
@@ -196,7 +199,6 @@ def _parquet_schema(path: str) -> pl.Schema:
 
 
 def _ndjson_chunks(path: str, chunk_bytes: int, progress: ProgressCallback | None = None) -> Iterator[pl.DataFrame]:
-    from logmap.sources.lines import read_lines
 
     yield from read_lines(path, chunk_bytes=chunk_bytes, progress=progress)
 
@@ -397,7 +399,6 @@ def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]
     reports it, listing every column of the files, see `_with_columns`). Names that are no column (regex
     groups, ``query.q``) read nothing.
     """
-    from logmap.transform.nested import read_path
 
     schema = dict(schema)
     paths: dict[str, set[tuple[str, ...]]] = {}
@@ -419,7 +420,6 @@ def key_value_lookups(schema: pl.Schema | dict[str, pl.DataType], names: frozens
     than all of its lookups). Names in ``keep`` are not computed (the time column, which is read raw), nor
     names that are columns themselves (a column named ``event_params.page_location`` is what that name means).
     """
-    from logmap.transform.nested import key_value_lookup
 
     schema = dict(schema)
     by_column: dict[str, dict[str, pl.Expr | None]] = {}
@@ -455,7 +455,6 @@ def _time_spec(source: Source) -> dict[str, Any]:
 
 
 def _time_column(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, pl.DataType, str]:
-    from logmap.transform.expressions import Scope
 
     column = _time_spec(source)["column"]
     if column in schema:
@@ -467,7 +466,6 @@ def _time_column(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Exp
 
 def time_expr(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, str]:
     """The canonical ``time`` expression and the name of the column it reads."""
-    from logmap.sources.accesslog import parse_time
 
     spec = _time_spec(source)
     expr, dtype, column = _time_column(schema, source)
@@ -479,7 +477,7 @@ def time_expr(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Expr, 
     if isinstance(dtype, pl.Date):
         return expr.cast(pl.Datetime("ms")).dt.replace_time_zone(source.timezone).dt.convert_time_zone("UTC"), column
     if dtype.is_numeric() or unit is not None:
-        factor = TIME_UNITS[unit or "s"]
+        factor = TO_MS[unit or "s"]
         number = expr if dtype.is_numeric() else expr.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
         if dtype.is_integer():
             millis = number.cast(pl.Int64) * factor if factor > 0 else number.cast(pl.Int64) // -factor
@@ -506,7 +504,6 @@ def url_columns(url: pl.Expr, site: str | None) -> dict[str, pl.Expr]:
 
     Each regex runs once (`null_if_empty` reads its input once).
     """
-    from logmap.transform.expressions import null_if_empty
 
     absolute = url.str.contains(_ORIGIN)
     full = pl.when(absolute | pl.lit(site is None)).then(url).otherwise(pl.lit(site or "") + url)
@@ -518,7 +515,6 @@ def url_columns(url: pl.Expr, site: str | None) -> dict[str, pl.Expr]:
 
 def canonical_columns(schema: dict[str, pl.DataType], source: Source) -> list[pl.Expr]:
     """Expressions adding ``time``, ``url``/``path``/``query``, ``referrer``, ``user_agent``, ``ip``."""
-    from logmap.transform.expressions import Scope, as_string, compile_template
 
     options = _options(source)
     scope = Scope(schema)
@@ -536,7 +532,6 @@ def canonical_columns(schema: dict[str, pl.DataType], source: Source) -> list[pl
 
 
 def _required(schema: dict[str, pl.DataType], source: Source) -> list[tuple[str, pl.Expr]]:
-    from logmap.transform.expressions import Scope
 
     scope = Scope(schema)
     names = list(_options(source).get("required", []))
@@ -549,7 +544,6 @@ def canonicalize(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     A null time or required value drops the row as ``missing:<column>``; a time that does not parse is
     ``invalid:timestamp`` (it goes to the rejects file with the value).
     """
-    from logmap.transform import drop_when
 
     schema = dict(frame.schema)
     original, _, time_column = _time_column(schema, source)
@@ -559,7 +553,6 @@ def canonicalize(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     for condition, reason in drops:
         frame = frame.with_columns(drop_when(condition, reason))
     if _options(source).get("page_url"):
-        from logmap.transform.expressions import Scope, as_string, compile_template
 
         template = _options(source)["page_url"]
         url = as_string(compile_template(template, Scope(schema), _where(source, "page_url")))
@@ -721,7 +714,6 @@ class ExportReader:
     def _read_schema(self, paths: dict[str, set[tuple[str, ...]]]) -> pl.Schema:
         """Parquet decodes only the struct fields read (`logmap.transform.nested.prune_dtype`); JSON and CSV
         rows are decoded whole (a line that does not fit the export's shape stays malformed)."""
-        from logmap.transform.nested import prune_dtype
 
         if self.source.format != "parquet":
             return pl.Schema({column: self.schema[column] for column in paths})

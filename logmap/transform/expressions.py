@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal as TypingLiteral
 from urllib.parse import unquote_plus
 
 import polars as pl
@@ -19,29 +18,9 @@ import polars as pl
 from logmap.errors import MappingError
 from logmap.mapping.model import Where
 from logmap.mapping.templates import Literal, Ref, Template, parse_template
+from logmap.transform.compiled import Compiled, Kind, null_if_empty
+from logmap.transform.compiled import column_value as _column
 from logmap.transform.nested import resolve_nested
-
-Kind = TypingLiteral["str", "int", "float", "bool", "list"]
-
-
-@dataclass
-class Compiled:
-    """An expression plus what it yields and how it can fail."""
-
-    expr: pl.Expr
-    kind: Kind
-    #: expressions that are a message where a conversion failed, null elsewhere
-    errors: list[pl.Expr] = field(default_factory=list)
-    #: a list known to hold only non-empty strings (``split``'s result): nothing left to clean
-    clean: bool = False
-
-
-def null_if_empty(expr: pl.Expr) -> pl.Expr:
-    """``expr`` with empty text as null. ``replace`` reads ``expr`` once; a ``when`` that tests the text and then
-    takes it evaluates it twice (polars evaluates both), which doubled every key/value lookup and every
-    percent-decoding behind it."""
-    return expr.replace("", None)
-
 
 def without_empty_items(strings: pl.Expr) -> pl.Expr:
     """A List(String) without its null and empty items (``list.filter``: 8x faster than ``list.drop_nulls``)."""
@@ -133,22 +112,6 @@ class Scope:
         if head in self.schema and isinstance(self.schema[head], pl.Struct):
             return _struct_path(head, rest.split("."), self.schema[head], name, where, self)
         raise _unknown(name, where, self)
-
-
-def _column(expr: pl.Expr, dtype: pl.DataType) -> Compiled:
-    if dtype == pl.String:
-        return Compiled(null_if_empty(expr), "str")
-    if dtype.is_integer():
-        return Compiled(expr.cast(pl.Int64), "int")
-    if dtype.is_float() or dtype.is_decimal():
-        return Compiled(expr.cast(pl.Float64), "float")
-    if dtype == pl.Boolean:
-        return Compiled(expr, "bool")
-    if isinstance(dtype, (pl.List, pl.Array)):
-        return Compiled(expr.cast(pl.List(pl.String)) if not isinstance(dtype, pl.List) else expr, "list")
-    if isinstance(dtype, pl.Datetime):
-        return Compiled(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"), "str")
-    return Compiled(expr.cast(pl.String), "str")
 
 
 def _struct_path(head: str, parts: list[str], dtype: pl.DataType, name: str, where: Where | None,

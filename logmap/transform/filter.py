@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from logmap.mapping.model import Filter
-from logmap.transform import any_match, drop_when
+from logmap.frame import any_match, drop_when
 from logmap.transform.useragents import BotDetector
 
 

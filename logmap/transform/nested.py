@@ -19,12 +19,9 @@ the whole frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import polars as pl
 
-if TYPE_CHECKING:
-    from logmap.transform.expressions import Compiled
+from logmap.transform.compiled import Compiled, column_value
 
 #: Value fields of a key/value entry, in the order they are tried (GA4's typed value struct).
 VALUE_FIELDS = ("string_value", "int_value", "float_value", "double_value")
@@ -198,8 +195,6 @@ def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None
     Lists of scalars come back as ``List(String)`` (ids and quantities are converted downstream), so a list of
     structs must name a field (``items[]`` alone is not a value).
     """
-    from logmap.transform.expressions import Compiled, _column
-
     segments = split_path(name)
     head = segments[0]
     head_name = column_of(name)
@@ -218,4 +213,4 @@ def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None
         return Compiled(expr, "list")
     if isinstance(dtype, pl.Struct):
         return None
-    return _column(expr, dtype)
+    return column_value(expr, dtype)

@@ -14,9 +14,9 @@ from typing import Any
 import polars as pl
 
 from logmap.errors import MappingError
-from logmap.mapping.loader import named_groups
+from logmap.mapping.values import named_groups
 from logmap.mapping.model import QueryCondition, Rule, Where
-from logmap.transform import ALIVE, drop_when
+from logmap.frame import ALIVE, drop_when
 from logmap.transform.expressions import (
     Compiled, Scope, as_number, as_number_list, as_string, as_string_list, compile_template, first_error,
     query_param,

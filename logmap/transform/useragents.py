@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import polars as pl
 from ua_parser import user_agent_parser
 
-from logmap.transform import any_match
+from logmap.frame import any_match
 
 
 def is_crawler(user_agent: str) -> bool:

@@ -1,14 +1,15 @@
-"""The pipeline: inputs → source → filter → rules → identity+context → durations → records → sink.
+"""The local runner: both stages on one machine, both cores busy, memory bounded (``--memory``, by default 1G).
 
 Two phases keep memory bounded while durations stay exact:
 
-1. **Stream** the inputs chunk by chunk through parse, filter, rules, identity and context. Dropped rows go to
-   the ledger (and the rejects file) at once; surviving rows are partitioned by a hash of their visitor into
-   buckets (kept in memory for one bucket, spilled to Parquet for several).
-2. **Per bucket**, infer durations (every row of a visitor is in the same bucket), build the record frame,
-   validate, encode, and hand the encoded records to the sink.
+1. **Stream** the inputs chunk by chunk through :func:`~logmap.pipeline.stages.stream_stage`. Dropped rows go
+   to the ledger (and to the rejects observer) at once; surviving rows are held in memory while they fit the
+   budget (``logmap.pipeline.budget``) and partitioned by a hash of their visitor into buckets spilled to
+   Parquet once they do not.
+2. **Per bucket**, :func:`~logmap.pipeline.stages.record_stage`'s halves infer durations (every row of a
+   visitor is in the same bucket), build, validate and encode the records, slice by slice.
 
-``convert`` writes batch files; ``iter_records`` is the generator other sinks (upload, dry-run) consume.
+``iter_records`` is the generator every command consumes (`logmap.conversion`, upload, dry-run, tests).
 """
 
 from __future__ import annotations
@@ -19,62 +20,42 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 
 from logmap.background import read_ahead
-from logmap.budget import DEFAULT_MEMORY, MAX_BUCKETS, Budget, format_size, parse_size
-from logmap.mapping.loader import load_mapping, require_anonymous_key
+from logmap.errors import LogmapError
+from logmap.frame import REJECTED, split_dropped
+from logmap.ledger import Ledger
 from logmap.mapping.model import Mapping
-from logmap.records.encode import encode_frame
-from logmap.records.schema import conform
-from logmap.records.validate import validate
-from logmap.sinks.batches import BatchFormat, BatchWriter, RejectsWriter, prepare_output_dir
-from logmap.sinks.ledger import Ledger
-from logmap.errors import LogmapError, MappingError
-from logmap.sources import empty_frame, name_input_columns, read_source
-from logmap.transform import ALIVE
-from logmap.transform.context import context_columns
-from logmap.transform.durations import field_durations, infer_durations, order_columns
-from logmap.transform.expressions import Scope
-from logmap.transform.filter import apply_filter
-from logmap.transform.identity import VISITOR, Hasher, identity_columns
-from logmap.transform.rules import RECORD_PREFIX, apply_rules
-from logmap.transform.useragents import BotDetector
+from logmap.pipeline.budget import DEFAULT_MEMORY, MAX_BUCKETS, Budget, format_size, parse_size
+from logmap.pipeline.stages import Prepared, Timings, check_and_encode, order_records, stream_stage, tick
+from logmap.sources import load_mapping, read_source
 
 log = logging.getLogger("logmap")
 
-#: Reasons whose rows are written to rejects.ndjson (filtered and unmatched rows are only counted).
-REJECTED_REASONS = ("malformed", "invalid:")
-
 ProgressCallback = Callable[[int], None]
-#: Seconds per stage, accumulated across chunks and buckets when a dict is passed (``logmap convert --profile``).
-Timings = dict[str, float]
-#: The stages ``timings`` reports, in pipeline order.
-STAGES = ("read/parse", "filter", "rules", "identity+context", "ledger+rejects", "buckets", "durations",
-          "validation", "encoding", "writing")
-
-
-def _tick(timings: Timings | None, stage: str, started: float) -> float:
-    """Add the time since ``started`` to ``stage``; returns now (the start of the next stage)."""
-    now = time.perf_counter()
-    if timings is not None:
-        timings[stage] = timings.get(stage, 0.0) + now - started
-    return now
 #: Sees every frame of dropped rows (each still carrying its columns and ``_drop``) as the ledger counts it: the
 #: dry-run report and ``logmap test`` need the rows themselves, not only the counts.
 DroppedObserver = Callable[[pl.DataFrame], None]
 
 
+class RejectsSink(Protocol):
+    """Where malformed and invalid rows go (`logmap.sinks.batches.RejectsWriter` writes rejects.ndjson)."""
+
+    def write(self, frame: pl.DataFrame) -> None: ...
+
+
 @dataclass
 class RunOptions:
     #: visitor-hash buckets. None (the default): chosen from ``memory_bytes`` — in memory while the surviving
-    #: rows fit, partitioned into as many buckets as the input needs once they do (``logmap.budget``).
+    #: rows fit, partitioned into as many buckets as the input needs once they do (``logmap.pipeline.budget``).
     #: 1 keeps everything in memory whatever its size; more always spill to Parquet.
     buckets: int | None = None
-    #: the peak RSS the run is planned for, in bytes (``--memory``); None: ``logmap.budget.DEFAULT_MEMORY``.
+    #: the peak RSS the run is planned for, in bytes (``--memory``); None: ``logmap.pipeline.budget.DEFAULT_MEMORY``.
     #: Used when ``buckets`` is None.
     memory_bytes: int | None = None
     #: where spilled buckets go (a temporary directory by default)
@@ -108,78 +89,6 @@ class RunOptions:
         return BucketStore(self.buckets, self.spill_dir, self.spill_bytes or 128 * 1024 * 1024)
 
 
-@dataclass
-class RunResult:
-    ledger: Ledger
-    elapsed_s: float = 0.0
-    files: list[Path] = field(default_factory=list)
-    rejects: int = 0
-    warnings: list[str] = field(default_factory=list)
-    inputs: list[str] = field(default_factory=list)
-    mapping_path: str = ""
-    #: how the run was partitioned (``BucketStore.describe``), for the report and the summary
-    partitioning: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.ledger.input_rows / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-class Prepared:
-    """What is computed once per run from a mapping: the key check, the hasher, caches."""
-
-    def __init__(self, mapping: Mapping, inputs: list[str] | None = None) -> None:
-        self.mapping = mapping
-        self.warnings: list[str] = []
-        spec = mapping.identity.anonymous_id
-        self.hasher: Hasher | None = None
-        if spec is not None and spec.hmac:
-            key = require_anonymous_key(mapping)
-            if key is None:
-                self.warnings.append(
-                    "anonymous_id uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
-                    "by enumeration; set a key for real data")
-            self.hasher = Hasher(key)
-        self.bots = BotDetector()
-        self.rule_names = [rule.name for rule in mapping.rules]
-        # Compile every stage against the source's columns now, so that a template naming a field the source
-        # does not have stops the run before any input is read. (An export's columns are those of its files:
-        # without inputs they are unknown and the check waits for them.)
-        empty = empty_frame(mapping.source, inputs, mapping)
-        if empty is not None:
-            try:
-                stream_stage(empty, self)
-            except MappingError as error:
-                raise name_input_columns(error, mapping.source, inputs) from None
-
-
-def _split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return frame.filter(~ALIVE), frame.filter(ALIVE)
-
-
-def stream_stage(parsed: pl.DataFrame, prepared: Prepared,
-                 timings: Timings | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Filter, rules, identity and context for one chunk. Returns (dropped rows, surviving rows)."""
-    mapping = prepared.mapping
-    started = time.perf_counter()
-    frame = apply_filter(parsed, mapping.filter, prepared.bots)
-    dropped, alive = _split(frame)
-    started = _tick(timings, "filter", started)
-    scope = Scope(alive.schema)
-    alive = apply_rules(alive, mapping.rules, scope)
-    more_dropped, alive = _split(alive)
-    started = _tick(timings, "rules", started)
-    scope = scope.staging()
-    columns = {**identity_columns(mapping.identity, scope, prepared.hasher),
-               **context_columns(mapping.context, scope),
-               **field_durations(mapping.durations, scope, alive.columns)}
-    alive = alive.with_columns(**scope.staged).with_columns(**columns).with_columns(VISITOR)
-    keep = ["_file", "_line", "_rule", "time", "_visitor", *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
-    result = pl.concat([dropped, more_dropped], how="diagonal_relaxed"), alive.select(keep)
-    _tick(timings, "identity+context", started)
-    return result
-
-
 class BucketStore:
     """Rows partitioned by visitor hash: one in-memory bucket, or Parquet files per bucket.
 
@@ -187,7 +96,7 @@ class BucketStore:
     ``spill_bytes``; then every bucket's rows are written as one Parquet file. Writing per chunk instead made
     buckets × chunks small files (10,000 for 10M lines), and the file count, not the bytes, cost the time.
 
-    With ``buckets=None`` the count follows ``budget`` (``logmap.budget``): rows stay in memory, as with one
+    With ``buckets=None`` the count follows ``budget`` (``logmap.pipeline.budget``): rows stay in memory, as with one
     bucket, until they pass ``budget.hold_bytes``; then the store chooses enough buckets for the whole input
     (``share_read()`` says how much of it has been read; None when unknown), partitions what it holds and
     goes on spilling. A bucket read back bigger than ``budget.bucket_bytes`` (standard input outgrowing the
@@ -364,43 +273,6 @@ class FileStarts:
             pl.col("_file").replace_strict(ranks, default=len(ranks), return_dtype=pl.UInt32).alias("_file_order"))
 
 
-def order_records(rows: pl.DataFrame, prepared: Prepared, first_index: int,
-                  timings: Timings | None = None) -> pl.DataFrame:
-    """Durations and the record frame of one bucket, in output order (event time, then file and line).
-
-    Adds ``_drop`` and ``_detail`` (null) and ``_index``, each record's position in the run from
-    ``first_index`` (the N of ``data.N.`` in messages).
-    """
-    started = time.perf_counter()
-    # Output order first (one sort of the bucket's own columns, before conform adds the absent ones); durations
-    # then need only a stable sort by visitor.
-    rows = rows.sort(order_columns(rows)[1:], nulls_last=True)  # time, file order, line
-    rows = infer_durations(rows, prepared.mapping.durations, in_time_order=True)
-    started = _tick(timings, "durations", started)
-    records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
-    records = conform(records.with_columns(pl.col("time").alias("timestamp")))
-    records = records.with_columns(
-        pl.lit(None, pl.String).alias("_drop"),
-        pl.lit(None, pl.String).alias("_detail"),
-        (pl.int_range(pl.len(), dtype=pl.Int64) + first_index).alias("_index"),
-    )
-    _tick(timings, "validation", started)
-    return records
-
-
-def check_and_encode(records: pl.DataFrame, timings: Timings | None = None) -> pl.DataFrame:
-    """Validate and encode records from :func:`order_records` (a whole bucket or any slice of one).
-
-    Returns them with ``_drop`` (``invalid:<field>`` or null), ``_detail`` and ``_json`` (the encoded record).
-    """
-    started = time.perf_counter()
-    records = validate(records, index_column="_index")
-    started = _tick(timings, "validation", started)
-    records = records.with_columns(encode_frame(records))
-    _tick(timings, "encoding", started)
-    return records
-
-
 #: Records validated and encoded per frame: a bucket is cut into slices so that one slice is encoded while the
 #: previous one is written (and so that one bucket's JSON text is never all in memory at once).
 SLICE_ROWS = 100_000
@@ -412,8 +284,8 @@ def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepar
     next_index = 0
     started = time.perf_counter()
     for bucket in store:
-        _tick(timings, "buckets", started)
-        ordered = order_records(file_starts.rank(bucket), prepared, next_index, timings)
+        tick(timings, "buckets", started)
+        ordered = order_records(prepared, file_starts.rank(bucket), next_index, timings)
         del bucket  # the ordered copy replaces it: not both held while the slices are encoded
         next_index += ordered.height
         for start in range(0, ordered.height, SLICE_ROWS):
@@ -421,10 +293,10 @@ def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepar
         started = time.perf_counter()
 
 
-def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects: RejectsWriter | None = None,
+def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects: RejectsSink | None = None,
                  options: RunOptions | None = None, progress: ProgressCallback | None = None,
                  timings: Timings | None = None, prepared: Prepared | None = None,
-                 on_dropped: DroppedObserver | None = None,
+                 on_dropped: DroppedObserver | None = None, key: str | bytes | None = None,
                  partitioning: dict[str, object] | None = None) -> Iterator[pl.DataFrame]:
     """Run the pipeline, yielding frames of valid records (with their ``_json`` encoding), slice by slice.
 
@@ -437,7 +309,7 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     (a profile) every stage runs in turn instead, so that each stage's seconds are its own.
     """
     options = options or RunOptions()
-    prepared = prepared or Prepared(mapping, inputs)
+    prepared = prepared or Prepared(mapping, inputs, key=key)
     reading = _ReadShare(inputs, progress)
     store = options.store(reading.share)
     file_starts = FileStarts()
@@ -449,23 +321,23 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
         # closing(): a background thread stops (and closes its files) before the spilled buckets are removed.
         with closing(chunks if in_turn else read_ahead(chunks)) as parsed_chunks:
             for parsed in parsed_chunks:
-                _tick(timings, "read/parse", started)
+                tick(timings, "read/parse", started)
                 ledger.add_input(parsed.height)
                 file_starts.add(parsed)
-                dropped, alive = stream_stage(parsed, prepared, timings)
+                alive, dropped = stream_stage(prepared, parsed, timings)
                 started = time.perf_counter()
                 _account(dropped, ledger, rejects, on_dropped)
-                started = _tick(timings, "ledger+rejects", started)
+                started = tick(timings, "ledger+rejects", started)
                 store.add(alive)
-                started = _tick(timings, "buckets", started)
+                started = tick(timings, "buckets", started)
         frames = _record_frames(store, file_starts, prepared, timings)
         with closing(frames if in_turn else read_ahead(frames)) as record_frames:
             for records in record_frames:
                 started = time.perf_counter()
-                invalid, valid = _split(records)
+                valid, invalid = split_dropped(records)
                 _account(invalid, ledger, rejects, on_dropped)
                 ledger.add_emitted(valid, prepared.rule_names)
-                _tick(timings, "ledger+rejects", started)
+                tick(timings, "ledger+rejects", started)
                 if valid.height:
                     yield valid
     finally:
@@ -499,70 +371,16 @@ class _ReadShare:
         return min(1.0, self.read / self.total)
 
 
-def _account(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsWriter | None,
+
+
+def _account(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsSink | None,
              on_dropped: DroppedObserver | None = None) -> None:
     ledger.add_dropped(dropped)
     if on_dropped is not None and dropped.height:
         on_dropped(dropped)
     if rejects is not None and dropped.height:
-        rejected = dropped.filter(pl.col("_drop").str.starts_with(REJECTED_REASONS[1])
-                                  | (pl.col("_drop") == REJECTED_REASONS[0]))
-        rejects.write(rejected)
+        rejects.write(dropped.filter(REJECTED))
 
 
 def resolve_mapping(mapping: Mapping | str | Path) -> Mapping:
     return mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
-
-
-def convert(inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *, batch_size: int = 10_000,
-            fmt: BatchFormat = "ndjson", overwrite: bool = False, options: RunOptions | None = None,
-            progress: ProgressCallback | None = None, timings: Timings | None = None) -> RunResult:
-    """Convert ``inputs`` with ``mapping`` into batch files in ``out_dir``, plus rejects.ndjson and report.json.
-
-    With ``timings`` (a dict), the seconds spent in each of :data:`STAGES` are added to it.
-    """
-    from logmap.sinks.report import write_report
-
-    started = time.perf_counter()
-    mapping = resolve_mapping(mapping)
-    prepared = Prepared(mapping, inputs)  # stops on a missing key or column before any input is read
-    out = Path(out_dir)
-    prepare_output_dir(out, overwrite)
-    ledger = Ledger()
-    rejects = RejectsWriter(out / "rejects.ndjson")
-    writer = BatchWriter(out, batch_size, fmt)
-    partitioning: dict[str, object] = {}
-    try:
-        for records in iter_records(inputs, mapping, ledger=ledger, rejects=rejects, options=options,
-                                    progress=progress, timings=timings, prepared=prepared,
-                                    partitioning=partitioning):
-            started_writing = time.perf_counter()
-            writer.write(records["_json"])
-            _tick(timings, "writing", started_writing)
-    finally:
-        rejects.close()
-    started_writing = time.perf_counter()
-    files = writer.close()
-    _tick(timings, "writing", started_writing)
-    result = RunResult(ledger=ledger, elapsed_s=time.perf_counter() - started, files=files, rejects=rejects.count,
-                       warnings=prepared.warnings, inputs=list(inputs), mapping_path=mapping.path,
-                       partitioning=partitioning)
-    write_report(out / "report.json", result, mapping, batch_size=batch_size, fmt=fmt)
-    return result
-
-
-def iter_batches(inputs: list[str], mapping: Mapping | str | Path, *, batch_size: int = 10_000,
-                 ledger: Ledger | None = None, options: RunOptions | None = None) -> Iterator[list[bytes]]:
-    """Encoded records in batches of at most ``batch_size``, produced while later ones are still computed."""
-    mapping = resolve_mapping(mapping)
-    ledger = ledger if ledger is not None else Ledger()
-    pending: list[bytes] = []
-    for records in iter_records(inputs, mapping, ledger=ledger, options=options):
-        for start in range(0, records.height, batch_size):
-            encoded = records["_json"].slice(start, batch_size).cast(pl.Binary).to_list()
-            pending.extend(encoded)
-            while len(pending) >= batch_size:
-                yield pending[:batch_size]
-                pending = pending[batch_size:]
-    if pending:
-        yield pending

@@ -1,6 +1,6 @@
 """Run a mapping's own ``tests:`` block: input lines (or export rows) in, records or drop reasons out.
 
-Each case goes through the real pipeline (``logmap.pipeline.iter_records``) on a small input file written to a
+Each case goes through the real pipeline (a `logmap.sinks.output.Run`) on a small input file written to a
 temporary directory — the same reader, parser, filter, rules, identity, durations, validation and encoder a
 conversion uses — so a passing test means the mapping really behaves that way. Cases run separately, so that
 durations (the gap to the visitor's next record) never reach from one case into another.
@@ -20,11 +20,8 @@ A single record or drop expectation on a case with several lines must hold for e
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +29,9 @@ from typing import Any
 
 import polars as pl
 
+from logmap.mapping.loader import key_variable
 from logmap.mapping.model import Mapping, TestCase
+from logmap.sinks.output import Run
 
 #: The key used when the mapping's anonymous-id key variable is unset: test expectations never depend on it.
 THROWAWAY_KEY = "logmap-test-throwaway-key"
@@ -118,28 +117,6 @@ class TestRun:
 
 # --- running --------------------------------------------------------------------------------------------------
 
-@contextmanager
-def anonymous_key_for_tests(mapping: Mapping) -> Iterator[str | None]:
-    """Set a throwaway anonymous-id key for the test run when the mapping reads one from an unset variable.
-
-    Yields the variable's name when it did so (None otherwise), and restores the environment afterwards.
-    """
-    spec = mapping.identity.anonymous_id
-    name = spec.key_env if spec is not None and spec.hmac and not spec.key_none else None
-    if not name or os.environ.get(name):
-        yield None
-        return
-    previous = os.environ.get(name)
-    os.environ[name] = THROWAWAY_KEY
-    try:
-        yield name
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:  # pragma: no cover - only reached when it was set but empty
-            os.environ[name] = previous
-
-
 def _write_input(case: TestCase, mapping: Mapping, directory: Path, index: int) -> Path:
     """The case's lines or rows as a file the mapping's source reads."""
     fmt = mapping.source.format
@@ -160,17 +137,16 @@ def _write_input(case: TestCase, mapping: Mapping, directory: Path, index: int) 
     return path
 
 
-def run_case(case: TestCase, mapping: Mapping, directory: Path, index: int = 0) -> CaseResult:
+def run_case(case: TestCase, mapping: Mapping, directory: Path, index: int = 0, *,
+             key: str | bytes | None = None) -> CaseResult:
     """Run one case through the pipeline and compare the outcome with its expectation."""
-    from logmap.pipeline import Prepared, iter_records
-    from logmap.sinks.ledger import Ledger
-
     path = _write_input(case, mapping, directory, index)
-    prepared = Prepared(mapping, [str(path)])
     dropped: list[pl.DataFrame] = []
     records: list[pl.DataFrame] = []
-    for frame in iter_records([str(path)], mapping, ledger=Ledger(), prepared=prepared, on_dropped=dropped.append):
-        records.append(frame.select("_line", "_rule", "_json"))
+    with Run([str(path)], mapping, key=key, on_dropped=dropped.append) as run:
+        for frame in run.records():
+            records.append(frame.select("_line", "_rule", "_json"))
+    prepared = run.prepared
     outcomes: dict[int, Outcome] = {}
     for frame in dropped:
         detail = frame["_detail"] if "_detail" in frame.columns else pl.Series([None] * frame.height)
@@ -190,11 +166,13 @@ def run_case(case: TestCase, mapping: Mapping, directory: Path, index: int = 0) 
     return result
 
 
-def run_mapping_tests(mapping: Mapping) -> TestRun:
-    """Run every case of ``mapping.tests``; uses a throwaway anonymous-id key when the mapping's is unset."""
-    with anonymous_key_for_tests(mapping) as throwaway, \
-            tempfile.TemporaryDirectory(prefix="logmap-test-") as tmp:
-        results = [run_case(case, mapping, Path(tmp), i) for i, case in enumerate(mapping.tests)]
+def run_mapping_tests(mapping: Mapping, *, key: str | bytes | None = None) -> TestRun:
+    """Run every case of ``mapping.tests`` with the anonymous-id ``key``, or a throwaway one when the mapping
+    needs a key and none is given (expectations never depend on its value)."""
+    throwaway = key_variable(mapping) if not key else None
+    with tempfile.TemporaryDirectory(prefix="logmap-test-") as tmp:
+        results = [run_case(case, mapping, Path(tmp), i, key=key or THROWAWAY_KEY)
+                   for i, case in enumerate(mapping.tests)]
     return TestRun(mapping=mapping, results=results, throwaway_key=throwaway)
 
 

@@ -4,7 +4,7 @@ Why it is built this way:
 
 * **One shape of input.** Every source yields :class:`Batch` objects (encoded JSON records plus a stable id):
   batch files written by ``convert`` (:func:`batches_from_dir`) or the pipeline's output as it is produced
-  (:func:`batches_from_inputs`). Batches are pulled only as fast as requests leave, so memory stays bounded
+  (:func:`upload_inputs`). Batches are pulled only as fast as requests leave, so memory stays bounded
   and the first requests go out while later batches are still being computed.
 * **Exactly once across restarts, as far as HTTP allows.** A batch's id is its file name plus a hash of its
   content. Each request covers a range ``[start, end)`` of one batch; when the server acknowledges it (or a
@@ -32,8 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from logmap.errors import InputError, LogmapError, OutputError
-from logmap.sinks.api import (ApiClient, ApiError, RejectedError, RetryPolicy, Stopped, TransientError,
+from logmap.mapping.model import Mapping
+from logmap.pipeline.runner import RunOptions
+from logmap.sinks.output import BATCH_PATTERNS, REPORT_NAME, Run
+from logmap.sinks.report import RunResult
+from logmap.api.client import (ApiClient, ApiError, RejectedError, RetryPolicy, Stopped, TransientError,
                               call_with_retries, error_indices)
 
 JOURNAL_NAME = "upload-journal.ndjson"
@@ -62,11 +68,17 @@ def _content_id(name: str, content: bytes) -> str:
 
 
 def batch_files(directory: str | Path) -> list[Path]:
-    """The batch files ``convert`` wrote in ``directory`` (``interactions-NNNNN.ndjson`` or ``.json``), in order."""
+    """The batch files ``convert`` wrote in ``directory`` (``interactions-NNNNN.ndjson`` or ``.json``), in order.
+
+    Only a finished run's: ``convert`` writes ``report.json`` last, so a directory without it is refused.
+    """
     folder = Path(directory)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a directory of batch files")
-    files = sorted([*folder.glob("interactions-*.ndjson"), *folder.glob("interactions-*.json")])
+    if not (folder / REPORT_NAME).is_file():
+        raise InputError(f"{folder} holds no finished conversion ({REPORT_NAME} is missing: the run that wrote it "
+                         "failed or was stopped); convert again before uploading")
+    files = sorted(path for pattern in BATCH_PATTERNS for path in folder.glob(pattern))
     if not files:
         raise InputError(f"no batch files (interactions-*.ndjson or interactions-*.json) in {folder}")
     return files
@@ -82,8 +94,21 @@ def read_batch_file(path: Path) -> Batch:
             raise InputError(f"{path}: not a request body {{\"data\": [...]}} ({error})") from None
         encoded = [json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode("utf-8") for r in records]
     else:
-        encoded = [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
+        lines = [line.rstrip(b"\r") for line in data.split(b"\n")]
+        _check_lines(path, lines)
+        encoded = [line for line in lines if line.strip()]
     return Batch(_content_id(path.name, data), encoded, path.name)
+
+
+def _check_lines(path: Path, lines: list[bytes]) -> None:
+    """Refuse a batch with a line that is not a whole JSON record (a torn write), naming its file and line, before
+    any of the batch is sent. Every record has a ``type``, so a line whose ``$.type`` cannot be read is broken."""
+    text = pl.Series(lines, dtype=pl.Binary).cast(pl.String, strict=False)
+    broken = (text.str.json_path_match("$.type").is_null() & (text.str.strip_chars() != "")) | text.is_null()
+    if broken.any():
+        line = int(broken.arg_true()[0]) + 1
+        raise InputError(f"{path}:{line}: not a complete JSON record (a torn or edited batch file); nothing of "
+                         "this batch was sent — convert again")
 
 
 def batches_from_dir(directory: str | Path) -> Iterator[Batch]:
@@ -112,14 +137,45 @@ def batches_from_stream(batches: Iterable[list[bytes]], name: str = "stream") ->
         yield Batch(_content_id(f"{name}-{number:05d}", b"\n".join(records)), records, f"{name}-{number:05d}")
 
 
-def batches_from_inputs(inputs: list[str], mapping: Any, *, batch_size: int = MAX_RECORDS) -> Iterator[Batch]:
-    """Run the pipeline on ``inputs`` with ``mapping`` and upload its batches while later ones are computed."""
-    try:
-        from logmap.pipeline import iter_batches
-    except ImportError:
-        raise LogmapError("uploading straight from inputs is not available yet (logmap.pipeline.iter_batches is "
-                          "missing); run `logmap convert` and then `logmap upload --from DIR`") from None
-    return batches_from_stream(iter_batches(inputs, mapping, batch_size=batch_size))
+def encoded_batches(frames: Iterable[pl.DataFrame], batch_size: int = MAX_RECORDS) -> Iterator[list[bytes]]:
+    """The ``_json`` of record frames regrouped into lists of at most ``batch_size`` encoded records."""
+    pending: list[bytes] = []
+    for records in frames:
+        for start in range(0, records.height, batch_size):
+            pending.extend(records["_json"].slice(start, batch_size).cast(pl.Binary).to_list())
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+    if pending:
+        yield pending
+
+
+@dataclass
+class InputUpload:
+    """What :func:`upload_inputs` did: the upload's stats and the conversion's result (ledger, rejects)."""
+
+    stats: UploadStats
+    run: RunResult
+
+
+def upload_inputs(inputs: list[str], mapping: Mapping | str | Path, client: ApiClient, out_dir: str | Path, *,
+                  key: str | bytes | None = None, options: UploadOptions | None = None, resume: bool = False,
+                  progress: ProgressCallback | None = None, run_options: RunOptions | None = None,
+                  uploader: Uploader | None = None) -> InputUpload:
+    """Convert ``inputs`` with ``mapping`` and upload the batches while later ones are still computed.
+
+    ``out_dir`` receives the journal and dead-letter file as the upload goes, and, when every batch has been
+    accounted for, ``rejects.ndjson`` and ``report.json`` (the conversion's ledger) as ``convert`` writes them.
+    Pass an ``uploader`` to keep its :attr:`~Uploader.stats` after an interruption (it then brings its own
+    options, resume flag and progress callback).
+    """
+    with Run(inputs, mapping, key=key, out_dir=out_dir, replace=True, options=run_options) as run:
+        uploader = uploader or Uploader(client, out_dir, options, resume=resume, progress=progress)
+        options = uploader.options
+        batches = batches_from_stream(encoded_batches(run.records(), options.max_records))
+        stats = uploader.run(batches)
+        result = run.finish(uploaded={"sent": stats.sent, "rejected": stats.rejected, "skipped": stats.skipped})
+    return InputUpload(stats, result)
 
 
 # -- ranges ----------------------------------------------------------------------------------------------------
@@ -487,6 +543,6 @@ def upload(batches: Iterable[Batch], client: ApiClient, out_dir: str | Path, *,
 
 
 __all__ = ["Batch", "DeadLetter", "Journal", "UploadFailed", "UploadOptions", "UploadStats", "Uploader",
-           "batch_files", "batches_from_dir", "batches_from_inputs", "batches_from_stream", "count_records",
+           "batch_files", "batches_from_dir", "batches_from_stream", "count_records", "encoded_batches", "upload_inputs",
            "read_batch_file", "request_body", "split_range", "uncovered", "upload", "JOURNAL_NAME",
            "DEAD_LETTER_NAME"]

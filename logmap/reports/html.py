@@ -18,6 +18,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from logmap.sinks.output import write_text_atomically
+
 #: One colour per interaction type, assigned in sorted type order (Tableau 10, then 10 more).
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -398,4 +400,4 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(render_html(report), encoding="utf-8")
+    write_text_atomically(Path(path), render_html(report))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from logmap.errors import InputError, LogmapError
-from logmap.sinks.api import ApiClient, RetryPolicy, call_with_retries
+from logmap.api.client import ApiClient, RetryPolicy, call_with_retries
 
 #: Ids per request. The API documents no limit; this keeps each request small and each retry cheap.
 DEFAULT_CHUNK = 1_000

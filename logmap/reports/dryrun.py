@@ -30,11 +30,13 @@ from typing import Any
 
 import polars as pl
 
-from logmap import __version__
+from logmap.version import __version__
 from logmap.mapping.model import Mapping
 from logmap.records.types import DURATION_TYPES
-from logmap.sinks.ledger import Ledger
-from logmap.sinks.shapes import path_of_url, shape_counts
+from logmap.ledger import Ledger
+from logmap.pipeline.runner import ProgressCallback, RunOptions
+from logmap.sinks.output import Run, write_text_atomically
+from logmap.reports.shapes import path_of_url, shape_counts
 
 #: Version of the dry-run JSON structure (docs/reports.md); fields are only ever added within a version.
 DRY_RUN_REPORT_VERSION = 1
@@ -435,29 +437,32 @@ class DryRunStats:
         return 0 if series is None else series.len()
 
 
-def dry_run(inputs: list[str], mapping: Mapping | str | Path, *, options: Any = None, progress: Any = None,
+def dry_run(inputs: list[str], mapping: Mapping | str | Path, *, key: str | bytes | None = None,
+            options: RunOptions | None = None, progress: ProgressCallback | None = None,
             top: int = 10, samples_per_type: int = 3) -> DryRunReport:
     """Run the pipeline on ``inputs`` without writing anything and gather the dry-run report.
 
-    ``options`` and ``progress`` are those of :func:`logmap.pipeline.iter_records`; ``top`` is the length of
-    each ranking in the report.
+    ``key`` is the anonymous-id key; ``options`` and ``progress`` are those of
+    :func:`logmap.pipeline.runner.iter_records`; ``top`` is the length of each ranking in the report.
     """
-    from logmap.pipeline import Prepared, iter_records, resolve_mapping
-
     started = time.perf_counter()
-    mapping = resolve_mapping(mapping)
-    prepared = Prepared(mapping, list(inputs))  # stops on a missing key or a bad template before reading input
-    ledger = Ledger()
-    stats = DryRunStats(duration_max_s=mapping.durations.max_s, samples_per_type=samples_per_type)
-    for records in iter_records(list(inputs), mapping, ledger=ledger, options=options, progress=progress,
-                                prepared=prepared, on_dropped=stats.add_dropped):
-        stats.add_records(records)
-    return stats.report(ledger, mapping, inputs, elapsed_s=time.perf_counter() - started,
-                        warnings=prepared.warnings, rule_names=prepared.rule_names, top=top)
+    stats: DryRunStats | None = None
+
+    def observe_dropped(frame: pl.DataFrame) -> None:
+        assert stats is not None
+        stats.add_dropped(frame)
+
+    # Stops on a missing key or a bad template before reading input.
+    with Run(list(inputs), mapping, key=key, options=options, progress=progress, on_dropped=observe_dropped) as run:
+        stats = DryRunStats(duration_max_s=run.mapping.durations.max_s, samples_per_type=samples_per_type)
+        for records in run.records():
+            stats.add_records(records)
+    return stats.report(run.ledger, run.mapping, inputs, elapsed_s=time.perf_counter() - started,
+                        warnings=run.warnings, rule_names=run.prepared.rule_names, top=top)
 
 
 def write_json(report: DryRunReport, path: str | Path) -> dict[str, Any]:
     """Write the JSON report (UTF-8, indented) and return the dict written."""
     data = report.to_dict()
-    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text_atomically(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return data

@@ -1,0 +1,27 @@
+"""Helpers shared by test modules: the library's commands with the throwaway anonymous-id key of the tests."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from logmap import conversion
+from logmap.pipeline import runner
+from logmap.reports import dryrun
+
+#: A throwaway anonymous-id key; tests that must not see it in any output compare against this value.
+TEST_KEY = "test-key-not-secret"
+
+convert = partial(conversion.convert, key=TEST_KEY)
+iter_records = partial(runner.iter_records, key=TEST_KEY)
+dry_run = partial(dryrun.dry_run, key=TEST_KEY)
+
+
+def read_batch(path: Path) -> list[dict[str, Any]]:
+    """The records of one batch file, either format."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)["data"]
+    return [json.loads(line) for line in text.splitlines() if line]
