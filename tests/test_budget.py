@@ -48,9 +48,10 @@ def test_a_budget_fits_its_bound(memory: str) -> None:
 
 def test_buckets_follow_the_share_read() -> None:
     budget = Budget(memory_bytes=1 << 30, chunk_bytes=1 << 20, hold_bytes=100, bucket_bytes=100)
-    assert budget.buckets_for(150, share_read=0.5) == 3  # 300 bytes expected in all
+    assert budget.buckets_for(150, share_read=0.5) == 4  # 300 bytes expected in all, and 25% headroom
     assert budget.buckets_for(150, share_read=1.0) == 2
-    assert budget.buckets_for(150, share_read=None) == 6  # unknown size (stdin): a guess, split again if short
+    assert budget.buckets_for(150, share_read=None) == 8  # unknown size (stdin): a guess, split again if short
+    assert not budget.too_big(120) and budget.too_big(130)
     assert budget.buckets_for(10**12, share_read=0.1) == MAX_BUCKETS
 
 

@@ -38,6 +38,9 @@ CHUNK_FACTOR = 15
 #: Memory of the record phase as a multiple of a bucket's rows (polars' ``estimated_size``): the rows, their
 #: sorted copy while it is made, and two slices being encoded (measured: 2.1).
 BUCKET_FACTOR = 2.2
+#: Buckets are chosen for this much more than the input is expected to hold (the rows' density varies along a
+#: log), and a bucket is split again only when it outgrows ``bucket_bytes`` by this much.
+HEADROOM = 1.25
 #: The most buckets chosen (each costs a Parquet file per spill).
 MAX_BUCKETS = 1024
 #: The least memory ``--memory`` accepts.
@@ -77,6 +80,12 @@ class Budget:
     #: the most rows one bucket should have in the record phase
     bucket_bytes: int
 
+    @property
+    def spill_bytes(self) -> int:
+        """Rows held, once partitioned, before each bucket's share is written out: half of ``hold_bytes``,
+        because writing them out needs their copies per bucket besides."""
+        return self.hold_bytes // 2
+
     @classmethod
     def for_memory(cls, memory_bytes: int) -> Budget:
         working = int(max(memory_bytes, MIN_MEMORY) * PLANNED_SHARE) - BASE_BYTES
@@ -88,5 +97,9 @@ class Budget:
     def buckets_for(self, held_bytes: int, share_read: float | None) -> int:
         """Buckets for a run holding ``held_bytes`` of rows after reading ``share_read`` of its input (None:
         unknown, standard input): enough that each bucket of the whole input stays under ``bucket_bytes``."""
-        expected = held_bytes / share_read if share_read else held_bytes * 4
+        expected = (held_bytes / share_read if share_read else held_bytes * 4) * HEADROOM
         return min(MAX_BUCKETS, max(2, -(-int(expected) // self.bucket_bytes)))
+
+    def too_big(self, bucket_bytes: int) -> bool:
+        """Whether a bucket of ``bucket_bytes`` must be split again before its record phase."""
+        return bucket_bytes > self.bucket_bytes * HEADROOM

@@ -65,7 +65,7 @@ class RunOptions:
     #: themselves are spilled)
     chunk_bytes: int | None = None
     #: bytes of rows held in memory before the buckets are written out (several buckets only); None: the
-    #: budget's ``hold_bytes``, or 128 MiB with a fixed bucket count
+    #: budget's ``spill_bytes``, or 128 MiB with a fixed bucket count
     spill_bytes: int | None = None
 
     @property
@@ -84,7 +84,7 @@ class RunOptions:
         """The bucket store these options ask for (``share_read``: how much of the input has been read)."""
         if self.buckets is None:
             budget = self.budget
-            return BucketStore(None, self.spill_dir, self.spill_bytes or budget.hold_bytes, budget=budget,
+            return BucketStore(None, self.spill_dir, self.spill_bytes or budget.spill_bytes, budget=budget,
                                share_read=share_read)
         return BucketStore(self.buckets, self.spill_dir, self.spill_bytes or 128 * 1024 * 1024)
 
@@ -157,10 +157,13 @@ class BucketStore:
 
     def _hold(self, frame: pl.DataFrame) -> None:
         bucket = (pl.col("_visitor").hash(seed=self.seed) % self.buckets).fill_null(0).alias("_bucket")
+        size = frame.estimated_size()
         for (index,), part in frame.with_columns(bucket).partition_by("_bucket", as_dict=True).items():
             self._held.setdefault(int(index), []).append(part.drop("_bucket"))
-            self._bucket_bytes[int(index)] = self._bucket_bytes.get(int(index), 0) + part.estimated_size()
-        self._held_bytes += frame.estimated_size()
+            # Its share of the frame's size: a part's own estimate counts string buffers it shares with the
+            # other parts, so the parts' estimates add up to several times the frame's.
+            self._bucket_bytes[int(index)] = self._bucket_bytes.get(int(index), 0) + size * part.height // frame.height
+        self._held_bytes += size
         if self._held_bytes >= self.spill_bytes:
             self._spill()
 
@@ -196,13 +199,13 @@ class BucketStore:
         """Whether bucket ``index`` must be split again before its record phase (an adaptive store, a guess that
         fell short; a second split by yet another seed is the last, since one visitor cannot be split)."""
         return (self.adaptive or self.seed > 0) and self.budget is not None and self.seed < 2 and \
-            self._bucket_bytes.get(index, 0) > self.budget.bucket_bytes
+            self.budget.too_big(self._bucket_bytes.get(index, 0))
 
     def _split(self, index: int, files: list[Path]) -> Iterator[pl.DataFrame]:
         assert self.budget is not None and self._dir is not None
         parts = -(-self._bucket_bytes[index] // self.budget.bucket_bytes)
-        sub = BucketStore(min(MAX_BUCKETS, max(2, parts)), self._dir / f"split-{index:04d}", self.spill_bytes, budget=self.budget,
-                          seed=self.seed + 1)
+        sub = BucketStore(min(MAX_BUCKETS, max(2, parts)), self._dir / f"split-{index:04d}", self.spill_bytes,
+                          budget=self.budget, seed=self.seed + 1)
         self._resplit += 1
         try:
             for f in files:
