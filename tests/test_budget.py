@@ -136,3 +136,17 @@ def test_memory_option_errors_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "o"),
                                        "--memory", "10M"])
     assert result.exit_code == 2 and "at least 256M" in result.output
+
+
+def test_the_hasher_memory_is_bounded_and_its_digests_unchanged(monkeypatch) -> None:
+    from logmap.transform import identity
+
+    values = pl.Series([f"10.0.0.{i % 50}\x1fMozilla" for i in range(200)] + [None])
+    expected = identity.Hasher(b"key").series(values)
+    monkeypatch.setattr(identity, "KNOWN_LIMIT", 60)
+    hasher = identity.Hasher(b"key")
+    for start in range(0, 200, 40):
+        part = values.slice(start, 40)
+        assert hasher.series(part).to_list() == expected.slice(start, 40).to_list()
+        assert len(hasher._known) <= 60
+    assert hasher.series(values).to_list() == expected.to_list() and expected[-1] is None
