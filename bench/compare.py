@@ -111,7 +111,7 @@ def main() -> None:
 
     def logmap(*options: str, tree: Path = ROOT):
         # -c runs with the tree as working directory, so its logmap package is the one imported
-        return lambda out: ["env", f"PYTHONPATH={tree}", "--chdir", str(tree), *LOGMAP, "convert", str(path),
+        return lambda out: ["env", "--chdir", str(tree), f"PYTHONPATH={tree}", *LOGMAP, "convert", str(path),
                             "-m", str(MAPPING), "-o", str(out), "-q", *options]
 
     contenders = [
