@@ -6,6 +6,17 @@ prints its message on one line and exits with status 2; it never shows a traceba
 
 from __future__ import annotations
 
+from typing import Protocol
+
+
+class Position(Protocol):
+    """Where something is written in a mapping (``logmap.mapping.model.Where`` is one)."""
+
+    file: str
+    line: int
+    column: int
+    key: str
+
 
 class LogmapError(Exception):
     """An error the user can fix; its message says how."""
@@ -25,6 +36,14 @@ class MappingError(LogmapError):
         self.reason = message
         super().__init__(self._format())
 
+    @classmethod
+    def at(cls, message: str, where: Position | None, **extra: object) -> MappingError:
+        """The error ``message`` at a position of the mapping (none known: the message alone)."""
+        if where is None:
+            return cls(message, **extra)  # type: ignore[arg-type]
+        return cls(message, file=where.file, line=where.line, column=where.column, key=where.key,
+                   **extra)  # type: ignore[arg-type]
+
     def _format(self) -> str:
         where = self.file or "<mapping>"
         if self.line is not None:
@@ -33,6 +52,17 @@ class MappingError(LogmapError):
                 where += f":{self.column}"
         key = f" {self.key}:" if self.key else ""
         return f"{where}:{key} {self.reason}"
+
+
+class UnknownFieldError(MappingError):
+    """A template names a field its input does not have. Carries the ``field`` and the ``known`` names, so that
+    a caller can restate it (an export's reader lists its files' own columns)."""
+
+    def __init__(self, message: str, *, field: str, known: list[str] | tuple[str, ...] = (), file: str | None = None,
+                 line: int | None = None, column: int | None = None, key: str | None = None) -> None:
+        self.field = field
+        self.known = list(known)
+        super().__init__(message, file=file, line=line, column=column, key=key)
 
 
 class InputError(LogmapError):

@@ -6,16 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from apiserver import FakeMiso, Fault, make_records
 
-from apiserver import FakeMiso, Fault, make_records  # noqa: E402
-
-from logmap.api.client import (ApiClient, ApiError, ApiKey, AuthError, RejectedError, RetryPolicy,  # noqa: E402
+from logmap.api.client import (ApiClient, ApiError, ApiKey, AuthError, RejectedError, RetryPolicy,
                               TransientError, call_with_retries, error_indices, parse_retry_after)
 
 KEY = "sk-LOGMAP-API-7c1d/+=&x"  # characters that URL-encode differently, to test every spelling

@@ -4,19 +4,15 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
+from apiserver import DELETE_INTERACTIONS, DELETE_PRODUCTS, STATUS, FakeMiso, Fault, make_records
 
-from apiserver import DELETE_INTERACTIONS, DELETE_PRODUCTS, STATUS, FakeMiso, Fault, make_records  # noqa: E402
-
-from logmap.cli import main  # noqa: E402
-from logmap.api.client import ApiClient, RetryPolicy  # noqa: E402
-from logmap.api.delete import TaskTimeout, delete_interactions, task_state, wait_for_tasks  # noqa: E402
+from logmap.cli import main
+from logmap.api.client import ApiClient, RetryPolicy
+from logmap.api.delete import TaskTimeout, delete_interactions, task_state, wait_for_tasks
 
 KEY = "sk-LOGMAP-DELETE-55aa11"
 

@@ -309,3 +309,20 @@ def test_unknown_struct_field_still_fails_before_reading(tmp_path, monkeypatch):
         convert(ga4_inputs(), mapping, tmp_path / "o")
     assert spy.columns == []
 
+
+
+def test_each_export_file_schema_is_read_once_per_run(tmp_path, monkeypatch):
+    import logmap.sources.exports as exports
+
+    calls: list[str] = []
+    real = exports.file_schema
+
+    def counted(item, *args, **kwargs):
+        calls.append(item.path)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(exports, "file_schema", counted)
+    inputs = ga4_inputs()
+    result = convert(inputs, GA4_MAPPING, tmp_path / "out")
+    assert result.ledger.balanced and len(inputs) == 5
+    assert sorted(calls) == sorted(inputs)

@@ -42,7 +42,7 @@ CASES = [
     ("unknown top key", BASE + "filtr: {}\n", 9, 1, "filtr",
      "unknown key 'filtr' (did you mean 'filter'?); expected one of: logmap, name, description, source, filter"),
     ("unknown source key", BASE.replace("  format: combined\n", "  format: combined\n  tz: UTC\n"), 4, 3,
-     "source.tz", "unknown key 'tz' (expected one of: format, pattern, time_format, timezone, site)"),
+     "source.tz", "unknown key 'tz' (expected one of: format, pattern, time_format, timezone, fields, encoding, prefix, captures, site)"),
     ("unknown filter key", BASE + "filter:\n  stauts: [200]\n", 10, 3, "filter.stauts",
      "unknown key 'stauts' (did you mean 'status'?)"),
     ("unknown rule key", BASE + "    prodcut_ids: ['x']\n", 9, 5, "rules[0].prodcut_ids",

@@ -215,3 +215,24 @@ def test_export_source_keys_become_options():
 def test_export_keys_match_the_export_reader():
     exports = pytest.importorskip("logmap.sources.exports")
     assert set(defaults.EXPORT_FORMATS) == set(exports.FILE_ENDINGS)
+
+
+def test_docs_tables_list_every_format_option_and_unit():
+    """docs/mapping.md is written by hand; this keeps it true to defaults.py, the one source of these facts."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "mapping.md").read_text(encoding="utf-8")
+    format_row = next(line for line in text.splitlines() if line.startswith("| `format` |"))
+    options_row = next(line for line in text.splitlines() if line.startswith("| `options` |"))
+    assert [name for name in defaults.FORMATS if f"`{name}`" not in format_row] == []
+    assert [name for name in defaults.ACCESS_LOG_FORMATS
+            if name not in ("auto", "regex") and f"| `{name}` |" not in text] == []  # those two have sections
+    assert [key for key in defaults.EXPORT_OPTION_KEYS if f"`{key}`" not in options_row] == []
+    assert all(unit in options_row for unit in defaults.TIME_UNITS)
+
+
+def test_durations_in_seconds_agree_with_their_written_defaults():
+    from logmap.mapping.values import parse_duration
+
+    assert parse_duration(defaults.SESSION_TIMEOUT) == defaults.SESSION_TIMEOUT_S
+    assert parse_duration(defaults.MAX_DURATION) == defaults.MAX_DURATION_S

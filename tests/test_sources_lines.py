@@ -270,20 +270,29 @@ def test_lines_frame() -> None:
 
 
 def original_frames(data: bytes, path: str, chunk_bytes: int) -> list[pl.DataFrame]:
-    """The frames read_lines gave before the fast path: one per read of chunk_bytes that completes a line."""
+    """The frames read_lines gave before the fast path: one per read of chunk_bytes that completes a line. A last
+    line without a newline joins the frame of the last read when that read was short (the chunk was still open
+    at the end of the file), so that a small file is one frame; otherwise it is a frame of its own."""
     frames: list[pl.DataFrame] = []
     pending, next_line = b"", 1
+    open_at_end = False
     for start in range(0, len(data), chunk_bytes):
         block = data[start:start + chunk_bytes]
         cut = block.rfind(b"\n")
+        open_at_end = False
         if cut == -1:
             pending += block
             continue
         frames.append(lines_frame((pending + block[:cut]).decode("utf-8", "replace").split("\n"), path, next_line))
         next_line += frames[-1].height
         pending = block[cut + 1:]
+        open_at_end = len(block) < chunk_bytes
     if pending:
-        frames.append(lines_frame([pending.decode("utf-8", "replace")], path, next_line))
+        last = lines_frame([pending.decode("utf-8", "replace")], path, next_line)
+        if open_at_end:
+            frames[-1] = pl.concat([frames[-1], last])
+        else:
+            frames.append(last)
     return frames
 
 

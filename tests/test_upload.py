@@ -4,7 +4,6 @@ once, every invalid one is in the dead-letter file, and the key never shows."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -12,14 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
+from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches
 
-from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches  # noqa: E402
-
-from logmap.cli import main  # noqa: E402
-from logmap.errors import LogmapError  # noqa: E402
-from logmap.api.client import ApiClient, RetryPolicy  # noqa: E402
-from logmap.api.upload import (DEAD_LETTER_NAME, JOURNAL_NAME, UploadFailed, UploadOptions,  # noqa: E402
+from logmap.cli import main
+from logmap.errors import LogmapError
+from logmap.api.client import ApiClient, RetryPolicy
+from logmap.api.upload import (DEAD_LETTER_NAME, JOURNAL_NAME, UploadFailed, UploadOptions,
                                  batches_from_dir, batches_from_stream, split_range, uncovered, upload)
 
 KEY = "sk-LOGMAP-TEST-9f3e1c7b2d4a"

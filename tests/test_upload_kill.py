@@ -13,10 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from apiserver import FakeMiso, Fault, make_records, write_batches  # noqa: E402
-from test_upload import DEAD_LETTER_NAME, JOURNAL_NAME, KEY, assert_exactly_once  # noqa: E402
+from apiserver import FakeMiso, Fault, make_records, write_batches
+from test_upload import DEAD_LETTER_NAME, JOURNAL_NAME, KEY, assert_exactly_once
 
 REPO = Path(__file__).resolve().parents[1]
 

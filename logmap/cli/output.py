@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,14 +24,13 @@ def stderr_console() -> Console:
 
 
 def total_input_bytes(inputs: list[str]) -> int | None:
-    from logmap.sources.lines import expand_inputs
+    from logmap.errors import InputError
+    from logmap.sources.lines import expand_inputs, total_size
 
     try:
-        paths = expand_inputs(inputs)
-    except Exception:  # the pipeline reports missing inputs itself, with a clear message
+        return total_size(expand_inputs(inputs)) or None
+    except InputError:  # the pipeline reports missing inputs itself, with a clear message
         return None
-    sizes = [os.path.getsize(p) for p in paths if p != "-" and os.path.exists(p)]
-    return sum(sizes) or None
 
 
 @contextmanager

@@ -14,22 +14,32 @@ LANGUAGE_VERSION = 1
 FORMATS: dict[str, str] = {
     "combined": "Apache/nginx combined: %h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-agent}i\"",
     "common": "Common Log Format: %h %l %u %t \"%r\" %>s %b",
-    "vhost_combined": "%v:%p followed by a combined line",
+    "vhost_combined": "%v:%p (or %v alone) followed by a combined line",
+    "common_vhost": "%v[:%p] followed by a common line: %v %h %l %u %t \"%r\" %>s %b",
+    "icecast2": "Icecast2 access log: combined + the session's duration in seconds",
+    "s3": "Amazon S3 server access log",
     "combined_xff": "combined + a trailing \"X-Forwarded-For\" field: the client IP is its first address",
     "alb": "AWS Application Load Balancer access log",
     "elb": "AWS Classic Load Balancer access log",
     "haproxy": "HAProxy HTTP log (`option httplog`), with or without the syslog prefix",
     "cloudfront": "AWS CloudFront standard log (W3C headers, tab-separated, URL-encoded user agents)",
-    "w3c": "W3C extended / IIS: fields named by `#Fields:` headers, which may change mid-file",
+    "w3c": "W3C extended / IIS (also Advanced Logging, NetScaler): fields named by `#Fields:` headers, "
+           "which may change mid-file; quoted values allowed",
+    "shoutcast": "SHOUTcast W3C log (c-status, percent-encoded user agents)",
+    "incapsula": "Imperva Incapsula W3C log (every value quoted; cs-uri is host + path)",
     "caddy": "Caddy v2 JSON access log",
     "nginx_json": "nginx `log_format … escape=json` with its variable names as keys",
     "traefik": "Traefik JSON access log",
+    "cloudflare": "Cloudflare Logpush HTTP requests (JSON lines)",
     "nginx": "your nginx `log_format` string as `pattern`, compiled to a parser",
     "apache": "your Apache `LogFormat` string as `pattern`, compiled to a parser",
     "auto": "detect each file's format from its first lines (`logmap formats --detect FILE`)",
     "regex": "your own regular expression (`pattern`) with named groups",
 }
 ACCESS_LOG_FORMATS: tuple[str, ...] = tuple(FORMATS)
+#: Access-log formats whose fields are named in the file (W3C `#Fields:`) or by JSON keys: `source.fields` applies.
+W3C_FORMATS: tuple[str, ...] = ("w3c", "cloudfront", "shoutcast", "incapsula")
+JSON_FORMATS: tuple[str, ...] = ("caddy", "nginx_json", "traefik", "cloudflare")
 #: Analytics exports (read by `logmap.sources.exports`), whose rules match columns with `when:`.
 EXPORT_FORMATS: dict[str, str] = {
     "parquet": "Parquet files (GA4 BigQuery export …); nested columns reachable as event_params.x, items[].y",
@@ -47,13 +57,20 @@ FORMAT_NAME_PATTERN = r"^[a-z_0-9:]+$"
 TIME_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
 TIMEZONE = "UTC"
 
+#: What `source.fields` may rename a W3C or JSON field to (`date`: the date part of a split W3C time).
+FIELD_TARGETS: tuple[str, ...] = ("ip", "user", "time", "date", "method", "target", "path", "query", "protocol",
+                                  "status", "bytes", "referrer", "user_agent", "vhost", "time_taken")
+#: What `source.captures` may name each HAProxy captured request header (`-`: a header logmap does not use).
+CAPTURE_NAMES: tuple[str, ...] = ("host", "user_agent", "referrer", "-")
+
 #: Fields an access-log source provides to templates and conditions (plus named groups of a `regex` pattern).
 ACCESS_LOG_FIELDS: frozenset[str] = frozenset({
     "ip", "ident", "user", "time", "method", "target", "path", "query", "protocol", "status", "bytes",
-    "referrer", "user_agent", "url",
+    "referrer", "user_agent", "url", "vhost",
 })
 #: Extra fields per format.
-FORMAT_FIELDS: dict[str, frozenset[str]] = {"vhost_combined": frozenset({"vhost", "port"})}
+FORMAT_FIELDS: dict[str, frozenset[str]] = {"vhost_combined": frozenset({"vhost", "port"}),
+                                            "common_vhost": frozenset({"vhost", "port"})}
 
 # --- filter ---------------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ Everything happens before any input is read, so a typo costs seconds, not a half
 
 from __future__ import annotations
 
+import codecs
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from logmap.mapping.values import named_groups, parse_duration, parse_status, re
 from logmap.records.types import REQUIRED_FIELDS, RULE_FIELDS
 
 __all__ = [
-    "EXTRA_FORMATS", "check_mapping", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
+    "EXTRA_FORMATS", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
     "register_format", "anonymous_key", "key_variable", "schema_path", "SourceCheck",
 ]
 
@@ -109,12 +110,22 @@ def anonymous_key(mapping: Mapping, key: str | bytes | None) -> bytes | None:
         return key.encode("utf-8") if isinstance(key, str) else key
     spec = mapping.identity.anonymous_id
     where = (spec.where if spec is not None else None) or mapping.identity.where
-    raise MappingError(
-        f"environment variable {name} is not set or empty: it must hold the secret key of the "
-        f"anonymous-id hash (export {name}=<a long random secret>, and keep it to re-run later; a library caller "
-        f"passes key=...), or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)",
-        file=where.file if where else mapping.path, line=where.line if where else None,
-        column=where.column if where else None, key="identity.anonymous_id.key")
+    message = (f"environment variable {name} is not set or empty: it must hold the secret key of the "
+               f"anonymous-id hash (export {name}=<a long random secret>, and keep it to re-run later; a library "
+               f"caller passes key=...), or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)")
+    if where is None:
+        raise MappingError(message, file=mapping.path, key="identity.anonymous_id.key")
+    raise MappingError(message, file=where.file, line=where.line, column=where.column, key="identity.anonymous_id.key")
+
+
+def _search_keys(spec: dict[str, Any]) -> list[str]:
+    """``keywords`` and ``filters.<name>`` of a rule's ``search`` field, each positioned on its own."""
+    search = spec.get("search")
+    if not isinstance(search, dict):
+        return []
+    filters = search.get("filters")
+    return [*(["keywords"] if "keywords" in search else []),
+            *[f"filters.{name}" for name in (filters if isinstance(filters, dict) else {})]]
 
 
 class _Builder:
@@ -128,6 +139,11 @@ class _Builder:
         self.references: list[Reference] = []
 
     # positions and errors
+
+    def value_where(self, key: str) -> Where:
+        """Where the value of ``key`` starts (a template's problems are reported there)."""
+        line, column = self.located.value_position(key)
+        return Where(self.name, line, column, key)
 
     def where(self, key: str) -> Where:
         line, column = self.located.position(key)
@@ -256,8 +272,26 @@ class _Builder:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise self.error("source.timezone", f"unknown time zone {timezone!r}: use an IANA name like UTC or "
                                                 "Europe/Paris") from None
+        encoding = spec.get("encoding")
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise self.error("source.encoding", f"unknown encoding {encoding!r}: use a Python codec name such as "
+                                                    "latin-1, cp1252, shift_jis, big5 or gb18030") from None
+        prefix = spec.get("prefix")
+        if prefix is not None:
+            self.regex("source.prefix", prefix)
+        fields = dict(spec.get("fields") or {})
+        if fields and fmt not in defaults.W3C_FORMATS + defaults.JSON_FORMATS + ("auto",):
+            raise self.error("source.fields", f"'fields' renames W3C or JSON fields, not those of '{fmt}'", at_key=True)
+        captures = list(spec.get("captures") or [])
+        if captures and fmt not in ("haproxy", "auto"):
+            raise self.error("source.captures", f"'captures' names HAProxy's captured headers, not '{fmt}' fields",
+                             at_key=True)
         source = Source(format=fmt, pattern=pattern, time_format=time_format, timezone=timezone,
-                        site=spec.get("site"), options=options, where=self.where("source"))
+                        site=spec.get("site"), options=options, fields=fields, encoding=encoding, prefix=prefix,
+                        captures=captures, where=self.where("source"))
         for problem_key, message in (self.source_check(source) if self.source_check else []):
             raise self.error(problem_key, message)
         return source
@@ -279,6 +313,7 @@ class _Builder:
             include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
             exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),
             where=self.where("filter"),
+            written={k: self.where(f"filter.{k}") for k in spec},
         )
 
     def rule(self, index: int, spec: dict[str, Any]) -> Rule:
@@ -314,7 +349,8 @@ class _Builder:
             fields=fields,
             index=index,
             where=self.where(key),
-            field_where={k: self.where(join_path(key, k)) for k in spec},
+            field_where={**{k: self.where(join_path(key, k)) for k in spec},
+                         **{f"search.{k}": self.value_where(f"{key}.search.{k}") for k in _search_keys(spec)}},
             groups=named_groups(path),
         )
 
@@ -347,7 +383,10 @@ class _Builder:
                 anonymous = AnonymousId(hmac=hmac, key_env=match.group(1), where=self.where(key_path))
             else:  # the schema's pattern already rejects this; never echo what may be a secret
                 raise self.error(key_path, "expected env:VARIABLE or none; never write the key itself in a mapping")
-        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"))
+        template_key = "anonymous_id.hmac" if isinstance(raw, dict) else "anonymous_id"
+        return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"),
+                        field_where={"user_id": self.value_where("identity.user_id"),
+                                     "anonymous_id": self.value_where(f"identity.{template_key}")})
 
     def context(self, spec: dict[str, Any]) -> Context:
         context = Context(where=self.where("context"))
@@ -374,6 +413,10 @@ class _Builder:
         else:
             context.campaign = campaign
         context.custom_context = self.template("context.custom_context", dict(spec.get("custom_context") or {}))
+        names = ["page.url", "page.referrer", "page.title", "user_agent", "truncated_ip", "locale", "region",
+                 *[f"campaign.{k}" for k in (context.campaign if isinstance(context.campaign, dict) else {})],
+                 *[f"custom_context.{k}" for k in context.custom_context]]
+        context.field_where = {name: self.value_where(f"context.{name}") for name in names}
         return context
 
     def durations(self, spec: dict[str, Any]) -> Durations:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from logmap.mapping import defaults
+
 # A template value as written in YAML: a string template ('{query.q|lower}'), a literal number/bool,
 # or for list fields a list of those.
 TemplateValue = str | int | float | bool
@@ -43,9 +45,13 @@ class Source:
     format: str = "combined"
     pattern: str | None = None          # regex format only
     time_format: str | None = None      # strptime format of the `time` field
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
     site: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # format-specific extras (later formats)
+    fields: dict[str, str] = field(default_factory=dict)   # W3C/JSON field name → canonical column
+    encoding: str | None = None        # input codec when not UTF-8 (any Python codec name)
+    prefix: str | None = None          # regex stripped from the start of each line before parsing
+    captures: list[str] = field(default_factory=list)      # haproxy: what each captured request header is
     where: Where | None = None
 
 
@@ -54,11 +60,12 @@ class Filter:
     status: list[tuple[int, int]] = field(default_factory=list)   # inclusive ranges; empty = keep all
     methods: list[str] = field(default_factory=list)              # upper-case; empty = keep all
     static_extensions: list[str] = field(default_factory=list)    # lower-case, no dot; empty = keep all
-    exclude_bots: bool = True
+    exclude_bots: bool = defaults.EXCLUDE_BOTS
     bot_patterns: list[str] = field(default_factory=list)
     include_paths: list[str] = field(default_factory=list)
     exclude_paths: list[str] = field(default_factory=list)
     where: Where | None = None
+    written: dict[str, Where] = field(default_factory=dict, compare=False)  # keys written → position
 
 
 @dataclass
@@ -97,28 +104,36 @@ class Identity:
     user_id: str | None = None
     anonymous_id: AnonymousId | None = None
     where: Where | None = None
+    field_where: dict[str, Where] = field(default_factory=dict)  # "user_id", "anonymous_id" → its template
+
+    def where_of(self, name: str) -> Where | None:
+        return self.field_where.get(name, self.where)
 
 
 @dataclass
 class Context:
-    page_url: str | None = "{url}"
-    page_referrer: str | None = "{referrer}"
+    page_url: str | None = defaults.PAGE_URL
+    page_referrer: str | None = defaults.PAGE_REFERRER
     page_title: str | None = None
-    user_agent: str | None = "{user_agent}"
-    truncated_ip: str | None = "{ip}"
-    campaign: Literal["utm"] | dict[str, str] | None = "utm"
+    user_agent: str | None = defaults.USER_AGENT
+    truncated_ip: str | None = defaults.TRUNCATED_IP
+    campaign: Literal["utm"] | dict[str, str] | None = defaults.CAMPAIGN  # type: ignore[assignment]
     locale: str | None = None
     region: str | None = None
     custom_context: dict[str, TemplateValue] = field(default_factory=dict)
     where: Where | None = None
+    field_where: dict[str, Where] = field(default_factory=dict)  # "page.url", "custom_context.x" … → template
+
+    def where_of(self, name: str) -> Where | None:
+        return self.field_where.get(name, self.where)
 
 
 @dataclass
 class Durations:
-    source: str = "next_event"        # 'next_event', 'none', or a template naming a field (exports)
-    unit: str = "s"                   # unit of the field `source` names: s, ms or us
-    session_timeout_s: float = 1800.0
-    max_s: float = 1800.0
+    source: str = defaults.DURATIONS_FROM  # 'next_event', 'none', or a template naming a field (exports)
+    unit: str = defaults.DURATION_UNIT    # unit of the field `source` names: s, ms or us
+    session_timeout_s: float = defaults.SESSION_TIMEOUT_S
+    max_s: float = defaults.MAX_DURATION_S
     where: Where | None = None
 
 

@@ -21,6 +21,9 @@ from logmap.errors import MappingError
 _TYPED_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
                "tag:yaml.org,2002:null"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Values a mapping may expand to. A real mapping has hundreds; YAML aliases can make a few lines expand to
+#: billions (a "billion laughs"), which would take minutes and gigabytes before any check ran.
+MAX_VALUES = 20_000
 
 
 @dataclass
@@ -85,8 +88,15 @@ class _Converter:
         self.positions: dict[str, tuple[int, int]] = {}
         self.value_positions: dict[str, tuple[int, int]] = {}
         self.constructor = yaml.SafeLoader("")
+        self.values = 0
 
     def convert(self, node: yaml.Node, path: str) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            line, column = _pos(node)
+            raise MappingError(f"the mapping expands to more than {MAX_VALUES:,} values: YAML aliases (*name) "
+                               "nested inside each other repeat their anchors; write the values out instead",
+                               file=self.name, line=line, column=column, key=path or None)
         self.positions.setdefault(path, _pos(node))
         self.value_positions.setdefault(path, _pos(node))
         if isinstance(node, yaml.MappingNode):

@@ -141,6 +141,21 @@ def _defs() -> dict[str, Any]:
                                            f"Default: {defaults.TIME_FORMAT}"},
             "timezone": {"type": "string", "default": defaults.TIMEZONE,
                          "description": "IANA time zone for timestamps that carry no offset, e.g. Europe/Paris."},
+            "fields": {"type": "object", "additionalProperties": {"enum": list(defaults.FIELD_TARGETS)},
+                       "description": "W3C and JSON formats: rename a field (a W3C `#Fields:` name such as "
+                                      "`date-local` or `cs(X-Forwarded-Host)`, or a JSON key or dotted path) to a "
+                                      "canonical column, e.g. {TimeTakenMS: time_taken, x-host: vhost}."},
+            "encoding": {"type": "string", "minLength": 1,
+                         "description": "The input's character encoding when it is not UTF-8: any Python codec "
+                                        "(latin-1, cp1252, shift_jis, big5, gb18030, utf-16 …)."},
+            "prefix": {**_ref("regex"),
+                       "description": "A regex removed from the start of every line before parsing (docker compose "
+                                      "`name | `, `kubectl logs --prefix`, syslog headers); `logmap formats --detect` "
+                                      "proposes one."},
+            "captures": {"type": "array", "items": {"enum": list(defaults.CAPTURE_NAMES)},
+                         "description": "haproxy: what each header captured in the first `{…}` block is, in the "
+                                        "order of the `capture request header` lines (`-` for one to ignore), e.g. "
+                                        "[host, user_agent]. Default: recognised by their values."},
             "site": {"type": "string", "pattern": "^https?://[^/\\s]+",
                      "description": "Base URL (https://shop.example.com) used to build absolute page URLs from paths.",
                      "errorMessage": "expected an absolute URL like https://shop.example.com"},

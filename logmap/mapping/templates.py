@@ -61,11 +61,6 @@ class Ref:
     name: str
     converters: tuple[Converter, ...] = field(default_factory=tuple)
 
-    @property
-    def is_list_path(self) -> bool:
-        """True for ``items[].item_id``-style names, which yield one value per list element."""
-        return "[]" in self.name
-
 
 @dataclass(frozen=True)
 class Template:

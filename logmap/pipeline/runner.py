@@ -320,7 +320,7 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     try:
         started = time.perf_counter()
         chunks = read_source(inputs, mapping.source, chunk_bytes=options.chunk_size, progress=reading.advance,
-                             mapping=mapping)
+                             mapping=mapping, reader=prepared.export_reader)
         # closing(): a background thread stops (and closes its files) before the spilled buckets are removed.
         with closing(chunks if in_turn else read_ahead(chunks)) as parsed_chunks:
             for parsed in parsed_chunks:

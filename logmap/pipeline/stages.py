@@ -21,11 +21,11 @@ from logmap.mapping.model import Mapping
 from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
 from logmap.records.validate import validate
-from logmap.sources import empty_frame, name_input_columns
+from logmap.sources import empty_frame, is_export, name_input_columns, open_export
 from logmap.transform.context import context_columns
 from logmap.transform.durations import field_durations, infer_durations, order_columns
 from logmap.transform.expressions import Scope
-from logmap.transform.filter import apply_filter
+from logmap.transform.filter import apply_filter, check_filter_columns
 from logmap.transform.identity import VISITOR, Hasher, identity_columns
 from logmap.transform.rules import RECORD_PREFIX, apply_rules
 from logmap.transform.useragents import BotDetector
@@ -68,15 +68,19 @@ class Prepared:
             self.hasher = Hasher(secret)
         self.bots = BotDetector()
         self.rule_names = [rule.name for rule in mapping.rules]
+        #: the run's one reader of its export files (None for access logs, or without inputs)
+        self.export_reader = open_export(inputs, mapping.source, mapping) if inputs and is_export(mapping.source) \
+            else None
         # Compile every stage against the source's columns now, so that a template naming a field the source
         # does not have stops the run before any input is read. (An export's columns are those of its files:
         # without inputs they are unknown and the check waits for them.)
-        empty = empty_frame(mapping.source, inputs, mapping)
+        empty = empty_frame(mapping.source, self.export_reader)
         if empty is not None:
+            check_filter_columns(mapping.filter, empty.columns)
             try:
                 stream_stage(self, empty)
             except MappingError as error:
-                raise name_input_columns(error, mapping.source, inputs) from None
+                raise name_input_columns(error, self.export_reader) from None
 
     def __repr__(self) -> str:
         return f"Prepared({self.mapping.path!r})"

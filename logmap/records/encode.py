@@ -464,16 +464,3 @@ def encode_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.Series:
 
 #: The same as :func:`encode_frame`, under the name the batch writer looks for.
 encode_ndjson = encode_frame
-
-
-def ndjson_text(records: pl.Series) -> str:
-    """Encoded records as NDJSON: one per line, newline-terminated ("" when there are none)."""
-    if records.len() == 0:
-        return ""
-    return records.str.join("\n").item() + "\n"
-
-
-def body_text(records: pl.Series) -> str:
-    """Encoded records as one upload request body, ``{"data":[...]}``."""
-    joined = records.str.join(",").item() if records.len() else ""
-    return '{"data":[' + joined + "]}"

@@ -58,11 +58,6 @@ CUSTOM_CONTEXT_DTYPES: tuple[pl.DataType, ...] = (pl.Boolean(), pl.Int64(), pl.F
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
-def is_record_column(name: str) -> bool:
-    """Whether ``name`` is written into the record (fixed column or a member of a dynamic family)."""
-    return name in RECORD_COLUMNS or (name.startswith(DYNAMIC_PREFIXES) and name not in DYNAMIC_PREFIXES)
-
-
 def order_record_columns(names: list[str] | tuple[str, ...]) -> list[str]:
     """The record columns among ``names`` in writing order.
 

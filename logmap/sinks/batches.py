@@ -6,7 +6,6 @@ Python objects.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -103,11 +102,3 @@ class RejectsWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def read_batch(path: Path) -> list[dict]:
-    """The records of one batch file, either format (used by tests and by upload --from)."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        return json.loads(text)["data"]
-    return [json.loads(line) for line in text.splitlines() if line]

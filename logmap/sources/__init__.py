@@ -43,37 +43,46 @@ def load_mapping_text(text: str, name: str = "<mapping>") -> Mapping:
     return loader.load_mapping_text(text, name, source_check=source_problems)
 
 
+def open_export(inputs: list[str], source: Source, mapping: Mapping | None = None) -> exports.ExportReader:
+    """The one reader of a run's export files: their schemas are read (from metadata, or a first pass) once,
+    for the checks before reading and for the rows. With ``mapping``, only the columns it uses are read."""
+    wanted = exports.wanted_names(mapping) if mapping is not None else None
+    return exports.ExportReader(inputs, source, wanted=wanted)
+
+
 def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
-                progress: Callable[[int], None] | None = None,
-                mapping: Mapping | None = None) -> Iterator[pl.DataFrame]:
+                progress: Callable[[int], None] | None = None, mapping: Mapping | None = None,
+                reader: exports.ExportReader | None = None) -> Iterator[pl.DataFrame]:
     """Parsed chunks of every input, in order. Each row is one input line (or export row).
 
     With ``mapping``, an export is read with only the columns the mapping uses (a GA4 row is mostly columns a
-    mapping never looks at); access logs always give their canonical columns.
+    mapping never looks at); access logs always give their canonical columns. An export ``reader`` from
+    :func:`open_export` is reused rather than opened again.
     """
     if is_export(source):
-        yield from exports.read_export(inputs, source, chunk_bytes=chunk_bytes, progress=progress, mapping=mapping)
+        reader = reader or open_export(inputs, source, mapping)
+        reader.chunk_bytes, reader.progress = chunk_bytes, progress
+        yield from reader
         return
     for path in expand_inputs(inputs):
-        for lines in read_lines(path, chunk_bytes=chunk_bytes, progress=progress):
+        for lines in read_lines(path, chunk_bytes=chunk_bytes, progress=progress, encoding=source.encoding):
             yield accesslog.parse(lines, source)
 
 
-def empty_frame(source: Source, inputs: list[str] | None = None, mapping: Mapping | None = None) -> pl.DataFrame | None:
+def empty_frame(source: Source, reader: exports.ExportReader | None = None) -> pl.DataFrame | None:
     """A parsed frame with no rows but the columns ``source`` produces: lets a mapping be compiled, and its
     references checked, before any input is read.
 
-    An export's columns come from its files' schemas (read from metadata or a first pass, not from rows), so
-    for exports this needs ``inputs`` and is None without them (the options are still checked).
+    An export's columns come from its files' schemas, so for exports this needs their ``reader`` and is None
+    without it.
     """
     if is_export(source):
-        exports.check_source(source)
-        return exports.empty_export_frame(inputs, source, mapping) if inputs else None
+        return reader.empty() if reader is not None else None
     return accesslog.parse(pl.DataFrame(schema=LINE_SCHEMA), source)
 
 
-def name_input_columns(error: Exception, source: Source, inputs: list[str] | None) -> Exception:
+def name_input_columns(error: Exception, reader: exports.ExportReader | None) -> Exception:
     """For exports, a template naming a column the files lack: say which files and which columns they have."""
-    if not is_export(source) or not inputs:
+    if reader is None:
         return error
-    return exports.explain_unknown_field(error, source, inputs)
+    return exports.with_columns(error, reader.schema, list(reader.schemas))

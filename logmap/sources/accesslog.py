@@ -19,8 +19,9 @@ The matched string fields are then normalised the same way for every format:
   A request line that is not of this shape — ``"-"``, an empty ``""`` (connection closed before a request),
   TLS handshake bytes logged as ``"\\x16\\x03…"``, a target with spaces — has no page, so the line is
   **malformed**.
-* ``target`` → ``path`` (without query; an absolute-form target ``http://host/p`` gives ``/p``) and ``query``
-  (without the ``?``, null when empty).
+* ``target`` → ``path`` (without query; an absolute-form target ``http://host/p`` gives ``/p``, and ``host``
+  as ``vhost`` when the format logs no host of its own) and ``query`` (without the ``?``, null when empty). A
+  ``path`` field that carries a query (``/p?q=1``) is cut at its first ``?`` too.
 * ``time`` → ``Datetime("ms", "UTC")``: with an offset in the text (CLF ``%z``) it is converted to UTC; a
   ``time_format`` without an offset reads the time in ``source.timezone`` (ambiguous DST times take the earlier
   instant). The presets also accept a CLF time without offset (read in ``source.timezone``). A time that does
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,7 +71,7 @@ _TEXT = ("ip", "ident", "user", "method", "protocol", "referrer", "user_agent", 
 _MATCH = "__match"  # an always-empty group that tells a match from a miss in a user's regex
 
 REQUEST = r"^(?P<method>[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*) (?P<target>\S+)(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
-_TARGET = r"^(?:[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)?(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?"
+_TARGET = r"^(?:[A-Za-z][A-Za-z0-9+.-]*://(?P<host>[^/?#]*))?(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?"
 
 
 def _quoted(name: str) -> str:
@@ -78,10 +79,39 @@ def _quoted(name: str) -> str:
     return f'"(?P<{name}>[^"\\\\]*(?:\\\\.[^"\\\\]*)*)"'
 
 
+def spaced(pattern: str) -> str:
+    """``pattern`` with each literal space between fields (outside ``[…]`` classes) made a run of spaces (`` +``).
+
+    Servers pad fields (IIS, HAProxy's syslog day, hand-edited Apache formats), so every space-separated preset
+    is written with single spaces and compiled through this. The fast path still takes single spaces only; a
+    padded line goes through the regex.
+    """
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            out.append(char)
+            escaped = True
+        elif in_class:
+            out.append(char)
+            in_class = char != "]"
+        elif char == "[":
+            out.append(char)
+            in_class = True
+        elif char == " ":
+            out.append(" +")
+        else:
+            out.append(char)
+    return "".join(out).replace(" ++", " +")
+
+
 _HEAD = r"(?P<ip>[!-~]+) (?P<ident>[^ ]+) (?P<user>[^ ]+) \[(?P<time>[^\]]+)\] "
 _COMMON = _HEAD + _quoted("request") + r" (?P<status>\d{3}) (?P<bytes>\d+|-)"
 _COMBINED = _COMMON + " " + _quoted("referrer") + " " + _quoted("user_agent")
 _TRAILING = r"(?:[ \t].*)?$"  # fields some servers append (X-Forwarded-For, request time) or a trailing space
+_VHOST = r"(?P<vhost>[\w.-]+)(?::(?P<port>\d+))? "  # Apache %v (a server name) or %v:%p
 
 
 @dataclass(frozen=True)
@@ -122,11 +152,37 @@ FORMATS: dict[str, LogFormat] = {
     ),
     "vhost_combined": LogFormat(
         name="vhost_combined",
-        description="Apache vhost_combined: %v:%p followed by combined",
+        description="Apache vhost_combined: %v:%p followed by combined (the :%p may be absent)",
         example='shop.example.com:443 127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /cart HTTP/1.1" 200 2326 '
                 '"-" "Mozilla/5.0"',
-        pattern=r"^(?P<vhost>[^ ]+):(?P<port>\d+) " + _COMBINED + _TRAILING,
+        pattern=r"^" + _VHOST + _COMBINED + _TRAILING,
         fast=_Fast(("_vhost_port", "ip", "ident", "user"), quoted_tail=True),
+    ),
+    "common_vhost": LogFormat(
+        name="common_vhost",
+        description='a virtual host, then common: %v %h %l %u %t "%r" %>s %b (%v:%p too; trailing fields ignored)',
+        example='shop.example.com 127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET /cart HTTP/1.1" 200 2326',
+        pattern=r"^" + _VHOST + _COMMON + _TRAILING,
+    ),
+    "icecast2": LogFormat(
+        name="icecast2",
+        description="Icecast2 access log: combined + the listener's session duration in seconds",
+        example='127.0.0.1 - - [10/Feb/2012:16:42:07 -0500] "GET /stream.ogg HTTP/1.0" 200 368 "-" '
+                '"VLC/3.0.18 LibVLC/3.0.18" 1807',
+        pattern="^" + _COMBINED + r" (?P<session_seconds>\d+)" + _TRAILING,
+    ),
+    "s3": LogFormat(
+        name="s3",
+        description="Amazon S3 server access log (owner bucket [time] ip requester id operation key \"request\" …)",
+        example='79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be amzn-s3-demo-bucket1 '
+                '[06/Feb/2019:00:00:38 +0000] 192.0.2.3 '
+                '79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be 3E57427F3EXAMPLE '
+                'REST.GET.VERSIONING - "GET /amzn-s3-demo-bucket1?versioning HTTP/1.1" 200 - 113 - 7 - '
+                '"-" "S3Console/0.4" -',
+        pattern=r"^(?P<owner>\S+) (?P<vhost>\S+) \[(?P<time>[^\]]+)\] (?P<ip>\S+) (?P<requester>\S+) "
+                r"(?P<request_id>\S+) (?P<operation>\S+) (?P<key>\S+) " + _quoted("request")
+                + r" (?P<status>\d{3}|-) (?P<error>\S+) (?P<bytes>\d+|-) (?P<object_size>\S+) (?P<total_ms>\S+) "
+                r"(?P<turnaround_ms>\S+) " + _quoted("referrer") + " " + _quoted("user_agent") + _TRAILING,
     ),
 }
 
@@ -134,6 +190,8 @@ FORMATS: dict[str, LogFormat] = {
 FORMATS.update({name: LogFormat(name=name, description=description, example=example, pattern=pattern,
                                 time_format=time_format)
                 for name, (description, example, pattern, time_format) in CLOUD_FORMATS.items()})
+# Every preset accepts runs of spaces where its definition has one.
+FORMATS = {name: replace(log_format, pattern=spaced(log_format.pattern)) for name, log_format in FORMATS.items()}
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
@@ -149,6 +207,8 @@ def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
     get ``_drop = 'malformed'`` and a ``_detail``; the input columns, ``_raw`` included, are kept.
     ``fast_path=False`` parses with the format's regular expression alone (the reference the tests compare with).
     """
+    if source.prefix:
+        return strip_prefix(lines, source, parse)
     if source.format in PLUGINS:
         return _plugin(source.format)(lines, source)
     lazy = lines.lazy() if isinstance(lines, pl.DataFrame) else lines
@@ -169,6 +229,10 @@ def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
     else:
         log_format = FORMATS[source.format]
         lazy, groups = _match_preset(lazy, log_format, fast_path)
+        if "captured_request" in groups:
+            captured = captured_headers(pl.col("__captured_request"), source.captures)
+            lazy = lazy.with_columns(**{f"__{name}": value for name, value in captured.items()})
+            groups += [name for name in captured if name not in groups]
         time_format = source.time_format or log_format.time_format
         label, preset = f"format '{log_format.name}'", source.time_format is None
 
@@ -182,6 +246,52 @@ def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
     alive = pl.col("_drop").is_null()
     out = lazy.select(*passthrough, *(pl.when(alive).then(pl.col(n)).alias(n) for n in [*CANONICAL, *extras]))
     return out.collect() if isinstance(lines, pl.DataFrame) else out  # type: ignore[return-value]
+
+
+def strip_prefix(lines: Frame, source: Source, parse_stripped: Callable[[Frame, Source], Frame]) -> Frame:
+    """Parse ``lines`` with ``source.prefix`` (a regex) removed from the start of each line where it matches.
+
+    The line as read stays in ``_raw`` (the rejects file shows it); only the parser sees it stripped.
+    """
+    original = "__raw_as_read"
+    stripped = lines.with_columns(pl.col("_raw").alias(original),
+                                  pl.col("_raw").str.replace(f"^(?:{source.prefix})", ""))
+    out = parse_stripped(stripped, replace(source, prefix=None))
+    return out.with_columns(pl.col(original).alias("_raw")).drop(original)  # type: ignore[return-value]
+
+
+#: HAProxy captured request headers recognised by their value when ``source.captures`` does not name them.
+CAPTURE_SHAPES: dict[str, str] = {
+    "referrer": r"^https?://",
+    "vhost": r"(?i)^(?:[a-z0-9-]+\.)+[a-z]{2,}(?::\d+)?$|^localhost(?::\d+)?$",
+    "user_agent": r"(?i)^[a-z][\w.+ -]*/[\w.]|compatible;|bot|crawl|spider",
+}
+_CAPTURE_COLUMNS = {"host": "vhost", "user_agent": "user_agent", "referrer": "referrer"}
+
+
+def captured_headers(block: pl.Expr, names: list[str]) -> dict[str, pl.Expr]:
+    """User agent, referrer and host from HAProxy's first ``{a|b|c}`` block (its captured request headers).
+
+    ``names`` (``source.captures``) says what each slot holds, in the order of the ``capture request header``
+    lines; without it a slot is recognised by its value (``CAPTURE_SHAPES``: a URL is the referrer, a host name
+    the host, a ``product/version`` string the user agent), the first slot of each shape winning.
+    """
+    slots = block.str.split("|")
+    if names:
+        out: dict[str, pl.Expr] = {}
+        for index, name in enumerate(names):
+            column = _CAPTURE_COLUMNS.get(name)
+            if column is not None and column not in out:
+                out[column] = slots.list.get(index, null_on_oob=True)
+        return out
+    out = {}
+    for column, shape in CAPTURE_SHAPES.items():
+        taken = [other for other in out]  # shapes checked earlier win a slot that looks like both
+        keep = pl.element().str.contains(shape)
+        for other in taken:
+            keep = keep & ~pl.element().str.contains(CAPTURE_SHAPES[other])
+        out[column] = slots.list.eval(pl.element().filter(keep)).list.first()
+    return out
 
 
 def known_formats() -> list[str]:
@@ -220,6 +330,21 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
                    '{"remote_addr":"127.0.0.1","remote_user":"","time_iso8601":"2024-03-01T10:00:00+00:00",'
                    '"request":"GET /cart?a=1 HTTP/1.1","status":"200","body_bytes_sent":"2326",'
                    '"http_referer":"https://shop.example.com/","http_user_agent":"Mozilla/5.0"}'),
+    "cloudflare": ("jsonlog", "Cloudflare Logpush HTTP requests, JSON lines (ClientIP, ClientRequestHost, "
+                   "ClientRequestMethod, ClientRequestURI, EdgeStartTimestamp, EdgeResponseStatus, "
+                   "EdgeResponseBytes, ClientRequestReferer, ClientRequestUserAgent)",
+                   '{"ClientIP":"192.0.2.1","ClientRequestHost":"shop.example.com","ClientRequestMethod":"GET",'
+                   '"ClientRequestURI":"/cart?a=1","ClientRequestProtocol":"HTTP/2","EdgeStartTimestamp":'
+                   '"2024-03-01T10:00:00Z","EdgeResponseStatus":200,"EdgeResponseBytes":2326,'
+                   '"ClientRequestReferer":"https://shop.example.com/","ClientRequestUserAgent":"Mozilla/5.0"}'),
+    "shoutcast": ("w3c", "SHOUTcast W3C log: #Fields: headers, c-status, percent-encoded user agents",
+                  "#Software: SHOUTcast\n#Fields: c-ip c-dns date time cs-uri-stem c-status cs(User-Agent) sc-bytes "
+                  "x-duration avgbandwidth\n192.0.2.7 192.0.2.7 2024-03-01 10:00:00 /stream?title=Live 200 "
+                  "VLC%2F3.0.18%20LibVLC%2F3.0.18 65580 1 524640"),
+    "incapsula": ("w3c", "Imperva Incapsula W3C log: every value quoted, cs-uri is host + path",
+                  '#Software: Incapsula LOGS API\n#Fields: date time c-ip cs(User-Agent) cs-uri cs-method '
+                  'cs-uri-query sc-status cs(Referrer) cs-bytes\n"2024-03-01" "10:00:00" "192.0.2.7" '
+                  '"Mozilla/5.0 (X11; Linux x86_64)" "shop.example.com/cart" "GET" "a=1" "200" "-" "2326"'),
     "traefik": ("jsonlog", "Traefik JSON access log (ClientHost, StartUTC, RequestMethod, RequestPath, "
                 "DownstreamStatus, DownstreamContentSize, request_User-Agent)",
                 '{"ClientHost":"127.0.0.1","StartUTC":"2024-03-01T10:00:00.123456789Z","RequestMethod":"GET",'
@@ -244,7 +369,7 @@ def _match_preset(lazy: pl.LazyFrame, log_format: LogFormat, fast_path: bool) ->
     Intermediate results are materialised as temporary columns on purpose: an expression reused in several
     places would otherwise be evaluated once per use.
     """
-    groups = _group_names(log_format.pattern)
+    groups = group_names(log_format.pattern)
     first = groups[0]  # every preset's first group is required: non-null exactly when the line matched
     if log_format.fast is None or not fast_path:
         lazy = lazy.with_columns(_extract(pl.col("_raw"), log_format.pattern).alias("__m"))
@@ -313,7 +438,7 @@ def _fast_split(lazy: pl.LazyFrame, shape: _Fast) -> tuple[pl.LazyFrame, dict[st
 def _match_regex(lazy: pl.LazyFrame, pattern: str) -> tuple[pl.LazyFrame, list[str]]:
     # An always-empty leading group: "" on a match, null on a miss, even if every user group is optional.
     wrapped = f"(?P<{_MATCH}>)(?:{pattern})"
-    groups = [g for g in _group_names(wrapped) if g != _MATCH]
+    groups = [g for g in group_names(wrapped) if g != _MATCH]
     lazy = lazy.with_columns(_extract(pl.col("_raw"), wrapped).alias("__m"))
     m = pl.col("__m")
     lazy = lazy.with_columns(m.struct.field(_MATCH).is_not_null().alias("__matched"),
@@ -325,7 +450,7 @@ def _extract(text: pl.Expr, pattern: str) -> pl.Expr:
     return text.str.extract_groups(pattern)
 
 
-def _group_names(pattern: str) -> list[str]:
+def group_names(pattern: str) -> list[str]:
     """Named groups of a pattern, in order, as polars' regex engine sees them (unnamed groups are skipped)."""
     schema = pl.LazyFrame(schema={"_raw": pl.String}).select(_extract(pl.col("_raw"), pattern)).collect_schema()
     dtype = schema["_raw"]
@@ -363,13 +488,21 @@ def _normalise(lazy: pl.LazyFrame, fields: list[str], source: Source, time_forma
     if "request" in have:
         lazy = lazy.drop("__req")
 
-    # target / path / query: derive whichever is missing from the others.
+    # target / path / query: derive whichever is missing from the others. A path field may carry the query
+    # ('/p?q=1': W3C cs-uri-stem, a regex group): it is cut at its first '?', a query field winning over the cut.
+    if "path" in have:
+        lazy = lazy.with_columns(_absent(col["path"]).str.splitn("?", 2).alias("__pq"))
+        path_part = pl.col("__pq").struct.field("field_0")
+        path_query = pl.col("__pq").struct.field("field_1")
+        given_query = pl.coalesce(_absent(col["query"]).str.strip_prefix("?"), path_query) if "query" in have \
+            else path_query
+    elif "query" in have:
+        given_query = _absent(col["query"]).str.strip_prefix("?")
     if "request" in have or "target" in have:
         target = _absent(col["target"]) if "target" in have else pl.col("target")
     elif "path" in have:
-        query = _absent(col["query"]).str.strip_prefix("?") if "query" in have else pl.lit(None, pl.String)
-        target = pl.when(query.is_null()).then(_absent(col["path"])).otherwise(
-            pl.concat_str([_absent(col["path"]), pl.lit("?"), query]))
+        target = pl.when(given_query.is_null() | (given_query == "")).then(path_part).otherwise(
+            pl.concat_str([path_part, pl.lit("?"), given_query]))
     else:
         target = pl.lit(None, pl.String)
     lazy = lazy.with_columns(target.alias("target"))
@@ -382,12 +515,14 @@ def _normalise(lazy: pl.LazyFrame, fields: list[str], source: Source, time_forma
     split_query = pl.when(pl.col("__abs").is_not_null()).then(pl.col("__abs").struct.field("query")).otherwise(
         pl.col("__split").struct.field("field_1"))
     if "path" in have:
-        path = _absent(col["path"])
+        path = _absent(path_part)
     else:  # 'http://host' and '?q=1' have an empty path: that is the root
         path = pl.when(target.is_not_null()).then(_absent(split_path).fill_null("/"))
-    query = _absent(col["query"]).str.strip_prefix("?") if "query" in have else split_query
+    query = given_query if "query" in have else split_query
     lazy = lazy.with_columns(path.alias("path"), pl.when(query != "").then(query).alias("query"))
-    lazy = lazy.drop("__split", "__abs")
+    if "vhost" not in have:  # an absolute-form target (ALB, ELB, a proxy's log) names the host
+        lazy = lazy.with_columns(_absent(pl.col("__abs").struct.field("host")).alias("vhost"))
+    lazy = lazy.drop("__split", "__abs", *(["__pq"] if "path" in have else []))
 
     for name, dtype in (("status", pl.Int32), ("bytes", pl.Int64)):
         if name in have:
@@ -495,7 +630,7 @@ def _check_pattern(source: Source) -> str:
     if not source.pattern:
         raise MappingError("format 'regex' needs a 'pattern' with named groups", **_where(source, "source.pattern"))
     try:
-        groups = _group_names(source.pattern)
+        groups = group_names(source.pattern)
     except pl.exceptions.ComputeError as error:
         reason = str(error).split("error:")[-1].strip().splitlines()[0]
         raise MappingError(f"the pattern does not compile: {reason}", **_where(source, "source.pattern")) from None

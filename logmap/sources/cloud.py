@@ -13,7 +13,9 @@ Notes per format:
   (``elb_status_code``), the bytes are ``sent_bytes``; ``-`` (no response) is absent.
 * **HAProxy** ``option httplog`` lines, with or without the syslog prefix (``Feb  6 12:14:14 host
   haproxy[pid]: ``); the accept date has milliseconds and no offset, so it is read in ``source.timezone``.
-  Captured headers in ``{…}`` are skipped; a ``+`` before the byte count (a truncated transfer) is dropped.
+  The first ``{…}`` block holds the captured request headers (``capture request header …``), read for the user
+  agent, referrer and host (``accesslog.captured_headers``); a second one (response headers) is skipped. A
+  ``+`` before the byte count (a truncated transfer) is dropped.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ CLOUD_FORMATS: dict[str, tuple[str, str, str, str]] = {
         'static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 {1wt.eu} {} "GET /index.html HTTP/1.1"',
         r"^(?:(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ )?[^:\[ ]+(?:\[\d+\])?: )?" + _CLIENT
         + r" \[(?P<time>[^\]]+)\] (?P<frontend>\S+) (?P<backend>\S+) (?P<timers>\S+) (?P<status>-?\d+) "
-        r"\+?(?P<bytes>\d+) \S+ \S+ \S+ \S+ \S+(?: \{[^}]*\})*(?: \"(?P<request>[^\"]*)\")?(?: .*)?$",
+        r"\+?(?P<bytes>\d+) \S+ \S+ \S+ \S+ \S+(?: \{(?P<captured_request>[^}]*)\})?(?: \{[^}]*\})?"
+        r"(?: \"(?P<request>[^\"]*)\")?(?: .*)?$",
         "%d/%b/%Y:%H:%M:%S%.f",
     ),
 }

@@ -2,15 +2,20 @@
 
 Why it looks like this: the formats *are* their parsers, so detection just parses the first lines with every
 preset and compares. A format's **share** is the part of the sample's content lines (neither blank nor a
-``#`` directive, which no format turns into a record) it parses. Ranking is by share, then by how many
-canonical fields a parsed line fills on average (a combined line also parses as ``common``, with fewer fields),
-then by a JSON preset's signature key (``caddy``, ``nginx_json`` and ``traefik`` share one parser). Two formats
-equal on all three are a tie: the caller must say so and let the user choose.
+``#`` directive, which no format turns into a record) it parses. Formats within ``SHARE_TOLERANCE`` of the best
+share form the top tier (one odd line must not decide), ranked by how many canonical fields a parsed line fills
+on average (a combined line also parses as ``common``, with fewer fields), then by a signature only that server
+writes (presets sharing a parser: the JSON ones, the W3C family, ``combined_xff``), then by how many fields the
+format's definition names (the more specific wins), then by share. Two formats equal on all of it are a tie:
+the caller must say so and let the user choose. Lines wrapped in a known prefix (``PREFIXES``: docker compose,
+kubectl, syslog, journald) are also tried stripped; ``why`` says in a sentence why the winner beat the
+runner-up.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import polars as pl
 
@@ -19,16 +24,42 @@ from logmap.mapping.model import Source
 from logmap.sources.xff import TRAILING_XFF
 
 SAMPLE_LINES = 1000
-#: Presets sharing a parser (the JSON ones; w3c and cloudfront; combined and combined_xff) → a line only that server writes: a sample
-#: without it scores lower for that preset.
+#: Formats whose shares differ by at most this much parse "the same lines": one odd line in a sample (a health
+#: check without a user agent in a combined log) must not hand the verdict to a format that reads less.
+SHARE_TOLERANCE = 0.01
+#: A prefix is tried when at least this share of the content lines starts with it.
+PREFIX_SHARE = 0.5
+
+_W3C_FIELDS = pl.col("_raw").str.strip_chars_start().str.starts_with("#Fields:")
+_SOFTWARE = pl.col("_raw").str.strip_chars_start().str.to_lowercase().str.starts_with
+#: Presets sharing a parser (the JSON ones; the W3C family; combined and combined_xff) → a line only that
+#: server writes: a sample without it scores lower for that preset.
 SIGNATURES: dict[str, pl.Expr] = {
     "caddy": pl.col("_raw").str.json_path_match("$.request.uri").is_not_null(),
-    "nginx_json": pl.col("_raw").str.json_path_match("$.remote_addr").is_not_null(),
+    "nginx_json": (pl.col("_raw").str.json_path_match("$.remote_addr").is_not_null()
+                   | (pl.col("_raw").str.json_path_match("$.referrer").is_not_null()
+                      & pl.col("_raw").str.json_path_match("$.date").is_not_null())),
     "traefik": pl.col("_raw").str.json_path_match("$.ClientHost").is_not_null(),
-    "cloudfront": pl.col("_raw").str.starts_with("#Fields:") & pl.col("_raw").str.contains("x-edge-", literal=True),
-    "w3c": pl.col("_raw").str.starts_with("#Fields:") & ~pl.col("_raw").str.contains("x-edge-", literal=True),
+    "cloudflare": pl.col("_raw").str.json_path_match("$.ClientRequestURI").is_not_null(),
+    "cloudfront": _W3C_FIELDS & pl.col("_raw").str.contains("x-edge-", literal=True),
+    "shoutcast": _SOFTWARE("#software: shoutcast"),
+    "incapsula": _SOFTWARE("#software: incapsula"),
     "combined_xff": pl.col("_raw").str.contains(TRAILING_XFF),
-    "combined": ~pl.col("_raw").str.contains(TRAILING_XFF),
+}
+#: Formats that parse every line of a more general one and differ only by a field their signature finds: a
+#: line counts as parsed for them only when it carries the signature (a combined line without a trailing
+#: X-Forwarded-For is combined, not combined_xff).
+SIGNATURE_REQUIRED = frozenset({"combined_xff"})
+#: The generic member of a family of presets sharing a parser, chosen when no member's signature is found
+#: (a W3C log that is neither CloudFront, Shoutcast nor Incapsula is plain ``w3c``).
+GENERIC = frozenset({"w3c"})
+#: Line prefixes that wrap access logs, tried by detection (``source.prefix`` strips them): name → regex.
+PREFIXES: dict[str, str] = {
+    "docker compose": r"[\w.-]+\s+\| ",
+    "kubectl logs --prefix": r"\[pod/[^/\]]+/[^\]]+\] ",
+    "syslog": r"[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d \S+ [^:\[ ]+(?:\[\d+\])?: ",
+    "journald / RFC 5424 syslog": r"(?:<\d+>\d* ?)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d) "
+                                  r"\S+ [^:\[ ]+(?:\[\d+\])?: ",
 }
 _FIELDS = ("ip", "user", "time", "method", "path", "query", "protocol", "status", "bytes", "referrer",
            "user_agent", "vhost")
@@ -41,11 +72,12 @@ class Candidate:
     name: str
     share: float      # parsed content lines / content lines
     fields: float     # mean non-null canonical fields per parsed line
-    signature: float  # share of content lines carrying the preset's signature key (JSON presets), else 0
+    signature: float  # share of lines carrying the preset's signature (presets sharing a parser), else 0
+    declared: int = 0  # fields the format's definition names: the more specific of two formats names more
+    prefix: str | None = None  # the name of the PREFIXES entry stripped first, if any
 
-    @property
-    def key(self) -> tuple[float, float, float]:
-        return (round(self.share, 6), round(self.fields, 6), round(self.signature, 6))
+    def key(self, tier: bool) -> tuple[bool, float, float, int, float]:
+        return (tier, round(self.fields, 6), round(self.signature, 6), self.declared, round(self.share, 6))
 
 
 def candidate_formats() -> list[str]:
@@ -55,24 +87,86 @@ def candidate_formats() -> list[str]:
     return [name for name in known_formats() if name not in ("regex", "auto", "nginx", "apache")]
 
 
-def rank(lines: pl.DataFrame) -> list[Candidate]:
-    """Every candidate format scored on ``lines`` (a line frame), best first."""
+def _content(lines: pl.DataFrame) -> pl.DataFrame:
+    raw = pl.col("_raw")
+    return lines.filter((raw.str.strip_chars() != "") & ~raw.str.strip_chars_start().str.starts_with("#"))
+
+
+def _score(lines: pl.DataFrame, prefix: str | None) -> list[Candidate]:
     from logmap.sources import accesslog
 
-    raw = pl.col("_raw")
-    content = lines.filter((raw.str.strip_chars() != "") & ~raw.str.starts_with("#"))
-    total = max(content.height, 1)
+    total = max(_content(lines).height, 1)
+    pattern = PREFIXES[prefix] if prefix else None
     results = []
     for name in candidate_formats():
-        parsed = accesslog.parse(lines, Source(format=name)).filter(pl.col("_drop").is_null())
-        ok = parsed.filter(~pl.col("_raw").str.starts_with("#"))
+        parsed = accesslog.parse(lines, Source(format=name, prefix=pattern)).filter(pl.col("_drop").is_null())
+        if name in SIGNATURE_REQUIRED:
+            parsed = parsed.filter(SIGNATURES[name])
+        ok = _content(parsed)
         filled = (ok.select(pl.sum_horizontal(*(pl.col(f).is_not_null() for f in _FIELDS))).to_series().mean()
                   if ok.height else 0.0)
         signature = 0.0
         if name in SIGNATURES:
             signature = lines.select(SIGNATURES[name].sum()).item() / max(lines.height, 1)
-        results.append(Candidate(name, ok.height / total, float(filled or 0.0), signature))
-    return sorted(results, key=lambda c: c.key, reverse=True)
+        results.append(Candidate(name, ok.height / total, float(filled or 0.0), signature, _declared(name), prefix))
+    return results
+
+
+@cache
+def _declared(name: str) -> int:
+    """How many fields a format's definition names (its regex groups; the generic W3C preset counts 1)."""
+    from logmap.sources import accesslog
+
+    if name in accesslog.FORMATS:
+        return len(accesslog.group_names(accesslog.FORMATS[name].pattern))
+    return int(name in GENERIC)
+
+
+def _in_tier(candidate: Candidate, top_share: float) -> bool:
+    return candidate.share > 0 and candidate.share >= top_share - SHARE_TOLERANCE
+
+
+def rank(lines: pl.DataFrame) -> list[Candidate]:
+    """Every candidate format scored on ``lines`` (a line frame), best first.
+
+    Formats parsing about as many lines as the best one (within ``SHARE_TOLERANCE``) form the top tier, ranked
+    by the fields a parsed line fills, then the preset's signature, then how many fields the format names
+    (``combined_xff`` over ``combined`` over ``common``), then the share itself. A known line prefix
+    (``PREFIXES``) found on most lines is also tried stripped; a format keeps its better reading.
+    """
+    content = _content(lines)
+    results = _score(lines, None)
+    for name, pattern in PREFIXES.items():
+        found = content.select(pl.col("_raw").str.contains(f"^(?:{pattern})").mean()).item() if content.height else 0
+        if found and found >= PREFIX_SHARE:
+            results += _score(lines, name)
+    top_share = max(c.share for c in results)
+    ordered = sorted(results, key=lambda c: (c.key(_in_tier(c, top_share)), c.prefix is None), reverse=True)
+    seen: set[str] = set()
+    unique = []
+    for candidate in ordered:  # a format once, with or without a prefix, whichever reads it better
+        if candidate.name not in seen:
+            seen.add(candidate.name)
+            unique.append(candidate)
+    return unique
+
+
+def why(ranked: list[Candidate]) -> str | None:
+    """Why the first format beats the runner-up when both parse about as many lines, or None."""
+    if len(ranked) < 2:
+        return None
+    top, second = ranked[0], ranked[1]
+    if not _in_tier(second, top.share):
+        return None
+    both = f"{top.name} and {second.name} both parse {min(top.share, second.share):.1%} of lines or more"
+    if round(top.fields, 6) != round(second.fields, 6):
+        return f"{both}; {top.name} fills {top.fields:.1f} fields per line, {second.name} {second.fields:.1f}"
+    if round(top.signature, 6) != round(second.signature, 6):
+        return (f"{both}; {top.signature:.1%} of lines have {top.name}'s own mark, "
+                f"{second.signature:.1%} {second.name}'s")
+    if top.declared != second.declared:
+        return f"{both}; {top.name} is the more specific ({top.declared} fields named, {second.declared})"
+    return f"{both}; {top.name} parses more of them"
 
 
 def best(lines: pl.DataFrame, what: str) -> Candidate:
@@ -80,8 +174,13 @@ def best(lines: pl.DataFrame, what: str) -> Candidate:
     ranked = rank(lines)
     top = ranked[0]
     if top.share == 0:
+        json_lines = _content(lines).select(pl.col("_raw").str.strip_chars_start().str.starts_with("{").mean()).item()
+        if json_lines and json_lines > 0.5:
+            raise InputError(f"{what}: its lines are JSON objects but no JSON preset reads them (caddy, nginx_json, "
+                             "traefik, cloudflare); name their keys with format: nginx_json and source.fields")
         raise InputError(f"{what}: no known format parses its first lines; use format: regex with a pattern")
-    tied = [c.name for c in ranked if c.key == top.key]
+    tier = _in_tier(top, top.share)
+    tied = [c.name for c in ranked if c.key(_in_tier(c, top.share)) == top.key(tier)]
     if len(tied) > 1:
         raise InputError(f"{what}: formats {', '.join(tied)} parse it equally well ({top.share:.0%} of lines); "
                          f"choose one with source.format")
@@ -89,7 +188,7 @@ def best(lines: pl.DataFrame, what: str) -> Candidate:
 
 
 # ``format: auto``: the format chosen for each file by its first chunk, reused for the file's later chunks.
-_chosen: dict[str, str] = {}
+_chosen: dict[str, tuple[str, str | None]] = {}
 
 
 def parse(lines: pl.DataFrame, source: Source) -> pl.DataFrame:
@@ -110,8 +209,10 @@ def parse(lines: pl.DataFrame, source: Source) -> pl.DataFrame:
     parts = []
     for (file,), group in lines.group_by("_file", maintain_order=True):
         if file not in _chosen or group["_line"].min() == 1:
-            _chosen[str(file)] = best(group.head(SAMPLE_LINES), str(file)).name
-        parts.append(_canonical(accesslog.parse(group, replace(source, format=_chosen[str(file)]))))
+            chosen = best(group.head(SAMPLE_LINES), str(file))
+            _chosen[str(file)] = (chosen.name, PREFIXES[chosen.prefix] if chosen.prefix else None)
+        name, prefix = _chosen[str(file)]
+        parts.append(_canonical(accesslog.parse(group, replace(source, format=name, prefix=source.prefix or prefix))))
     return pl.concat(parts, how="vertical")
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import polars as pl
 
-from logmap.errors import InputError, LogmapError, MappingError
+from logmap.errors import InputError, LogmapError, MappingError, UnknownFieldError
 from logmap.frame import PROVENANCE, drop_when
 from logmap.mapping import defaults
 from logmap.mapping.model import Mapping, Source, Where
@@ -114,8 +114,7 @@ def check_source(source: Source) -> None:
     if problems:
         key, message = problems[0]
         where = _where(source, key)
-        raise MappingError(message, file=where.file if where else None, line=where.line if where else None,
-                           column=where.column if where else None, key=where.key if where else f"source.options.{key}")
+        raise MappingError.at(message, where) if where else MappingError(message, key=f"source.options.{key}")
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------
@@ -732,7 +731,7 @@ class ExportReader:
         try:
             return canonicalize(frame, self.source)
         except LogmapError as error:
-            raise _with_columns(error, self.schema, list(self.schemas)) from None
+            raise with_columns(error, self.schema, list(self.schemas)) from None
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
         batch_rows = _batch_rows(self.source)
@@ -766,13 +765,13 @@ class ExportReader:
             raise InputError(f"cannot read {item.path} as {fmt}: {_first_line(error)}") from None
 
 
-def _with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
+def with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:
     """Say which columns the input has when a source option names one it lacks."""
-    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
+    if not isinstance(error, UnknownFieldError):
         return error
-    reason = error.reason.split(" (fields here:")[0].replace(" in template", "")
-    return MappingError(f"{reason}: the input has no such column; " + describe_columns(schema, files),
-                        file=error.file, line=error.line, column=error.column, key=error.key)
+    return UnknownFieldError(f"unknown field '{error.field}': the input has no such column; "
+                             + describe_columns(schema, files), field=error.field, known=list(schema),
+                             file=error.file, line=error.line, column=error.column, key=error.key)
 
 
 def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str]) -> str:
@@ -780,14 +779,6 @@ def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str
     shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     names = [n for n in schema if not n.startswith("_")]
     return f"the columns of {shown} are: {', '.join(names)}"
-
-
-def explain_unknown_field(error: Exception, source: Source, inputs: list[str]) -> Exception:
-    """A compile error about an unknown field, restated with the input files' own columns."""
-    if not isinstance(error, MappingError) or "unknown field" not in error.reason:
-        return error
-    reader = ExportReader(inputs, source)
-    return _with_columns(error, reader.schema, list(reader.schemas))
 
 
 def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
@@ -798,10 +789,3 @@ def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     """
     wanted = wanted_names(mapping) if mapping is not None else None
     yield from ExportReader(inputs, source, chunk_bytes, progress, wanted)
-
-
-def empty_export_frame(inputs: list[str], source: Source, mapping: Mapping | None = None) -> pl.DataFrame:
-    """The columns ``read_export`` will yield for these inputs (with the same ``mapping``), without reading any
-    row."""
-    wanted = wanted_names(mapping) if mapping is not None else None
-    return ExportReader(inputs, source, wanted=wanted).empty()

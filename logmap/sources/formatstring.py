@@ -9,7 +9,8 @@ Variables with a canonical meaning get the canonical name (``$remote_addr``/``%h
 ``%r`` → ``request``, ``$time_local``/``%t`` → ``time``…); every other variable becomes a field of its own name
 (``$request_time`` → ``request_time``, ``%{X-Forwarded-For}i`` → ``x_forwarded_for``, ``%D`` → ``duration_us``)
 usable in templates. A field enclosed in double quotes may contain spaces and ``\\"`` escapes; an unquoted one
-is one token. A variable used twice is captured once (the first time).
+is one token. A variable used twice is captured once (the first time). A space in the format string matches a
+run of spaces in the line (padded fields).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _assemble(pieces: list[tuple[str, str | None]]) -> str:
     """Literals escaped; each field captured by a group whose shape depends on what encloses it."""
     out, seen = ["^"], set()
     for i, (literal, field) in enumerate(pieces):
-        out.append(re.escape(literal))
+        out.append(re.escape(literal).replace("\\ ", " +"))  # a padded field (runs of spaces) still matches
         if field is None:
             continue
         following = pieces[i + 1][0] if i + 1 < len(pieces) else ""

@@ -8,10 +8,14 @@ uses whatever keys its ``log_format`` names, usually after its variables, Traefi
 parser serves them all: every canonical column has, per preset, an ordered list of JSON paths
 (``PRESET_PATHS``) and takes the first one present, with ``str.json_path_match`` over the whole chunk
 (columnar; no per-row Python). The presets
-``caddy``, ``nginx_json`` and ``traefik`` share this parser, each with its own keys and example.
+``caddy``, ``nginx_json`` (its usual variable names and the keys of Matomo's documented ``nginx_json``
+``log_format``: ``ip``, ``host``, ``path``, ``status``, ``referrer``, ``user_agent``, ``length``, ``date``),
+``traefik`` and ``cloudflare`` (Logpush HTTP requests) share this parser, each with its own keys and example.
+``source.fields`` puts keys of the user's own (``{client.ip: ip}``) before a preset's.
 
-Times: a number (Caddy ``ts``, nginx ``$msec``) is Unix seconds; a string is ISO 8601 with an offset or ``Z``
-(nginx ``$time_iso8601``, Traefik ``StartUTC``) or CLF (nginx ``$time_local``). nginx ``$request``
+Times: a number (Caddy ``ts``, nginx ``$msec``, Cloudflare ``EdgeStartTimestamp`` in ``unixnano``) is Unix
+time, in seconds, or in milli-, micro- or nanoseconds when it is that large; a string is ISO 8601 with an offset
+or ``Z`` (nginx ``$time_iso8601``, Traefik ``StartUTC``) or CLF (nginx ``$time_local``). nginx ``$request``
 (``GET /p HTTP/1.1``) fills method, target and protocol when they are not logged on their own.
 
 The ledger stays exact: a line that is not a JSON object (blank, a startup message, another format) or an
@@ -42,10 +46,10 @@ PRESET_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "nginx_json": {
         "ip": ("$.remote_addr", "$.client_ip", "$.ip"), "user": ("$.remote_user",),
-        "method": ("$.request_method", "$.method"), "target": ("$.request_uri", "$.uri"),
+        "method": ("$.request_method", "$.method"), "target": ("$.request_uri", "$.uri", "$.path"),
         "protocol": ("$.server_protocol", "$.protocol"), "status": ("$.status",),
-        "bytes": ("$.body_bytes_sent", "$.bytes_sent", "$.bytes"), "referrer": ("$.http_referer", "$.referer",
-                                                                                "$.referrer"),
+        "bytes": ("$.body_bytes_sent", "$.bytes_sent", "$.bytes", "$.length"),
+        "referrer": ("$.http_referer", "$.referer", "$.referrer"),
         "user_agent": ("$.http_user_agent", "$.user_agent"), "vhost": ("$.host", "$.server_name"),
     },
     "traefik": {
@@ -54,12 +58,23 @@ PRESET_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
         "bytes": ("$.DownstreamContentSize",), "referrer": ("$['request_Referer']",),
         "user_agent": ("$['request_User-Agent']",), "vhost": ("$.RequestHost",),
     },
+    "cloudflare": {
+        "ip": ("$.ClientIP",), "user": (), "method": ("$.ClientRequestMethod",),
+        "target": ("$.ClientRequestURI", "$.ClientRequestPath"), "protocol": ("$.ClientRequestProtocol",),
+        "status": ("$.EdgeResponseStatus",), "bytes": ("$.EdgeResponseBytes",),
+        "referrer": ("$.ClientRequestReferer",), "user_agent": ("$.ClientRequestUserAgent",),
+        "vhost": ("$.ClientRequestHost",),
+    },
 }
 #: Per preset: where the event time is (Unix seconds, ISO 8601 or CLF; see ``_time``).
 TIME_PATHS: dict[str, tuple[str, ...]] = {
-    "caddy": ("$.ts",), "nginx_json": ("$.time_iso8601", "$.msec", "$.time_local", "$.time", "$.timestamp"),
-    "traefik": ("$.StartUTC",),
+    "caddy": ("$.ts",),
+    "nginx_json": ("$.time_iso8601", "$.msec", "$.time_local", "$.time", "$.timestamp", "$.date"),
+    "traefik": ("$.StartUTC",), "cloudflare": ("$.EdgeStartTimestamp",),
 }
+#: A JSON time that is a number: Unix seconds, or milli-, micro- or nanoseconds (Cloudflare's ``unixnano``),
+#: told apart by magnitude (seconds reach 1e11 in the year 5138).
+_EPOCH_UNITS = ((1e17, 1e-9), (1e14, 1e-6), (1e11, 1e-3))
 FIELDS = ("ip", "user", "method", "target", "protocol", "status", "bytes", "referrer", "user_agent", "vhost")
 REQUEST_PATH = "$.request"  # nginx $request ("GET /p HTTP/1.1"), which fills method/target/protocol
 _ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%z")
@@ -79,10 +94,10 @@ def parse(lines: Frame, source: Source) -> Frame:
     lazy = lazy.with_columns(*accesslog._drop_when(raw == "", "malformed", pl.lit("empty line")))
     lazy = lazy.with_columns(*accesslog._drop_when(~is_object, "malformed", pl.lit("line is not a JSON object")))
     text = pl.when(pl.col("_drop").is_null()).then(raw)
+    paths = preset_paths(source)
     lazy = lazy.with_columns(
-        *(pl.coalesce(*(text.str.json_path_match(p) for p in paths)).alias(f"__{name}")
-          for name, paths in PRESET_PATHS[source.format].items()),
-        pl.coalesce(*(text.str.json_path_match(p) for p in TIME_PATHS[source.format])).alias("__timetext"),
+        *(_first(text, column_paths).alias(f"__{name}") for name, column_paths in paths.items() if name != "time"),
+        _first(text, paths["time"]).alias("__timetext"),
         (text.str.json_path_match(REQUEST_PATH) if source.format == "nginx_json" else pl.lit(None, pl.String))
         .str.extract_groups(accesslog.REQUEST).alias("__req"),
     )
@@ -103,9 +118,33 @@ def parse(lines: Frame, source: Source) -> Frame:
     return out.collect() if isinstance(lines, pl.DataFrame) else out  # type: ignore[return-value]
 
 
+def preset_paths(source: Source) -> dict[str, tuple[str, ...]]:
+    """Column → JSON paths to try for ``source``: the keys ``source.fields`` names first, then the preset's."""
+    paths = {**PRESET_PATHS[source.format], "time": TIME_PATHS[source.format]}
+    for key, column in source.fields.items():
+        paths[column] = (json_path(key), *paths.get(column, ()))
+    return paths
+
+
+def json_path(key: str) -> str:
+    """A ``source.fields`` key as a JSON path: ``a.b`` walks into objects; other characters are quoted."""
+    if key.startswith("$"):
+        return key
+    parts = key.split(".")
+    return "$" + "".join(f".{p}" if p.replace("_", "a").isalnum() else f"['{p}']" for p in parts)
+
+
+def _first(text: pl.Expr, paths: tuple[str, ...]) -> pl.Expr:
+    return pl.coalesce(*(text.str.json_path_match(p) for p in paths)) if paths else pl.lit(None, pl.String)
+
+
 def _time(text: pl.Expr, zone: str) -> pl.Expr:
-    """Unix seconds (with fraction), ISO 8601 with offset or ``Z``, else CLF; null when none fits."""
-    epoch = text.cast(pl.Float64, strict=False)
+    """Unix time (seconds with fraction, or ms/us/ns by magnitude), ISO 8601 with offset or ``Z``, else CLF;
+    null when none fits."""
+    number = text.cast(pl.Float64, strict=False)
+    epoch = number
+    for above, scale in reversed(_EPOCH_UNITS):  # the largest magnitude is tested first
+        epoch = pl.when(number.abs() >= above).then(number * scale).otherwise(epoch)
     from_epoch = pl.from_epoch((epoch * 1000).round(0).cast(pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
     candidates = [from_epoch]
     for fmt in _ISO_FORMATS:

@@ -19,21 +19,21 @@ def truncate_ipv4(ip: pl.Expr) -> pl.Expr:
 
 def context_columns(context: Context, scope: Scope) -> dict[str, pl.Expr]:
     """``r:context.*`` expressions for every context entry the mapping keeps."""
-    where = context.where
     out: dict[str, pl.Expr] = {}
 
-    def text(template: str | None) -> pl.Expr | None:
-        return None if not template else as_string(compile_template(template, scope, where))
+    def text(name: str, template: str | None) -> pl.Expr | None:
+        return None if not template else as_string(compile_template(template, scope, context.where_of(name)))
 
-    page_url = text(context.page_url)
+    page_url = text("page.url", context.page_url)
     for name, template in (("page.url", context.page_url), ("page.referrer", context.page_referrer),
                            ("page.title", context.page_title), ("user_agent", context.user_agent),
                            ("locale", context.locale), ("region", context.region)):
-        expr = text(template)
+        expr = text(name, template)
         if expr is not None:
             out[f"r:context.{name}"] = expr
-    if context.truncated_ip:
-        out["r:context.truncated_ip"] = truncate_ipv4(text(context.truncated_ip))
+    truncated_ip = text("truncated_ip", context.truncated_ip)
+    if truncated_ip is not None:
+        out["r:context.truncated_ip"] = truncate_ipv4(truncated_ip)
     if context.campaign == "utm" and page_url is not None:
         # Most pages carry no campaign: the query is only cut out of URLs that mention one.
         tagged = pl.when(page_url.str.contains("utm_", literal=True)).then(page_url)
@@ -42,8 +42,10 @@ def context_columns(context: Context, scope: Scope) -> dict[str, pl.Expr]:
             out[f"r:context.campaign.{field}"] = query_param(query, parameter)
     elif isinstance(context.campaign, dict):
         for field, template in context.campaign.items():
-            out[f"r:context.campaign.{field}"] = text(template)
+            campaign = text(f"campaign.{field}", template)
+            if campaign is not None:
+                out[f"r:context.campaign.{field}"] = campaign
     for key, template in context.custom_context.items():
-        compiled = compile_template(template, scope, where)
+        compiled = compile_template(template, scope, context.where_of(f"custom_context.{key}"))
         out[f"r:context.custom_context.{key}"] = compiled.expr
     return out

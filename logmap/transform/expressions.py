@@ -10,15 +10,14 @@ dropped as ``invalid:<field>`` instead of silently losing the value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 import polars as pl
 
-from logmap.errors import MappingError
+from logmap.errors import MappingError, UnknownFieldError
 from logmap.mapping.model import Where
 from logmap.mapping.templates import Literal, Ref, Template, parse_template
-from logmap.transform.compiled import Compiled, Kind, null_if_empty
+from logmap.transform.compiled import Compiled, null_if_empty
 from logmap.transform.compiled import column_value as _column
 from logmap.transform.nested import resolve_nested
 
@@ -125,15 +124,14 @@ def _struct_path(head: str, parts: list[str], dtype: pl.DataType, name: str, whe
     return _column(expr, dtype)
 
 
-def _unknown(name: str, where: Where | None, scope: Scope) -> MappingError:
-    known = ", ".join(scope.names())
-    return _error(f"unknown field '{name}' in template (fields here: {known})", where)
+def _unknown(name: str, where: Where | None, scope: Scope) -> UnknownFieldError:
+    known = scope.names()
+    return UnknownFieldError.at(f"unknown field '{name}' in template (fields here: {', '.join(known)})", where,
+                                field=name, known=known)  # type: ignore[return-value]
 
 
 def _error(message: str, where: Where | None) -> MappingError:
-    if where is None:
-        return MappingError(message)
-    return MappingError(message, file=where.file, line=where.line, column=where.column, key=where.key)
+    return MappingError.at(message, where)
 
 
 def _convert(value: Compiled, name: str, arg: str | None, label: str) -> Compiled:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from logmap.errors import MappingError
 from logmap.mapping.model import Filter
 from logmap.frame import any_match, drop_when
 from logmap.transform.useragents import BotDetector
@@ -19,6 +20,24 @@ def in_ranges(column: pl.Expr, ranges: list[tuple[int, int]]) -> pl.Expr:
 def extension(path: pl.Expr) -> pl.Expr:
     """The lower-cased extension of the path's last segment (`/a/b.min.JS` → `js`), or null."""
     return path.str.extract(r"\.([^./]+)$", 1).str.to_lowercase()
+
+
+#: The column each filter key reads: written for a source without that column, the key is a mapping error.
+FILTER_COLUMNS: dict[str, str] = {
+    "status": "status", "methods": "method", "exclude_static": "path", "exclude_bots": "user_agent",
+    "bot_patterns": "user_agent", "include_paths": "path", "exclude_paths": "path",
+}
+
+
+def check_filter_columns(spec: Filter, columns: list[str]) -> None:
+    """``MappingError`` at the first filter key the mapping writes whose column the source does not produce
+    (a ``status`` filter on an export without a status); defaults that do not apply are skipped silently."""
+    for key, where in spec.written.items():
+        column = FILTER_COLUMNS.get(key)
+        if column is not None and column not in columns:
+            raise MappingError(f"the source has no '{column}' column for this filter to read; remove the key, or "
+                               f"give the source a '{column}' (exports: source.options)",
+                               file=where.file, line=where.line, column=where.column, key=where.key)
 
 
 def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = None) -> pl.DataFrame:

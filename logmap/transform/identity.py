@@ -51,16 +51,15 @@ class Hasher:
 
 def identity_columns(identity: Identity, scope: Scope, hasher: Hasher | None) -> dict[str, pl.Expr]:
     """``r:user_id``, ``r:anonymous_id`` and ``_visitor`` (user id, else anonymous id) expressions."""
-    where = identity.where
     user_id = pl.lit(None, pl.String)
     if identity.user_id:
-        user_id = as_string(compile_template(identity.user_id, scope, where))
+        user_id = as_string(compile_template(identity.user_id, scope, identity.where_of("user_id")))
     anonymous_id = pl.lit(None, pl.String)
     spec = identity.anonymous_id
     if spec is not None and spec.template:
-        anonymous_id = as_string(compile_template(spec.template, scope, where))
+        anonymous_id = as_string(compile_template(spec.template, scope, identity.where_of("anonymous_id")))
     elif spec is not None and spec.hmac:
-        parts = [as_string(compile_template(t, scope, where)) for t in spec.hmac]
+        parts = [as_string(compile_template(t, scope, identity.where_of("anonymous_id"))) for t in spec.hmac]
         joined = pl.concat_str([p.fill_null("") for p in parts], separator=SEPARATOR)
         any_part = pl.any_horizontal([p.is_not_null() for p in parts])
         assert hasher is not None, "a keyed anonymous_id needs a Hasher"

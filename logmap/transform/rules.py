@@ -95,7 +95,7 @@ def compile_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], list[t
     errors: list[tuple[str, pl.Expr]] = []
 
     def where(field: str) -> Where | None:
-        return rule.field_where.get(field, rule.where)
+        return rule.field_where.get(field, rule.field_where.get(field.split(".")[0], rule.where))
 
     def put(name: str, compiled: Compiled) -> None:
         columns[RECORD_PREFIX + name] = compiled.expr
@@ -114,20 +114,16 @@ def compile_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], list[t
             put(field, Compiled(as_string(compile_template(value, scope, where(field))), "str"))
         elif field == "search":
             if "keywords" in value:
-                compiled = compile_template(value["keywords"], scope, where(field))
+                compiled = compile_template(value["keywords"], scope, where("search.keywords"))
                 put("search.keywords", Compiled(as_string(compiled), "str", compiled.errors))
             for name, filter_value in (value.get("filters") or {}).items():
-                compiled_list = as_string_list([compile_template(v, scope, where(field)) for v in _items(filter_value)])
+                compiled_list = as_string_list([compile_template(v, scope, where(f"search.filters.{name}"))
+                                                for v in _items(filter_value)])
                 put(f"search.filters.{name}", compiled_list)
         else:
-            raise MappingError(f"field '{field}' is not supported by rules", **_where_kwargs(where(field)))
+            raise MappingError.at(f"field '{field}' is not supported by rules", where(field))
     return columns, errors
 
-
-def _where_kwargs(where: Where | None) -> dict[str, Any]:
-    if where is None:
-        return {}
-    return {"file": where.file, "line": where.line, "column": where.column, "key": where.key}
 
 
 def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.DataFrame:
