@@ -123,8 +123,23 @@ def _write_input(case: TestCase, mapping: Mapping, directory: Path, index: int) 
     if case.rows:
         if fmt == "csv":
             path = directory / f"case-{index}.csv"
-            separator = str(mapping.source.options.get("separator", ","))
-            pl.DataFrame(case.rows).write_csv(path, separator=separator)
+            options = mapping.source.options
+            separator = str(options.get("separator", ","))
+            rows = pl.DataFrame(case.rows)
+            names = options.get("columns")
+            if names is None and "header_file" in options:
+                header = Path(str(options["header_file"]))
+                if header.is_absolute():
+                    from logmap.sources.exports import header_file_names
+
+                    names = header_file_names(str(header), separator)
+                else:  # looked for beside the input: the case's own columns, so a test needs no delivery
+                    names = list(rows.columns)
+                    (directory / header).parent.mkdir(parents=True, exist_ok=True)
+                    (directory / header).write_text(separator.join(names) + "\n", encoding="utf-8")
+            if names is not None:  # a CSV without a header row: the values in the order the mapping names them
+                rows = rows.select(pl.col(n) if n in rows.columns else pl.lit(None, pl.String).alias(n) for n in names)
+            rows.write_csv(path, separator=separator, include_header=names is None)
         elif fmt == "parquet":
             path = directory / f"case-{index}.parquet"
             pl.DataFrame(case.rows).write_parquet(path)

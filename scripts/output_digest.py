@@ -64,11 +64,14 @@ def cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
     for log in sorted((ROOT / "fixtures/logs").iterdir()):
         if log.suffix in (".log", ".jsonl"):
             found.append((log.name, [str(log)], catch_all))
-    exports = {"ga4": "ga4-bigquery-export", "segment": "segment", "snowplow": "snowplow-enriched",
-               "amplitude": "amplitude-export"}
-    for folder, mapping in exports.items():
-        found.append((f"exports/{folder}", [str(ROOT / "fixtures/exports" / folder)],
-                      ROOT / "mappings" / f"{mapping}.yaml"))
+    # each export fixture's own input files (its summary lists them; the folder also holds the golden records)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_exports_mappings import TOOLS
+
+    for folder, mapping in TOOLS.items():
+        files = json.loads((ROOT / "fixtures/exports" / folder / "summary.json").read_text())["files"]
+        found.append((f"exports/{folder}", [str(ROOT / "fixtures/exports" / folder / f) for f in files],
+                      ROOT / "mappings" / mapping))
     return found
 
 

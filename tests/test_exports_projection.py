@@ -219,9 +219,10 @@ def test_a_key_value_list_read_only_through_lookups_is_looked_up_once_and_droppe
     frame = next(iter(reader))
     assert "event_params" not in frame.columns
     looked_up = [c for c in frame.columns if c.startswith("event_params.")]
+    campaign = [f"event_params.{key}" for key in ("campaign", "source", "medium", "term", "content")]  # before 2023
     assert looked_up == sorted(["event_params.page_location", "event_params.page_referrer",
                                 "event_params.page_title", "event_params.search_term",
-                                "event_params.item_list_name", "event_params.engagement_time_msec"])
+                                "event_params.item_list_name", "event_params.engagement_time_msec", *campaign])
     assert frame.columns == reader.empty().columns  # what the mapping is compiled against
     assert frame["url"].to_list() == frame["event_params.page_location"].to_list()
 
@@ -288,7 +289,7 @@ def test_a_column_named_like_a_lookup_wins(tmp_path):
 # --- errors still list every column -----------------------------------------------------------------------------
 
 def test_unknown_column_fails_before_reading_and_lists_every_column(tmp_path, monkeypatch):
-    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language}'", "'{device_language}'"),
+    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language?}'", "'{device_language}'"),
                                 "ga4.yaml")
     spy = ParquetSpy(monkeypatch)
     with pytest.raises(LogmapError) as error:
@@ -302,7 +303,7 @@ def test_unknown_column_fails_before_reading_and_lists_every_column(tmp_path, mo
 
 
 def test_unknown_struct_field_still_fails_before_reading(tmp_path, monkeypatch):
-    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language}'", "'{device.langage}'"),
+    mapping = load_mapping_text(GA4_MAPPING.read_text().replace("'{device.language?}'", "'{device.langage}'"),
                                 "ga4.yaml")
     spy = ParquetSpy(monkeypatch)
     with pytest.raises(LogmapError, match=r"device\.langage"):

@@ -229,3 +229,54 @@ def test_gzipped_ndjson_with_iso_times_and_broken_lines(tmp_path):
 def test_unknown_export_option_is_a_mapping_error():
     with pytest.raises(MappingError, match="source.options"):
         load_mapping_text(MAPPING.format(fmt="parquet", time="{column: ts, unit: minutes}"), "t.yaml")
+
+
+def test_filter_drop_conditions_name_their_reason(tmp_path, monkeypatch):
+    """`filter.drop`: reason → column conditions; the first reason whose conditions all hold names the drop,
+    before the other filters; a misspelled column stops the run before reading, like a rule's `when`."""
+    monkeypatch.setenv("LOGMAP_KEY", "k")
+    spec = """
+logmap: 1
+source: {format: ndjson, options: {time: {column: t, unit: s}}}
+filter:
+  drop:
+    exclude_hit: {exclude_hit: {not: 0}}
+    hit_source: {hit_source: [5, 7, 8, 9], visitor: {regex: '^v'}}
+identity: {anonymous_id: '{visitor}'}
+context: {user_agent: false, truncated_ip: false}
+rules: [{type: home_page_view}]
+"""
+    rows = [{"t": 1709287200 + i, "visitor": "v1", "exclude_hit": hit, "hit_source": source}
+            for i, (hit, source) in enumerate([(0, 1), (4, 1), (0, 5), (3, 8), (0, 9)])]
+    rows[4]["visitor"] = "x1"  # hit_source 9 but the second condition fails: kept
+    (tmp_path / "a.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = convert([str(tmp_path / "a.ndjson")], load_mapping_text(spec, "t.yaml"), tmp_path / "o")
+    ledger = result.ledger.to_dict()
+    assert ledger["dropped"] == {"filtered:exclude_hit": 2, "filtered:hit_source": 1}
+    assert ledger["emitted"] == 2 and ledger["balanced"]
+    with pytest.raises(MappingError, match="exclude_hitt"):
+        bad = spec.replace("exclude_hit: {not: 0}", "exclude_hitt: {not: 0}")
+        convert([str(tmp_path / "a.ndjson")], load_mapping_text(bad, "t.yaml"), tmp_path / "o2")
+
+
+def test_when_keys_and_the_time_column_take_alternatives(tmp_path, monkeypatch):
+    """Snowplow's `…_1` / `…_1_0_0` columns, Snowflake's UPPER_CASE: a `when:` key and `time.column` are
+    references, so `a?|or:b?` works there as in templates."""
+    monkeypatch.setenv("LOGMAP_KEY", "k")
+    spec = """
+logmap: 1
+source: {format: ndjson, options: {time: {column: 'ts?|or:TS?', unit: s}}}
+identity: {anonymous_id: '{v?|or:V?}'}
+context: {user_agent: false, truncated_ip: false}
+rules:
+  - {when: {'action_1.type?|or:action_1_0_0.type?': list_view}, type: impression}
+"""
+    rows = [{"ts": 1709287200, "v": "a", "action_1": {"type": "list_view"}},
+            {"TS": 1709287201, "V": "b", "action_1_0_0": {"type": "list_view"}},
+            {"TS": 1709287202, "V": "c", "action_1_0_0": {"type": "other"}}]
+    (tmp_path / "a.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = convert([str(tmp_path / "a.ndjson")], load_mapping_text(spec, "t.yaml"), tmp_path / "o")
+    assert result.ledger.to_dict()["dropped"] == {"unmatched": 1} and result.ledger.emitted == 2
+    with pytest.raises(MappingError, match="action_2"):
+        convert([str(tmp_path / "a.ndjson")], load_mapping_text(spec.replace("action_1_0_0.type?", "action_2.type"),
+                                                                 "t.yaml"), tmp_path / "o2")

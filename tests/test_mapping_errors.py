@@ -113,7 +113,7 @@ CASES = [
      "source.timezone", "unknown time zone 'Mars/Olympus'"),
     # templates: the error points at the template (a list item or the key's value)
     ("unknown converter", BASE.replace("['{id}']", "['{id|intt}']"), 8, 19, "rules[0].product_ids[0]",
-     "bad template '{id|intt}': unknown converter 'intt' (known: float, int, lower, split, trim, upper, urldecode) "
+     "bad template '{id|intt}': unknown converter 'intt' (known: field, float, int, lower, split, trim, upper, urldecode) "
      "(at character 5)"),
     ("unbalanced brace", BASE + "  - {type: search, search: {keywords: '{query.q'}}\n", 9, 39,
      "rules[1].search.keywords", "unclosed '{'"),

@@ -191,10 +191,11 @@ def test_every_object_is_closed_and_every_key_is_described():
 def test_every_key_of_the_reference_is_in_the_schema():
     defs = mapping_schema()["$defs"]
     assert set(mapping_schema()["properties"]) == {
-        "logmap", "name", "description", "source", "filter", "rules", "identity", "context", "durations", "tests"}
+        "logmap", "name", "description", "source", "filter", "rules", "identity", "context", "durations", "dedupe",
+        "tests"}
     assert {"format", "pattern", "time_format", "timezone", "site"} <= set(defs["source"]["properties"])
     assert set(defs["filter"]["properties"]) == {
-        "status", "methods", "exclude_static", "exclude_bots", "bot_patterns", "include_paths", "exclude_paths"}
+        "status", "methods", "exclude_static", "exclude_bots", "bot_patterns", "include_paths", "exclude_paths", "drop"}
     assert {"name", "path", "query", "method", "status", "when", "type", *ALL_RULE_FIELDS} == set(
         defs["rule"]["properties"])
     assert set(defs["context"]["properties"]) == {

@@ -62,6 +62,21 @@ def test_split_gives_a_list_and_lists_drop_empty_elements():
     assert frame.select(compiled.expr.alias("v"))["v"].to_list() == [["shoes", "running"], ["sale"], None]
 
 
+def test_field_takes_the_nth_separated_field_of_a_value_or_of_each_list_element():
+    """Adobe's product list: `category;product;quantity;price;events;evars`, products separated by commas."""
+    frame = pl.DataFrame({"products": ["Shoes;SKU-1;2;;;,Bags;SKU-2;1;94.0;;", "Hats;SKU-3", None]})
+    scope = Scope(frame.schema)
+    ids = as_string_list([compile_template("{products|split:,|field:2:;}", scope)])
+    quantities = as_number_list([compile_template("{products|split:,|field:3:;}", scope)], "quantities")
+    category = compile_template("{products|field:1:;}", scope)
+    values = frame.select(ids.expr.alias("ids"), quantities.expr.alias("q"), category.expr.alias("c"))
+    assert values["ids"].to_list() == [["SKU-1", "SKU-2"], ["SKU-3"], None]
+    assert values["q"].to_list() == [[2.0, 1.0], None, None]   # a product without a quantity gives none
+    assert values["c"].to_list() == ["Shoes", "Hats", None]
+    with pytest.raises(MappingError, match="field number from 1"):
+        compile_template("{products|field:0}", scope)
+
+
 def test_number_lists_flag_values_that_are_not_numbers():
     compiled = as_number_list([compile_template("{query.qty}", Scope(FRAME.schema))], "{query.qty}")
     out = FRAME.select(compiled.expr.alias("v"), first_error(compiled.errors).alias("e"))

@@ -50,8 +50,6 @@ def summary(mapping_path: str, mapping) -> str:  # noqa: ANN001 - Mapping, impor
              f"{len(mapping.rules)} rule(s) producing {produced}"]
     if mapping.tests:
         parts.append(f"{len(mapping.tests)} test case(s)")
-    anonymous = mapping.identity.anonymous_id
-    if anonymous is not None and anonymous.hmac:
-        parts.append("anonymous_id: unkeyed hash" if anonymous.key_none else
-                     f"anonymous_id: HMAC keyed by ${anonymous.key_env}")
+    for field, spec in mapping.identity.keyed_hashes().items():
+        parts.append(f"{field}: unkeyed hash" if spec.key_none else f"{field}: HMAC keyed by ${spec.key_env}")
     return "; ".join(parts) + "."

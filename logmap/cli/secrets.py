@@ -9,6 +9,7 @@ from logmap.mapping.model import Mapping
 
 
 def anonymous_key_from_environment(mapping: Mapping) -> str | None:
-    """The anonymous-id key from the variable the mapping names (``key: env:NAME``), or None."""
+    """The run's hash key (anonymous id, hashed user id) from the variable the mapping names (``key: env:NAME``),
+    or None."""
     name = key_variable(mapping)
     return (os.environ.get(name) or None) if name else None

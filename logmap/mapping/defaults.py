@@ -44,12 +44,21 @@ JSON_FORMATS: tuple[str, ...] = ("caddy", "nginx_json", "traefik", "cloudflare")
 EXPORT_FORMATS: dict[str, str] = {
     "parquet": "Parquet files (GA4 BigQuery export …); nested columns reachable as event_params.x, items[].y",
     "ndjson": "newline-delimited JSON, gzipped or not (Segment, Snowplow, Amplitude …)",
-    "csv": "CSV with a header row",
+    "csv": "CSV or TSV, with a header row or the column names in `columns` / `header_file`",
 }
 FORMATS.update(EXPORT_FORMATS)
+#: `format: auto` with `options` reads an export whose format (Parquet, NDJSON, CSV/TSV) is recognised in each
+#: file by its content; without `options` it detects an access-log format.
+AUTO_FORMAT = "auto"
 #: Keys of `source.options`, which only export formats take (where time, page URL… are among the columns).
 EXPORT_OPTION_KEYS: tuple[str, ...] = ("time", "page_url", "referrer", "user_agent", "ip", "required",
-                                       "batch_rows", "separator")
+                                       "batch_rows", "separator", "header", "columns", "header_file", "quote",
+                                       "escape")
+
+
+def is_export_format(fmt: str, options: dict | None) -> bool:  # type: ignore[type-arg]
+    """Whether a source of this format (and options) reads an analytics export rather than an access log."""
+    return fmt in EXPORT_FORMATS or (fmt == AUTO_FORMAT and bool(options))
 TIME_UNITS: tuple[str, ...] = ("s", "ms", "us", "ns")
 #: How a format name must look (so that formats added later are not flagged by editors).
 FORMAT_NAME_PATTERN = r"^[a-z_0-9:]+$"

@@ -24,18 +24,18 @@ from typing import Any
 from logmap.errors import MappingError
 from logmap.mapping import defaults
 from logmap.mapping.model import (
-    AnonymousId, Context, Durations, Filter, Identity, Mapping, QueryCondition, Reference, Rule, Source, TestCase,
-    Where,
+    AnonymousId, Context, Dedupe, Durations, Filter, Identity, KeyedHash, Mapping, QueryCondition, Reference, Rule, Source,
+    TestCase, Where,
 )
 from logmap.mapping.positions import Located, join_path, load_located
 from logmap.mapping.schema import schema_path, unknown_key_message, validate_document
-from logmap.mapping.templates import TemplateSyntaxError, parse_template
+from logmap.mapping.templates import TemplateSyntaxError, as_reference, parse_template
 from logmap.mapping.values import named_groups, parse_duration, parse_status, regex_error
 from logmap.records.types import REQUIRED_FIELDS, RULE_FIELDS
 
 __all__ = [
     "EXTRA_FORMATS", "known_formats", "load_mapping", "load_mapping_text", "named_groups",
-    "register_format", "anonymous_key", "key_variable", "schema_path", "SourceCheck",
+    "register_format", "anonymous_key", "hash_key", "key_variable", "schema_path", "SourceCheck",
 ]
 
 #: Formats besides the access-log presets, registered by the source modules that read them.
@@ -88,34 +88,41 @@ def load_mapping_text(text: str, name: str = "<mapping>", *, source_check: Sourc
 
 
 def key_variable(mapping: Mapping) -> str | None:
-    """The environment variable the mapping names for the anonymous-id key (``key: env:NAME``), when it needs
-    one. Only the CLI reads it; library callers pass the key itself."""
-    spec = mapping.identity.anonymous_id
-    if spec is None or not spec.hmac or spec.key_none or not spec.key_env:
-        return None
-    return spec.key_env
+    """The environment variable the mapping names for the run's hash key (``key: env:NAME`` of ``anonymous_id``,
+    or of a hashed ``user_id``), when it needs one. Only the CLI reads it; library callers pass the key itself."""
+    for spec in mapping.identity.keyed_hashes().values():
+        if not spec.key_none and spec.key_env:
+            return spec.key_env
+    return None
 
 
 def anonymous_key(mapping: Mapping, key: str | bytes | None) -> bytes | None:
-    """The HMAC key of ``anonymous_id``: ``key`` as bytes, or None when the mapping needs no key (``key: none``,
-    a plain template, or no anonymous id).
+    """The HMAC key of ``anonymous_id`` (see `hash_key`)."""
+    return hash_key(mapping, key, "anonymous_id")
+
+
+def hash_key(mapping: Mapping, key: str | bytes | None, field: str) -> bytes | None:
+    """The HMAC key of the identity field ``field`` (``anonymous_id``, or ``user_id`` written as a keyed hash):
+    ``key`` (the run's key) as bytes, or None when that field needs no key (``key: none``, a plain template,
+    or no such hash).
 
     Raises MappingError at the position of ``key`` when one is needed and ``key`` is None or empty. The key's
     value never appears in a message.
     """
-    name = key_variable(mapping)
-    if name is None:
+    spec = mapping.identity.keyed_hashes().get(field)
+    if spec is None or spec.key_none or not spec.key_env:
         return None
     if key:
         return key.encode("utf-8") if isinstance(key, str) else key
-    spec = mapping.identity.anonymous_id
-    where = (spec.where if spec is not None else None) or mapping.identity.where
+    name = spec.key_env
+    what = "anonymous-id" if field == "anonymous_id" else field.replace("_", "-")
+    where = spec.where or mapping.identity.where
     message = (f"environment variable {name} is not set or empty: it must hold the secret key of the "
-               f"anonymous-id hash (export {name}=<a long random secret>, and keep it to re-run later; a library "
+               f"{what} hash (export {name}=<a long random secret>, and keep it to re-run later; a library "
                f"caller passes key=...), or write 'key: none' for an unkeyed hash (reversible for IPv4 addresses)")
     if where is None:
-        raise MappingError(message, file=mapping.path, key="identity.anonymous_id.key")
-    raise MappingError(message, file=where.file, line=where.line, column=where.column, key="identity.anonymous_id.key")
+        raise MappingError(message, file=mapping.path, key=f"identity.{field}.key")
+    raise MappingError(message, file=where.file, line=where.line, column=where.column, key=f"identity.{field}.key")
 
 
 def _search_keys(spec: dict[str, Any]) -> list[str]:
@@ -182,7 +189,8 @@ class _Builder:
             except TemplateSyntaxError as error:
                 raise self.error(key, f"bad template {value!r}: {error}") from None
             where = self.where(key)
-            self.references.extend(Reference(ref.name, where, rule_index) for ref in parsed.refs)
+            self.references.extend(Reference(choice.name, where, rule_index, choice.optional)
+                                   for ref in parsed.refs for choice in ref.choices)
         return value
 
     def optional_template(self, key: str, value: Any, default: str | None) -> str | None:
@@ -229,6 +237,7 @@ class _Builder:
             context=self.context(doc.get("context") or {}),
             durations=self.durations(doc.get("durations") or {}),
             tests=self.tests(doc.get("tests") or []),
+            dedupe=self.dedupe(doc.get("dedupe")),
             name=doc.get("name"),
             description=doc.get("description"),
             path=self.name,
@@ -312,9 +321,23 @@ class _Builder:
             bot_patterns=self.regexes("filter.bot_patterns", spec.get("bot_patterns")),
             include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
             exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),
+            drop=self.drop_conditions(spec.get("drop") or {}),
             where=self.where("filter"),
             written={k: self.where(f"filter.{k}") for k in spec},
         )
+
+    def drop_conditions(self, spec: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``filter.drop``: reason → column conditions, checked like a rule's ``when:``."""
+        for reason, when in spec.items():
+            key = f"filter.drop.{reason}"
+            for column, condition in when.items():
+                self.when_column(f"{key}.{column}", column, condition, key, None)
+        return spec
+
+    def when_column(self, key: str, column: str, condition: Any, owner: str, rule_index: int | None) -> None:
+        """One ``when:`` entry: its key is a reference (``a?``, ``a|or:b``); record every name it reads."""
+        self.template(key, as_reference(column), rule_index)
+        self.when_condition(key, condition, owner)
 
     def rule(self, index: int, spec: dict[str, Any]) -> Rule:
         key = join_path("rules", index)
@@ -332,9 +355,7 @@ class _Builder:
                 query[param] = QueryCondition(pattern=self.regex(f"{key}.query.{param}", condition, name))
         when = spec.get("when") or {}
         for column, condition in when.items():
-            column_key = f"{key}.when.{column}"
-            self.references.append(Reference(column, self.where(column_key), index))
-            self.when_condition(column_key, condition, name)
+            self.when_column(f"{key}.when.{column}", column, condition, name, index)
         fields = {}
         for field_name in sorted(RULE_FIELDS[type_name] & set(spec)):
             fields[field_name] = self.template(join_path(key, field_name), spec[field_name], index)
@@ -362,7 +383,9 @@ class _Builder:
                 self.when_condition(f"{key}.not", condition["not"], rule)
 
     def identity(self, spec: dict[str, Any]) -> Identity:
-        user_id = self.optional_template("identity.user_id", spec.get("user_id"), None)
+        raw_user = spec.get("user_id")
+        user_hash = self.keyed_hash("identity.user_id", raw_user) if isinstance(raw_user, dict) else None
+        user_id = None if user_hash else self.optional_template("identity.user_id", raw_user, None)
         raw = spec.get("anonymous_id")
         key_path = "identity.anonymous_id.key"
         anonymous: AnonymousId | None
@@ -375,18 +398,29 @@ class _Builder:
         elif isinstance(raw, str):
             anonymous = AnonymousId(template=self.template("identity.anonymous_id", raw))
         else:
-            hmac = self.template("identity.anonymous_id.hmac", raw["hmac"])
-            key = raw.get("key", f"env:{defaults.ANONYMOUS_KEY_ENV}")
-            if key == "none":
-                anonymous = AnonymousId(hmac=hmac, key_none=True, where=self.where(key_path))
-            elif match := _ENV_KEY.match(key):
-                anonymous = AnonymousId(hmac=hmac, key_env=match.group(1), where=self.where(key_path))
-            else:  # the schema's pattern already rejects this; never echo what may be a secret
-                raise self.error(key_path, "expected env:VARIABLE or none; never write the key itself in a mapping")
+            anonymous = self.keyed_hash("identity.anonymous_id", raw)
+        if user_hash is not None and anonymous is not None and anonymous.key_env and user_hash.key_env \
+                and anonymous.key_env != user_hash.key_env:
+            raise self.error("identity.user_id.key", f"one run has one hash key: write key: env:{anonymous.key_env} "
+                                                     "here too (or none)")
+        user_key = "user_id.hmac" if user_hash is not None else "user_id"
         template_key = "anonymous_id.hmac" if isinstance(raw, dict) else "anonymous_id"
         return Identity(user_id=user_id, anonymous_id=anonymous, where=self.where("identity"),
-                        field_where={"user_id": self.value_where("identity.user_id"),
-                                     "anonymous_id": self.value_where(f"identity.{template_key}")})
+                        field_where={"user_id": self.value_where(f"identity.{user_key}"),
+                                     "anonymous_id": self.value_where(f"identity.{template_key}")},
+                        user_id_hash=user_hash)
+
+    def keyed_hash(self, key: str, raw: dict[str, Any]) -> KeyedHash:
+        """``{hmac: [templates], key: env:NAME | none}`` of an identity field."""
+        hmac = self.template(f"{key}.hmac", raw["hmac"])
+        key_path = f"{key}.key"
+        secret = raw.get("key", f"env:{defaults.ANONYMOUS_KEY_ENV}")
+        if secret == "none":
+            return KeyedHash(hmac=hmac, key_none=True, where=self.where(key_path))
+        if match := _ENV_KEY.match(secret):
+            return KeyedHash(hmac=hmac, key_env=match.group(1), where=self.where(key_path))
+        # the schema's pattern already rejects this; never echo what may be a secret
+        raise self.error(key_path, "expected env:VARIABLE or none; never write the key itself in a mapping")
 
     def context(self, spec: dict[str, Any]) -> Context:
         context = Context(where=self.where("context"))
@@ -434,6 +468,13 @@ class _Builder:
             max_s=self.duration("durations.max", spec.get("max"), defaults.MAX_DURATION),
             where=self.where("durations"),
         )
+
+    def dedupe(self, spec: dict[str, Any] | None) -> Dedupe | None:
+        if spec is None:
+            return None
+        for index, name in enumerate(spec["by"]):   # references, like `when:` keys: `a?`, `a|or:b`
+            self.template(join_path("dedupe.by", index), as_reference(name))
+        return Dedupe(by=list(spec["by"]), where=self.where("dedupe.by"))
 
     def tests(self, items: list[dict[str, Any]]) -> list[TestCase]:
         cases = []

@@ -38,6 +38,7 @@ class Reference:
     name: str                     # as written: 'product_id', 'query.q', 'items[].item_id'
     where: Where                  # the key that holds the template
     rule_index: int | None = None  # the rule it belongs to (its `path` groups are in scope), None outside rules
+    optional: bool = False        # written `name?`: absent from the input means null
 
 
 @dataclass
@@ -54,6 +55,13 @@ class Source:
     captures: list[str] = field(default_factory=list)      # haproxy: what each captured request header is
     where: Where | None = None
 
+    @property
+    def is_export(self) -> bool:
+        """An analytics export (Parquet, NDJSON, CSV, or `auto` with options), not an access log."""
+        from logmap.mapping.defaults import is_export_format
+
+        return is_export_format(self.format, self.options)
+
 
 @dataclass
 class Filter:
@@ -64,6 +72,9 @@ class Filter:
     bot_patterns: list[str] = field(default_factory=list)
     include_paths: list[str] = field(default_factory=list)
     exclude_paths: list[str] = field(default_factory=list)
+    #: exports: reason → column conditions (as in a rule's `when:`); a row meeting all of them is dropped as
+    #: `filtered:<reason>` (Adobe's excluded hits, data-source rows)
+    drop: dict[str, dict[str, Any]] = field(default_factory=dict)
     where: Where | None = None
     written: dict[str, Where] = field(default_factory=dict, compare=False)  # keys written → position
 
@@ -99,11 +110,22 @@ class AnonymousId:
     where: Where | None = None                  # position of `key` (or of the nearest written ancestor)
 
 
+#: `AnonymousId`'s hash part serves any identity field: ``user_id: {hmac: ['{email}']}``.
+KeyedHash = AnonymousId
+
+
 @dataclass
 class Identity:
     user_id: str | None = None
     anonymous_id: AnonymousId | None = None
     where: Where | None = None
+    #: ``user_id: {hmac: [...], key: ...}``: the user id is a keyed hash of these templates (then `user_id` is None)
+    user_id_hash: KeyedHash | None = None
+
+    def keyed_hashes(self) -> dict[str, KeyedHash]:
+        """Identity field → its hash spec, for the fields written as ``{hmac: [...]}``."""
+        hashes = {"user_id": self.user_id_hash, "anonymous_id": self.anonymous_id}
+        return {name: spec for name, spec in hashes.items() if spec is not None and spec.hmac}
     field_where: dict[str, Where] = field(default_factory=dict)  # "user_id", "anonymous_id" → its template
 
     def where_of(self, name: str) -> Where | None:
@@ -138,6 +160,14 @@ class Durations:
 
 
 @dataclass
+class Dedupe:
+    """``dedupe: {by: [...]}``: later rows with the key of an earlier row are dropped as ``duplicate``."""
+
+    by: list[str]
+    where: Where | None = None
+
+
+@dataclass
 class TestCase:
     __test__ = False  # a mapping's test case, not a pytest class
 
@@ -163,3 +193,4 @@ class Mapping:
     path: str = "<mapping>"
     raw: dict[str, Any] = field(default_factory=dict)   # the YAML document as loaded
     references: list[Reference] = field(default_factory=list)  # every template reference, in document order
+    dedupe: Dedupe | None = None

@@ -25,7 +25,9 @@ DURATION_PATTERN = r"^(?=\d)(\d+(\.\d+)?h)?(\d+(\.\d+)?m)?(\d+(\.\d+)?s)?$"
 STATUS_PATTERN = r"^([1-5]xx|[1-5]\d\d\s*-\s*[1-5]\d\d)$"
 ENV_KEY_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|none)$"
 _SEGMENT = r"[A-Za-z_$][A-Za-z0-9_$\-]*(\[\])?"
-COLUMN_PATH_PATTERN = rf"^{_SEGMENT}(\.{_SEGMENT})*$"
+#: a column reference written without braces (a `when:` key, a `dedupe.by` entry): a column path ('?': it may
+#: be absent), or alternatives tried in order (`a.type?|or:b.type?`)
+COLUMN_REF_PATTERN = rf"^{_SEGMENT}(\.{_SEGMENT})*\??(\|or:{_SEGMENT}(\.{_SEGMENT})*\??)*$"
 
 #: Keys of a rule that are conditions or labels rather than record fields.
 RULE_CONDITION_KEYS: tuple[str, ...] = ("name", "path", "query", "method", "status", "when", "type")
@@ -55,8 +57,9 @@ def _defs() -> dict[str, Any]:
         "template": {
             "type": "string",
             "description": "A template: text with {references} such as '{product_id}', '{query.q|lower}', "
-                           "'{items[].item_id}'. Converters after '|': int, float, lower, upper, trim, urldecode, "
-                           "split:SEP. '{{' and '}}' are literal braces. Resolving to '' means absent.",
+                           "'{items[].item_id}'. '{a.b?}': an absent column or field is null; '{a|or:b}': the "
+                           "first of a, b that is not null. Converters after '|': int, float, lower, upper, trim, "
+                           "urldecode, split:SEP. '{{' and '}}' are literal braces. Resolving to '' means absent.",
         },
         "templateValue": {
             "description": "A template string, or a YAML number or boolean used as a literal value.",
@@ -185,11 +188,26 @@ def _defs() -> dict[str, Any]:
                                             "missing:<column>)."},
                 "batch_rows": {"type": "integer", "minimum": 1, "description": "Exports: rows read per batch."},
                 "separator": {"type": "string", "minLength": 1, "maxLength": 1,
-                              "description": "CSV only: the field separator (default ',')."},
-            }, "Export formats only (parquet, ndjson, csv): where the event time, page URL, referrer … are among the "
-               "export's columns, and how to read the files."),
+                              "description": "CSV only: the field separator (default ',', or with format auto "
+                                             "the one the first line shows: , tab ; |)."},
+                "header": {"type": "boolean", "description": "CSV only: false when the first row is data; then "
+                                                            "name the columns with `columns` or `header_file`."},
+                "columns": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                            "description": "CSV without a header row: the column names, in order."},
+                "header_file": {"type": "string", "minLength": 1,
+                                "description": "CSV without a header row: a file whose first line names the "
+                                               "columns (Adobe's column_headers.tsv); a relative path is looked "
+                                               "for beside each input file, then in the current directory."},
+                "quote": {"type": "string", "maxLength": 1,
+                          "description": "CSV only: the quote character (default '\"'); '' for none."},
+                "escape": {"type": "string", "maxLength": 1,
+                           "description": "CSV only: a character that escapes the separator, a newline, the quote "
+                                          "or itself inside a value (Adobe data feeds: '\\')."},
+            }, "Export formats only (parquet, ndjson, csv, or auto with options): where the event time, page URL, "
+               "referrer … are among the export's columns, and how to read the files."),
         }, "How to read the input.", required=["format"], allOf=[{
-            "if": {"properties": {"format": {"enum": list(defaults.ACCESS_LOG_FORMATS)}}, "required": ["format"]},
+            "if": {"properties": {"format": {"enum": [f for f in defaults.ACCESS_LOG_FORMATS
+                                                     if f != defaults.AUTO_FORMAT]}}, "required": ["format"]},
             "then": {"properties": {"options": False}},
         }]),
         "filter": _object({
@@ -213,6 +231,12 @@ def _defs() -> dict[str, Any]:
                                                                   "regexes (filtered:path)."},
             "exclude_paths": {**_ref("regexList"), "description": "Drop paths matching any of these regexes "
                                                                   "(filtered:path), e.g. ['^/api/', '^/admin']."},
+            "drop": {
+                "type": "object", "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+                "additionalProperties": _ref("when"),
+                "description": "Exports: reason → column conditions (as in a rule's `when`); a row meeting all of "
+                               "them is dropped as filtered:<reason>, before the other filters. E.g. "
+                               "{exclude_hit: {exclude_hit: {not: 0}}}."},
         }, "Rows to drop before rules, in this order; the first filter that drops a row names the reason."),
         "queryCondition": {
             "description": "true: the parameter is present; false: absent; a string: a regex searched in the "
@@ -238,8 +262,10 @@ def _defs() -> dict[str, Any]:
         "when": {
             "type": "object",
             "description": "Column conditions (exports): column path → value, list of values, {regex: …} or "
-                           "{null: true|false}. Dotted paths reach into nested data (event_params.page_location).",
-            "propertyNames": {"pattern": COLUMN_PATH_PATTERN},
+                           "{null: true|false}. Dotted paths reach into nested data (event_params.page_location); "
+                           "a path ending in '?' may be absent from the input (its value is then null); "
+                           "'a?|or:b?' takes the first of them that is not null.",
+            "propertyNames": {"pattern": COLUMN_REF_PATTERN},
             "additionalProperties": _ref("whenCondition"),
         },
         "search": _object({
@@ -300,26 +326,31 @@ def _rule(defs: dict[str, Any]) -> dict[str, Any]:
                    required=["type"], allOf=checks)
 
 
+def _keyed_hash() -> dict[str, Any]:
+    return _object({
+        "hmac": {"type": "array", "items": _ref("templateValue"), "minItems": 1,
+                 "description": "Templates joined with U+001F, then HMAC-SHA256 (hex)."},
+        "key": {"type": "string", "pattern": ENV_KEY_PATTERN, "default": "env:LOGMAP_KEY",
+                "description": "env:NAME reads the key from that environment variable; none uses a plain "
+                               "SHA-256 (hashes of IPv4 addresses can be reversed). Never the key itself.",
+                "errorMessage": "expected env:VARIABLE or none (never the key itself)",
+                "x-message": "expected env:VARIABLE (the environment variable holding the key) or "
+                             "none; never write the key itself in a mapping"},
+    }, "A keyed hash of templates.", required=["hmac"])
+
+
 def _identity() -> dict[str, Any]:
     return _object({
-        "user_id": {**_ref("templateOrFalse"), "description": "Template of the user id; '-' and empty mean absent."},
+        "user_id": {
+            "description": "Template of the user id ('-' and empty mean absent), a keyed hash {hmac: [templates], "
+                           "key: env:NAME | none} (an e-mail address used as the id), or false.",
+            "anyOf": [_ref("template"), {"const": False}, _keyed_hash()],
+            "errorMessage": "expected a template, {hmac: [templates], key: env:NAME} or false",
+        },
         "anonymous_id": {
             "description": "A template, a keyed hash {hmac: [templates], key: env:NAME | none}, or false. Default: "
                            f"{{hmac: {defaults.ANONYMOUS_HMAC}, key: env:{defaults.ANONYMOUS_KEY_ENV}}}.",
-            "anyOf": [
-                _ref("template"),
-                {"const": False},
-                _object({
-                    "hmac": {"type": "array", "items": _ref("templateValue"), "minItems": 1,
-                             "description": "Templates joined with U+001F, then HMAC-SHA256 (hex)."},
-                    "key": {"type": "string", "pattern": ENV_KEY_PATTERN, "default": "env:LOGMAP_KEY",
-                            "description": "env:NAME reads the key from that environment variable; none uses a plain "
-                                           "SHA-256 (hashes of IPv4 addresses can be reversed). Never the key itself.",
-                            "errorMessage": "expected env:VARIABLE or none (never the key itself)",
-                            "x-message": "expected env:VARIABLE (the environment variable holding the key) or "
-                                         "none; never write the key itself in a mapping"},
-                }, "A keyed hash of templates.", required=["hmac"]),
-            ],
+            "anyOf": [_ref("template"), {"const": False}, _keyed_hash()],
             "errorMessage": "expected a template, {hmac: [templates], key: env:NAME} or false",
         },
     }, "Who the record is about: user_id and anonymous_id.")
@@ -418,6 +449,11 @@ def build_schema() -> dict[str, Any]:
         "identity": _ref("identity", "user_id and anonymous_id."),
         "context": _ref("context", "The record's context object."),
         "durations": _ref("durations", "How duration is inferred."),
+        "dedupe": _object({
+            "by": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": COLUMN_REF_PATTERN},
+                   "description": "The fields that identify an event (event_id, messageId, a.b paths)."},
+        }, "Drop later rows whose key (the `by` fields) an earlier row of the run had, as `duplicate`; rows with "
+           "a null key field are kept.", required=["by"]),
         "tests": {"type": "array", "items": _ref("test"), "description": "Test cases run by `logmap test`."},
     }, "A logmap mapping (language v1): how web access logs or analytics exports become interaction records. "
        "Reference: docs/mapping.md.", required=["logmap", "source", "rules"],

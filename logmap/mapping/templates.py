@@ -6,10 +6,13 @@ input is read; `logmap.transform.expressions` compiles parsed templates to polar
 Grammar::
 
     template   = (literal | "{{" | "}}" | reference)*
-    reference  = "{" name ("|" converter)* "}"
+    reference  = "{" choice ("|or:" choice)* ("|" converter)* "}"
+    choice     = name ["?"]                      "?": an absent column or field is null, not an error
     name       = segment ("." segment)*          e.g. query.q, event_params.page_location
     segment    = identifier ["[]"]               e.g. items[] in items[].item_id (one value per list element)
     converter  = identifier [":" argument]       e.g. split:/
+
+``{a|or:b}`` is the first of ``a``, ``b`` that is not null on the row; converters apply to that value.
 """
 
 from __future__ import annotations
@@ -19,15 +22,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Converter name → whether it takes an argument (``split:SEP``).
+#: Converter name → whether it takes an argument (``split:SEP``, ``field:N:SEP``).
 CONVERTERS: dict[str, bool] = {
     "int": False, "float": False, "lower": False, "upper": False, "trim": False, "urldecode": False, "split": True,
+    "field": True,
 }
 #: The separator of ``split`` when none is written.
 DEFAULT_SPLIT_SEPARATOR = ","
+#: The pseudo-converter that names an alternative reference: ``{a|or:b}``.
+ALTERNATIVE = "or"
+#: Written after a name: the name may be absent from the input (then it is null).
+OPTIONAL_MARK = "?"
 
 _SEGMENT = r"[A-Za-z_$][A-Za-z0-9_$\-]*(?:\[\])?"
 _NAME = re.compile(rf"^{_SEGMENT}(?:\.{_SEGMENT})*$")
+
+
+def split_optional(written: str) -> tuple[str, bool]:
+    """``'a.b?'`` → ``('a.b', True)``: a name as written (in a template or a ``when:`` key) and whether it is
+    optional."""
+    name = written.strip()
+    if name.endswith(OPTIONAL_MARK):
+        return name[:-1].rstrip(), True
+    return name, False
 
 
 class TemplateSyntaxError(ValueError):
@@ -55,11 +72,27 @@ class Converter:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One name of a reference; ``optional`` (written ``name?``): absent from the input means null."""
+
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
 class Ref:
-    """A ``{name|conv…}`` reference. ``converters`` is a tuple so that parsed templates stay hashable."""
+    """A ``{name|or:other|conv…}`` reference. Tuples keep parsed templates hashable."""
 
     name: str
     converters: tuple[Converter, ...] = field(default_factory=tuple)
+    optional: bool = False
+    #: the names tried after ``name``, in order (``|or:``)
+    alternatives: tuple[Choice, ...] = field(default_factory=tuple)
+
+    @property
+    def choices(self) -> tuple[Choice, ...]:
+        """Every name of the reference in the order tried: ``name``, then the alternatives."""
+        return (Choice(self.name, self.optional), *self.alternatives)
 
 
 @dataclass(frozen=True)
@@ -83,22 +116,40 @@ class Template:
         return self.parts[index]
 
 
+def _parse_name(raw: str, offset: int, empty: str) -> Choice:
+    """A name as written, possibly ending in ``?``; ``offset`` is the position of ``raw``'s first character."""
+    name, optional = split_optional(raw)
+    at = offset + len(raw) - len(raw.lstrip())
+    if not name:
+        raise TemplateSyntaxError(empty, at)
+    if not _NAME.match(name):
+        raise TemplateSyntaxError(
+            f"'{name}' is not a field name (write names like path, query.q, items[].item_id or a.b? when it may "
+            f"be absent)", at)
+    return Choice(name, optional)
+
+
 def _parse_ref(body: str, offset: int) -> Ref:
     """Parse the inside of ``{…}``; ``offset`` is the position of the first character after ``{``."""
     pieces = body.split("|")
     raw_name = pieces[0]
-    name = raw_name.strip()
-    if not name:
+    if not raw_name.strip():
         raise TemplateSyntaxError("empty reference: write a field name between the braces, like {path}", offset - 1)
-    if not _NAME.match(name):
-        raise TemplateSyntaxError(
-            f"'{name}' is not a field name (write names like path, query.q or items[].item_id)",
-            offset + len(raw_name) - len(raw_name.lstrip()))
+    first = _parse_name(raw_name, offset, "empty reference")
+    alternatives: list[Choice] = []
     converters = []
     position = offset + len(raw_name) + 1
     for piece in pieces[1:]:
         conv_name, colon, arg = piece.strip().partition(":")
         at = position + len(piece) - len(piece.lstrip())
+        if conv_name == ALTERNATIVE:
+            if converters:
+                raise TemplateSyntaxError("'or:' comes before the converters: write {a|or:b|lower}", at)
+            start = position + piece.index(":") + 1 if colon else at
+            alternatives.append(_parse_name(arg if colon else "", start,
+                                            "'or:' needs the name of another field, like {a|or:b}"))
+            position += len(piece) + 1
+            continue
         if conv_name not in CONVERTERS:
             known = ", ".join(sorted(CONVERTERS))
             what = f"unknown converter '{conv_name}'" if conv_name else "empty converter after '|'"
@@ -107,7 +158,7 @@ def _parse_ref(body: str, offset: int) -> Ref:
             raise TemplateSyntaxError(f"converter '{conv_name}' takes no argument", at)
         converters.append(Converter(conv_name, arg if colon and arg else None))
         position += len(piece) + 1
-    return Ref(name, tuple(converters))
+    return Ref(first.name, tuple(converters), first.optional, tuple(alternatives))
 
 
 def parse_template(text: str) -> Template:
@@ -144,13 +195,20 @@ def parse_template(text: str) -> Template:
     return Template(text, tuple(parts))
 
 
+def as_reference(written: str) -> str:
+    """A column reference written without braces — a ``when:`` key, ``source.options.time.column`` — as the
+    template of that one reference: ``'a.b?|or:c'`` → ``'{a.b?|or:c}'`` (optional and alternative names work
+    there as in templates)."""
+    return "{" + written + "}"
+
+
 def template_refs(value: Any) -> set[str]:
     """Every reference name used in a template, or in (nested) lists and mappings of templates.
 
     Non-string leaves (YAML numbers and booleans are literal values) contribute nothing.
     """
     if isinstance(value, str):
-        return {ref.name for ref in parse_template(value).refs}
+        return {choice.name for ref in parse_template(value).refs for choice in ref.choices}
     if isinstance(value, list):
         return set().union(*(template_refs(v) for v in value))
     if isinstance(value, dict):

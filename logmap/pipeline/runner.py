@@ -33,6 +33,7 @@ from logmap.ledger import Ledger
 from logmap.mapping.model import Mapping
 from logmap.pipeline.budget import DEFAULT_MEMORY, MAX_BUCKETS, Budget, format_size, parse_size
 from logmap.pipeline.stages import Prepared, Timings, check_and_encode, order_records, stream_stage, tick
+from logmap.transform.dedupe import SeenKeys, apply_dedupe
 from logmap.sources import load_mapping, read_source
 
 log = logging.getLogger("logmap")
@@ -316,6 +317,9 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
     reading = _ReadShare(inputs, progress)
     store = options.store(reading.share)
     file_starts = FileStarts()
+    # `dedupe`: the keys seen so far in the run. It is the runner's (chunks come in input order here), not the
+    # stream stage's, which stays a function of its chunk.
+    seen_keys = SeenKeys() if mapping.dedupe is not None else None
     in_turn = timings is not None
     try:
         started = time.perf_counter()
@@ -327,6 +331,8 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
                 tick(timings, "read/parse", started)
                 ledger.add_input(parsed.height)
                 file_starts.add(parsed)
+                if seen_keys is not None:  # before the filter: a later copy of an event is a duplicate whatever it is
+                    parsed = apply_dedupe(parsed, mapping.dedupe, seen_keys)
                 alive, dropped = stream_stage(prepared, parsed, timings)
                 started = time.perf_counter()
                 _account(dropped, ledger, rejects, on_dropped)

@@ -16,7 +16,7 @@ import polars as pl
 
 from logmap.errors import MappingError
 from logmap.frame import split_dropped
-from logmap.mapping.loader import anonymous_key
+from logmap.mapping.loader import hash_key
 from logmap.mapping.model import Mapping
 from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
@@ -50,22 +50,23 @@ def tick(timings: Timings | None, stage: str, started: float) -> float:
 class Prepared:
     """What is computed once per run from a mapping: the key check, the hasher, caches.
 
-    ``key`` is the secret of the keyed anonymous-id hash (the CLI reads it from the variable the mapping
-    names); a mapping that needs one stops here without it, before any input is read.
+    ``key`` is the secret of the keyed hashes (``anonymous_id``, a hashed ``user_id``; the CLI reads it from the
+    variable the mapping names); a mapping that needs one stops here without it, before any input is read.
     """
 
     def __init__(self, mapping: Mapping, inputs: list[str] | None = None, *, key: str | bytes | None = None) -> None:
         self.mapping = mapping
         self.warnings: list[str] = []
-        spec = mapping.identity.anonymous_id
-        self.hasher: Hasher | None = None
-        if spec is not None and spec.hmac:
-            secret = anonymous_key(mapping, key)
+        #: identity field → the Hasher of its keyed hash (``anonymous_id``, a hashed ``user_id``)
+        self.hashers: dict[str, Hasher] = {}
+        for field in mapping.identity.keyed_hashes():
+            secret = hash_key(mapping, key, field)
             if secret is None:
                 self.warnings.append(
-                    "anonymous_id uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
+                    f"{field} uses a plain SHA-256 (key: none): hashes of IPv4 addresses can be reversed "
                     "by enumeration; set a key for real data")
-            self.hasher = Hasher(secret)
+            self.hashers[field] = Hasher(secret)
+        self.hasher = self.hashers.get("anonymous_id")
         self.bots = BotDetector()
         self.rule_names = [rule.name for rule in mapping.rules]
         #: the run's one reader of its export files (None for access logs, or without inputs)
@@ -101,7 +102,7 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
     alive, more_dropped = split_dropped(apply_rules(alive, mapping.rules, scope))
     started = tick(timings, "rules", started)
     scope = scope.staging()
-    columns = {**identity_columns(mapping.identity, scope, prepared.hasher),
+    columns = {**identity_columns(mapping.identity, scope, prepared.hasher, prepared.hashers.get("user_id")),
                **context_columns(mapping.context, scope),
                **field_durations(mapping.durations, scope, alive.columns)}
     alive = alive.with_columns(**scope.staged).with_columns(**columns).with_columns(VISITOR)

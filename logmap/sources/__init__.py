@@ -9,14 +9,15 @@ import polars as pl
 
 from logmap.errors import MappingError
 from logmap.frame import LINE_SCHEMA
-from logmap.mapping import defaults, loader
+from logmap.mapping import loader
 from logmap.mapping.model import Mapping, Source
 from logmap.sources import accesslog, exports, formatstring
 from logmap.sources.lines import expand_inputs, read_lines
 
 
 def is_export(source: Source) -> bool:
-    return source.format in defaults.EXPORT_FORMATS
+    """An analytics export (Parquet, NDJSON, CSV, or ``auto`` with options), not an access log."""
+    return source.is_export
 
 
 def source_problems(source: Source) -> list[tuple[str, str]]:
@@ -47,7 +48,8 @@ def open_export(inputs: list[str], source: Source, mapping: Mapping | None = Non
     """The one reader of a run's export files: their schemas are read (from metadata, or a first pass) once,
     for the checks before reading and for the rows. With ``mapping``, only the columns it uses are read."""
     wanted = exports.wanted_names(mapping) if mapping is not None else None
-    return exports.ExportReader(inputs, source, wanted=wanted)
+    optional = exports.optional_names(mapping) if mapping is not None else frozenset()
+    return exports.ExportReader(inputs, source, wanted=wanted, optional=optional)
 
 
 def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
@@ -85,4 +87,4 @@ def name_input_columns(error: Exception, reader: exports.ExportReader | None) ->
     """For exports, a template naming a column the files lack: say which files and which columns they have."""
     if reader is None:
         return error
-    return exports.with_columns(error, reader.schema, list(reader.schemas))
+    return exports.explain_unknown_field(error, reader)

@@ -28,9 +28,11 @@ of every column is still known (`ExportReader.schema`), so errors that list the 
 from __future__ import annotations
 
 import glob
+import io
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,11 +43,11 @@ from logmap.errors import InputError, LogmapError, MappingError, UnknownFieldErr
 from logmap.frame import PROVENANCE, drop_when
 from logmap.mapping import defaults
 from logmap.mapping.model import Mapping, Source, Where
-from logmap.mapping.templates import template_refs
+from logmap.mapping.templates import as_reference, template_refs
 from logmap.sources.accesslog import parse_time
-from logmap.sources.lines import read_lines
+from logmap.sources.lines import compression_of, open_input, read_lines
 from logmap.transform.expressions import Scope, as_string, compile_template, null_if_empty
-from logmap.transform.nested import column_of, key_value_lookup, prune_dtype, read_path
+from logmap.transform.nested import column_of, json_dtype, key_value_lookup, path_steps, prune_dtype, read_path
 
 #: Export formats and the file name endings looked for inside a directory.
 FILE_ENDINGS: dict[str, tuple[str, ...]] = {
@@ -55,6 +57,10 @@ FILE_ENDINGS: dict[str, tuple[str, ...]] = {
 }
 #: Keys of ``source.options``, which only export formats take.
 OPTION_KEYS = defaults.EXPORT_OPTION_KEYS
+#: `format: auto` (with options): each file's format is recognised by its content (`sniff_export`).
+AUTO = defaults.AUTO_FORMAT
+#: Separators a CSV's first line is tried with when the mapping does not set one (``format: auto``).
+SEPARATORS = (",", "\t", ";", "|")
 #: Each of the mapping language's time units → ms: ×n, or ÷|n| when negative.
 TO_MS: dict[str, int] = dict(zip(defaults.TIME_UNITS, (1_000, 1, -1_000, -1_000_000), strict=True))
 CANONICAL: tuple[str, ...] = ("time", "url", "path", "query", "referrer", "user_agent", "ip")
@@ -67,7 +73,7 @@ ProgressCallback = Callable[[int], None]
 
 
 def is_export(source: Source) -> bool:
-    return source.format in defaults.EXPORT_FORMATS
+    return source.is_export
 
 
 def check_options(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
@@ -102,9 +108,30 @@ def check_options(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
     batch = options.get("batch_rows", DEFAULT_BATCH_ROWS)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         problems.append(("batch_rows", "expected a positive number of rows"))
-    if "separator" in options and (fmt != "csv" or not isinstance(options["separator"], str)
-                                   or len(options["separator"]) != 1):
-        problems.append(("separator", "'separator' applies to csv only and is one character"))
+    csv_like = fmt in ("csv", AUTO)
+    for key in ("separator", "quote", "escape"):
+        value = options.get(key)
+        if key in options and (not csv_like or not isinstance(value, str) or len(value) > 1
+                               or (key == "separator" and len(value) != 1)):
+            problems.append((key, f"'{key}' applies to csv only and is one character"
+                                  + (" (or '' for none)" if key != "separator" else "")))
+    header = options.get("header", True)
+    names = [key for key in ("columns", "header_file") if key in options]
+    if "header" in options and (not csv_like or not isinstance(header, bool)):
+        problems.append(("header", "'header' applies to csv only: true (the first row names the columns) or false"))
+    elif len(names) > 1:
+        problems.append(("header_file", "give 'columns' or 'header_file', not both"))
+    elif header is False and not names:
+        problems.append(("header", "a CSV without a header row needs its column names: 'columns: [a, b, …]' or "
+                                   "'header_file: path/to/column_headers.tsv'"))
+    elif header is True and names and "header" in options:
+        problems.append((names[0], f"'{names[0]}' names the columns of a CSV without a header row: write "
+                                   "'header: false' too"))
+    if "columns" in options and (not csv_like or not isinstance(options["columns"], list) or not options["columns"]
+                                 or not all(isinstance(c, str) and c for c in options["columns"])):
+        problems.append(("columns", "expected the list of column names of a CSV without a header row"))
+    if "header_file" in options and (not csv_like or not isinstance(options["header_file"], str)):
+        problems.append(("header_file", "expected the path of a file whose first line names the columns"))
     return problems
 
 
@@ -121,20 +148,88 @@ def check_source(source: Source) -> None:
 
 @dataclass(frozen=True)
 class ExportFile:
-    """One input file, as the user named it, and the hive partition values of its folders (``k=v``)."""
+    """One input file, as the user named it, and the hive partition values of its folders (``k=v``).
+
+    ``format`` is the export format it is read as (the mapping's, or with ``auto`` the one its content shows);
+    ``separator`` the CSV separator (the mapping's, or the one its first line shows)."""
 
     path: str
     partitions: tuple[tuple[str, str], ...] = ()
+    format: str = ""
+    separator: str = ","
+
+
+#: What a file's first bytes can show, for messages: format → description.
+LOOKS_LIKE = {"parquet": "Parquet", "ndjson": "NDJSON (one JSON object per line)", "csv": "CSV",
+              "tsv": "TSV (tab-separated)"}
+
+
+def sniff_export(path: str) -> tuple[str | None, str, str | None]:
+    """(format, what the file looks like, CSV separator) from its first bytes, decompressed: ``PAR1`` is
+    Parquet, lines starting with ``{`` NDJSON, a first line with separators CSV/TSV. The format is None when
+    the content fits none of them (empty, a JSON array, text without separators)."""
+    with open(path, "rb") as handle:
+        if handle.read(4) == b"PAR1":
+            return "parquet", LOOKS_LIKE["parquet"], None
+    with open_input(path) as (stream, kind, _):
+        head = stream.read(64 * 1024)
+    zipped = f"{kind}-compressed " if kind else ""
+    lines = [line for line in head.decode("utf-8", "replace").splitlines() if line.strip()][:20]
+    if not lines:
+        return None, f"an empty {zipped}file", None
+    if any(line.lstrip().startswith("{") for line in lines):
+        return "ndjson", zipped + LOOKS_LIKE["ndjson"], None
+    first = lines[0]
+    shown = first if len(first) <= 100 else first[:100] + "…"
+    if first.lstrip().startswith("["):
+        return None, f"a {zipped}JSON array (not one object per line): {shown!r}", None
+    separator = max(SEPARATORS, key=first.count)
+    if first.count(separator) == 0:
+        return None, f"{zipped}text without separators (first line: {shown!r})", None
+    shape = LOOKS_LIKE["tsv" if separator == "\t" else "csv"]
+    return "csv", f"{zipped}{shape} (first line: {shown!r})", separator
+
+
+def _typed(item: ExportFile, source: Source) -> ExportFile:
+    """``item`` with the format and separator it is read with; an explicit format that the content
+    contradicts is an InputError saying what the file looks like."""
+    options = _options(source)
+    declared = source.format
+    if item.path == "-":
+        fmt = declared if declared != AUTO else "ndjson"
+        return ExportFile(item.path, item.partitions, fmt, options.get("separator", ","))
+    found, looks, separator = sniff_export(item.path)
+    if declared == AUTO:
+        if found is None:
+            raise InputError(f"{item.path} is not an export logmap reads: it looks like {looks} (format auto "
+                             f"reads Parquet, NDJSON and CSV/TSV)")
+        fmt = found
+    else:
+        if found is not None and found != declared:
+            raise InputError(f"{item.path} looks like {looks}, not {declared}: set source.format to {found} "
+                             f"(or auto)")
+        fmt = declared
+    if "separator" in options:
+        separator = options["separator"]
+    elif declared != AUTO or separator is None:
+        separator = ","
+    return ExportFile(item.path, item.partitions, fmt, separator)
 
 
 _HIVE = re.compile(r"^([^=/\\]+)=([^/\\]*)$")
+
+
+def _endings(fmt: str) -> tuple[str, ...]:
+    if fmt == AUTO:
+        return tuple(dict.fromkeys(e for endings in FILE_ENDINGS.values() for e in endings))
+    return FILE_ENDINGS[fmt]
 
 
 def _wanted(name: str, fmt: str) -> bool:
     base = os.path.basename(name)
     if base.startswith((".", "_")):  # _SUCCESS, .crc and other writer artefacts
         return False
-    return base.lower().endswith(FILE_ENDINGS[fmt])
+    return base.lower().endswith(_endings(fmt))
 
 
 def _partitions(path: str, root: str) -> tuple[tuple[str, str], ...]:
@@ -173,7 +268,7 @@ def expand_export_inputs(inputs: list[str], fmt: str) -> list[ExportFile]:
                 found = _walk(match, fmt)
                 if not found:
                     raise InputError(f"{match} holds no {fmt} files (looked for names ending in "
-                                     f"{', '.join(FILE_ENDINGS[fmt])})")
+                                     f"{', '.join(_endings(fmt))})")
                 for item in found:
                     seen.setdefault(item.path, item)
             elif not os.path.exists(match):
@@ -207,35 +302,61 @@ def _looks_like_object(raw: pl.Expr) -> pl.Expr:
     return text.str.starts_with("{") & text.str.ends_with("}")
 
 
-def _ndjson_schema(path: str, chunk_bytes: int) -> pl.Schema:
-    """Inferred from every line (a field may first appear late in the file), one chunk at a time."""
-    merged: pl.DataFrame | None = None
+def _ndjson_schema(path: str, chunk_bytes: int, mixed: set[str]) -> pl.Schema:
+    """Inferred from every line (a field may first appear late in the file), one chunk at a time. A column
+    whose shape differs between lines (an object here, text there) is added to ``mixed`` and typed String: it
+    is read as text (`_read_ndjson`), so it stops nothing, and a mapping walking into it reads it as JSON text."""
+    schemas: dict[str, pl.Schema] = {}
     for chunk in _ndjson_chunks(path, chunk_bytes):
         lines = chunk.filter(_looks_like_object(pl.col("_raw")))["_raw"]
         if lines.len() == 0:
             continue
-        dtype = _infer_json(lines)
-        if dtype is None:
-            continue
-        empty = pl.DataFrame(schema=dict(zip([f.name for f in dtype.fields], [f.dtype for f in dtype.fields])))
-        merged = empty if merged is None else pl.concat([merged, empty], how="diagonal_relaxed")
-    return merged.schema if merged is not None else pl.Schema()
+        dtype = _infer_json(lines, mixed)
+        if dtype is not None:
+            schemas[f"{path} (lines from {chunk['_line'][0]})"] = pl.Schema(dict(_struct_fields(dtype)))
+    return unify_schemas(schemas, mixed=mixed)
 
 
-def _infer_json(lines: pl.Series) -> pl.Struct | None:
+def _struct_fields(dtype: pl.Struct) -> dict[str, pl.DataType]:
+    return {f.name: f.dtype for f in dtype.fields}
+
+
+def _is_json(texts: pl.Series) -> pl.Series:
+    """A mask of the values that are one well-formed JSON value (columnar: ``json_path_match('$')`` is null
+    for text that does not parse)."""
+    return texts.str.json_path_match("$").is_not_null()
+
+
+def _infer_json(lines: pl.Series, mixed: set[str]) -> pl.Struct | None:
     try:
         dtype = lines.str.json_decode(infer_schema_length=None).dtype
+        return dtype if isinstance(dtype, pl.Struct) else None
     except pl.exceptions.PolarsError:
-        # Some lines are not JSON: infer from the ones that are (found by halving, never line by line).
-        good = _decodable(lines, None)
-        if good.sum() == 0:
-            return None
-        dtype = lines.filter(good).str.json_decode(infer_schema_length=None).dtype
-    return dtype if isinstance(dtype, pl.Struct) else None
+        pass
+    # Some lines are not JSON, or a column's shape differs between lines: infer from the lines that parse
+    # (polars' NDJSON inference gives such a column its supertype, String), then find the columns whose values
+    # do not all decode to the inferred type, one decode per column.
+    lines = lines.filter(_is_json(lines))
+    if lines.len() == 0:
+        return None
+    try:
+        schema = pl.scan_ndjson(io.BytesIO(lines.str.join("\n").item().encode("utf-8")),
+                                infer_schema_length=None).collect_schema()
+    except pl.exceptions.PolarsError:
+        return None
+    fields = dict(schema)
+    for name, dtype in fields.items():
+        try:
+            lines.str.json_decode(pl.Struct({name: dtype}))
+        except pl.exceptions.PolarsError:
+            mixed.add(name)
+            fields[name] = pl.String()
+    return pl.Struct(fields)
 
 
-def _decodable(lines: pl.Series, dtype: pl.DataType | None) -> pl.Series:
-    """A mask of the lines that decode (with ``dtype``), found by bisection: O(bad lines × log n) decodes."""
+def _decodable(lines: pl.Series, dtype: pl.DataType | None, known: pl.Series | None = None) -> pl.Series:
+    """A mask of the lines that decode (with ``dtype``), found by bisection: O(bad lines × log n) decodes.
+    Lines outside ``known`` (a mask) are not tried, and are False."""
     def ok(part: pl.Series) -> bool:
         try:
             part.str.json_decode(dtype, infer_schema_length=None)
@@ -243,10 +364,11 @@ def _decodable(lines: pl.Series, dtype: pl.DataType | None) -> pl.Series:
         except pl.exceptions.PolarsError:
             return False
 
-    mask = [True] * lines.len()
+    mask = [True] * lines.len() if known is None else known.to_list()
+    tried = lines if known is None else lines.zip_with(known, pl.Series([None] * lines.len(), dtype=pl.String))
 
     def visit(start: int, length: int) -> None:
-        if length == 0 or ok(lines.slice(start, length)):
+        if length == 0 or ok(tried.slice(start, length)):
             return
         if length == 1:
             mask[start] = False
@@ -259,28 +381,108 @@ def _decodable(lines: pl.Series, dtype: pl.DataType | None) -> pl.Series:
     return pl.Series(mask, dtype=pl.Boolean)
 
 
-def _csv_options(source: Source) -> dict[str, Any]:
-    return {"separator": _options(source).get("separator", ","), "infer_schema_length": 10_000,
-            "null_values": [""], "truncate_ragged_lines": True}
+def _csv_options(source: Source, item: ExportFile) -> dict[str, Any]:
+    options = _options(source)
+    out: dict[str, Any] = {"separator": item.separator, "infer_schema_length": 10_000, "null_values": [""],
+                           "truncate_ragged_lines": True}
+    if "quote" in options:
+        out["quote_char"] = options["quote"] or None
+    names = _csv_names(source, item)
+    if names is not None:
+        out.update(has_header=False, new_columns=names)
+    return out
 
 
-def _csv_schema(path: str, source: Source) -> pl.Schema:
-    return pl.scan_csv(path, **_csv_options(source)).collect_schema()
+def _csv_names(source: Source, item: ExportFile) -> list[str] | None:
+    """The column names of a CSV without a header row: ``columns``, or the first line of ``header_file``
+    split on the file's separator. A relative ``header_file`` is looked for next to the input file first (a
+    data feed delivers its headers with its data), then in the current directory."""
+    options = _options(source)
+    if "columns" in options:
+        return list(options["columns"])
+    if "header_file" not in options:
+        return None
+    path = str(options["header_file"])
+    beside = os.path.join(os.path.dirname(item.path), path)
+    if not os.path.isabs(path) and item.path != "-" and os.path.exists(beside):
+        path = beside
+    return header_file_names(path, item.separator)
 
 
-def file_schema(item: ExportFile, source: Source, chunk_bytes: int) -> pl.Schema:
-    """The export's own columns in one file, plus its hive partition columns (String)."""
+def header_file_names(path: str, separator: str) -> list[str]:
+    """The column names on the first line of a header file (Adobe's ``column_headers.tsv``)."""
     try:
-        if source.format == "parquet":
+        with open_input(path) as (stream, _, _):
+            first = stream.readline().decode("utf-8", "replace").rstrip("\r\n")
+    except OSError as error:
+        raise InputError(f"cannot read the header file {path}: {error.strerror or error}") from None
+    names = [name.strip() for name in first.split(separator)]
+    if not first.strip() or not all(names):
+        raise InputError(f"the header file {path} does not name the columns on its first line "
+                         f"(separated by {separator!r})")
+    return names
+
+
+#: Placeholders for escaped characters while a CSV with an ``escape`` character is split (bytes that cannot
+#: occur in text): the escaped escape, separator, newline and quote.
+_ESCAPED = ("\x00", "\x01", "\x02", "\x03")
+
+
+def _csv_input(item: ExportFile, source: Source) -> str | io.BytesIO:
+    """What polars reads: the path, or (compressed other than gzip, or with an ``escape`` character) the
+    file's text in memory, escapes replaced by placeholders (`_unescape` puts the characters back)."""
+    escape = _options(source).get("escape") or ""
+    with open(item.path, "rb") as handle:
+        kind = compression_of(handle.read(8))
+    if not escape and kind in (None, "gzip"):
+        return item.path
+    with open_input(item.path) as (stream, _, _):
+        data = stream.read()
+    if escape:
+        mark = escape.encode()
+        quote = (_options(source).get("quote", '"') or "").encode()
+        for escaped, placeholder in zip((mark, item.separator.encode(), b"\n", quote), _ESCAPED):
+            if escaped:
+                data = data.replace(mark + escaped, placeholder.encode())
+    return io.BytesIO(data)
+
+
+def _unescape(frame: pl.DataFrame, item: ExportFile, source: Source) -> pl.DataFrame:
+    escape = _options(source).get("escape") or ""
+    if not escape:
+        return frame
+    quote = _options(source).get("quote", '"') or ""
+    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    exprs = []
+    for name in texts:
+        expr = pl.col(name)
+        for placeholder, char in zip(_ESCAPED, (escape, item.separator, "\n", quote)):
+            expr = expr.str.replace_all(placeholder, char, literal=True)
+        exprs.append(expr)
+    return frame.with_columns(exprs)
+
+
+def _csv_schema(item: ExportFile, source: Source) -> pl.Schema:
+    target = _csv_input(item, source)
+    if isinstance(target, str):
+        return pl.scan_csv(target, **_csv_options(source, item)).collect_schema()
+    return pl.read_csv(target, **_csv_options(source, item), n_rows=10_000).schema
+
+
+def file_schema(item: ExportFile, source: Source, chunk_bytes: int, mixed: set[str] | None = None) -> pl.Schema:
+    """The export's own columns in one file, plus its hive partition columns (String). NDJSON columns whose
+    shape differs between lines are added to ``mixed`` (see `_ndjson_schema`)."""
+    try:
+        if item.format == "parquet":
             schema = _parquet_schema(item.path)
-        elif source.format == "ndjson":
-            schema = _ndjson_schema(item.path, chunk_bytes)
+        elif item.format == "ndjson":
+            schema = _ndjson_schema(item.path, chunk_bytes, mixed if mixed is not None else set())
         else:
-            schema = _csv_schema(item.path, source)
+            schema = _csv_schema(item, source)
     except LogmapError:
         raise
     except (OSError, pl.exceptions.PolarsError) as error:
-        raise InputError(f"cannot read {item.path} as {source.format}: {_first_line(error)}") from None
+        raise InputError(f"cannot read {item.path} as {item.format}: {_first_line(error)}") from None
     out = dict(schema)
     for key, _ in item.partitions:
         out.setdefault(key, pl.String())
@@ -319,18 +521,30 @@ def _unsafe(dtypes: list[pl.DataType]) -> bool:
     return False
 
 
-def unify_schemas(schemas: dict[str, pl.Schema]) -> pl.Schema:
-    """One schema for all files. Missing columns and wider numbers unify; other conflicts are an InputError."""
+def unify_schemas(schemas: dict[str, pl.Schema], used: set[str] | None = None,
+                  mixed: set[str] | None = None) -> pl.Schema:
+    """One schema for all files. Missing columns and wider numbers unify; other conflicts are an InputError
+    for a column in ``used`` (every column when None). A conflicting column outside ``used`` is never read:
+    it is typed String and stops nothing. With ``mixed`` (NDJSON, which can read any value as text),
+    conflicting columns are added to it and typed String instead of being an error."""
     if not schemas:
         return pl.Schema()
+    as_text: set[str] = set()
     for name in dict.fromkeys(c for s in schemas.values() for c in s):
         per_file = {f: s[name] for f, s in schemas.items() if name in s}
         distinct = list(dict.fromkeys(per_file.values()))
         if len(distinct) > 1 and _unsafe(distinct):
-            described = "; ".join(f"{f}: {d}" for f, d in per_file.items())
-            raise InputError(f"the input files disagree on column '{name}' and cannot be read as one export "
-                             f"({described}); convert them separately or fix the export")
-    frames = [pl.DataFrame(schema=s) for s in schemas.values()]
+            if mixed is not None:
+                mixed.add(name)
+            elif used is not None and name not in used:
+                pass
+            else:
+                described = "; ".join(f"{f}: {d}" for f, d in per_file.items())
+                raise InputError(f"the input files disagree on column '{name}' and cannot be read as one export "
+                                 f"({described}); convert them separately or fix the export")
+            as_text.add(name)
+    frames = [pl.DataFrame(schema={c: pl.String() if c in as_text else d for c, d in s.items()})
+              for s in schemas.values()]
     try:
         return pl.concat(frames, how="diagonal_relaxed").schema
     except pl.exceptions.PolarsError as error:
@@ -354,7 +568,7 @@ def source_refs(source: Source) -> set[str]:
     time = options.get("time")
     column = time.get("column") if isinstance(time, dict) else time
     if isinstance(column, str):
-        names.add(column)
+        names |= template_refs(as_reference(column))
     for key in ("page_url", "referrer", "user_agent", "ip"):
         if isinstance(options.get(key), str):
             names |= template_refs(options[key])
@@ -369,17 +583,22 @@ def mapping_refs(mapping: Mapping) -> set[str]:
     """
     names = {ref.name for ref in mapping.references}
     for rule in mapping.rules:
-        names |= set(rule.when) | template_refs(list(rule.fields.values()))
+        names |= template_refs([as_reference(column) for column in rule.when]) | template_refs(list(rule.fields.values()))
+    for when in mapping.filter.drop.values():
+        names |= template_refs([as_reference(column) for column in when])
     identity, context = mapping.identity, mapping.context
     names |= template_refs([identity.user_id or ""])
-    if identity.anonymous_id is not None:
-        names |= template_refs([identity.anonymous_id.template or "", *identity.anonymous_id.hmac])
+    for spec in (identity.anonymous_id, identity.user_id_hash):
+        if spec is not None:
+            names |= template_refs([spec.template or "", *spec.hmac])
     names |= template_refs([context.page_url or "", context.page_referrer or "", context.page_title or "",
                             context.user_agent or "", context.truncated_ip or "", context.locale or "",
                             context.region or "", context.campaign if isinstance(context.campaign, dict) else {},
                             context.custom_context])
     if mapping.durations.source not in ("next_event", "none"):
         names |= template_refs(mapping.durations.source)
+    if mapping.dedupe is not None:
+        names |= template_refs([as_reference(name) for name in mapping.dedupe.by])
     return names
 
 
@@ -389,13 +608,19 @@ def wanted_names(mapping: Mapping) -> frozenset[str]:
     return frozenset(mapping_refs(mapping) | source_refs(mapping.source) | set(IMPLICIT_COLUMNS))
 
 
+def optional_names(mapping: Mapping) -> frozenset[str]:
+    """The names the mapping writes only as optional (``{a.b?}``): the input may lack them."""
+    required = {ref.name for ref in mapping.references if not ref.optional}
+    return frozenset(ref.name for ref in mapping.references if ref.optional) - required
+
+
 def read_paths(schema: pl.Schema | dict[str, pl.DataType], names: frozenset[str]) -> dict[str, set[tuple[str, ...]]]:
     """The columns of ``schema`` that ``names`` read, in the schema's order, each with the struct fields read
     inside it (`logmap.transform.nested.read_path`; the empty path: the whole column).
 
     A name that is a column reads all of it (a dotted CSV header too); a path reads its column's fields, or the
     whole column when it does not walk the column's type (it is then an unknown field: compiling the mapping
-    reports it, listing every column of the files, see `_with_columns`). Names that are no column (regex
+    reports it, listing every column of the files, see `with_columns`). Names that are no column (regex
     groups, ``query.q``) read nothing.
     """
 
@@ -458,8 +683,8 @@ def _time_column(schema: dict[str, pl.DataType], source: Source) -> tuple[pl.Exp
     column = _time_spec(source)["column"]
     if column in schema:
         return pl.col(column), schema[column], column
-    # a struct path (`context.timestamp`): let the template resolver walk it, then take its raw type
-    compiled = Scope(schema).resolve(column, _where(source, "time.column"))
+    # a struct path (`context.timestamp`) or alternatives (`timestamp?|or:TIMESTAMP?`): resolved as a reference
+    compiled = compile_template(as_reference(column), Scope(schema), _where(source, "time.column"))
     return compiled.expr, pl.String() if compiled.kind == "str" else pl.Float64(), column
 
 
@@ -646,10 +871,15 @@ def _read_parquet(item: ExportFile, batch_rows: int, progress: ProgressCallback 
         yield frame
 
 
-def _read_ndjson(item: ExportFile, schema: pl.Schema, chunk_bytes: int,
+def _read_ndjson(item: ExportFile, schema: pl.Schema, mixed: set[str], chunk_bytes: int,
                  progress: ProgressCallback | None) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.Series]]:
-    """(decoded rows, their line numbers, a mask of lines that are not JSON objects) per chunk."""
-    dtype = pl.Struct(dict(schema))
+    """(decoded rows, their line numbers, a mask of lines that are not JSON objects) per chunk.
+
+    Only ``schema``'s columns are decoded (a column the mapping does not read cannot make a line malformed);
+    those in ``mixed`` (shapes that differ between lines) are taken as text.
+    """
+    dtype = pl.Struct({name: d for name, d in schema.items() if name not in mixed})
+    as_text = [name for name in schema if name in mixed]
     for chunk in _ndjson_chunks(item.path, chunk_bytes, progress):
         good = chunk.select(_looks_like_object(pl.col("_raw")).fill_null(False))["_raw"]
         raw = chunk["_raw"]
@@ -658,21 +888,36 @@ def _read_ndjson(item: ExportFile, schema: pl.Schema, chunk_bytes: int,
                 raw.filter(good).str.json_decode(dtype)
             except pl.exceptions.PolarsError:
                 candidates = raw.filter(good)
-                mask = _decodable(candidates, dtype)
+                mask = _is_json(candidates)
+                mask = mask & _decodable(candidates, dtype, mask)
                 good = good.scatter(good.arg_true().filter(~mask), False)
-        decoded = (raw.filter(good).str.json_decode(dtype).struct.unnest() if good.any()
-                   else pl.DataFrame(schema=schema))
+        lines = raw.filter(good)
+        decoded = lines.str.json_decode(dtype).struct.unnest() if good.any() else pl.DataFrame(
+            schema=_struct_fields(dtype))
+        if as_text:
+            decoded = decoded.with_columns(lines.str.json_path_match(_json_path(name)).alias(name) for name in as_text)
         yield decoded, chunk.select("_line", "_raw"), good
 
 
-def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int) -> Iterator[pl.DataFrame]:
-    options = {**_csv_options(source), "schema_overrides": dict(schema)}
-    if item.path.endswith(".gz"):
-        frame = pl.read_csv(item.path, **options)
+def _json_path(name: str) -> str:
+    """The JSONPath of a top-level key (bracket notation: a key may hold ``$``, ``-`` or ``.``)."""
+    return "$['" + name.replace("\\", "\\\\").replace("'", "\\'") + "']"
+
+
+def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int,
+              columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    """Batches of ``columns`` (every column when None): a column not read is not parsed, so a value that does not
+    fit its inferred type there stops nothing."""
+    options = {**_csv_options(source, item), "schema_overrides": dict(schema)}
+    target = _csv_input(item, source)
+    if not isinstance(target, str) or item.path.endswith(".gz"):
+        frame = pl.read_csv(target, **options)
+        frame = _unescape(frame if columns is None else frame.select(columns), item, source)
         for start in range(0, max(frame.height, 1), batch_rows):
             yield frame.slice(start, batch_rows)
         return
-    yield from pl.scan_csv(item.path, **options).collect_batches(chunk_size=batch_rows)
+    lazy = pl.scan_csv(target, **options)
+    yield from (lazy if columns is None else lazy.select(columns)).collect_batches(chunk_size=batch_rows)
 
 
 def _malformed(path: str, lines: pl.Series, raw: pl.Series) -> pl.DataFrame:
@@ -685,46 +930,165 @@ def _malformed(path: str, lines: pl.Series, raw: pl.Series) -> pl.DataFrame:
     )
 
 
+#: Values of a JSON-text column sampled to learn its shape (`ExportReader._sample_dtype`).
+JSON_SAMPLE_ROWS = 10_000
+
+
+def _used_columns(wanted: frozenset[str]) -> set[str]:
+    """The columns names may read: the names themselves (a dotted CSV header) and the columns they start from."""
+    return {*wanted, *(column_of(name) for name in wanted)}
+
+
+def _first_values(item: ExportFile, source: Source, column: str, chunk_bytes: int) -> pl.Series:
+    """The first `JSON_SAMPLE_ROWS` non-empty values of a text column in one file, stripped."""
+    if item.format == "parquet":
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(item.path).iter_batches(batch_size=JSON_SAMPLE_ROWS, columns=[column]), None)
+        values = pl.Series([], dtype=pl.String) if batch is None else pl.from_arrow(batch.column(0))
+    elif item.format == "csv":
+        options = {**_csv_options(source, item), "schema_overrides": {column: pl.String}, "n_rows": JSON_SAMPLE_ROWS}
+        values = _unescape(pl.read_csv(_csv_input(item, source), **options).select(column), item, source)[column]
+    else:
+        with closing(_ndjson_chunks(item.path, min(chunk_bytes, 4 * 1024 * 1024))) as chunks:
+            lines = next(chunks, pl.DataFrame(schema={"_raw": pl.String}))
+        values = lines["_raw"].head(JSON_SAMPLE_ROWS).str.json_path_match(_json_path(column))
+    assert isinstance(values, pl.Series)
+    values = values.cast(pl.String).str.strip_chars()
+    return values.filter(values.is_not_null() & (values != ""))
+
+
+def _json_text(column: str) -> pl.Expr:
+    """The text of a JSON-text column to decode: stripped; empty text and ``null`` are null."""
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(~text.is_in(["", "null"])).then(text)
+
+
+def decode_json_columns(frame: pl.DataFrame, dtypes: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Every JSON-text column decoded as its type, in one pass (polars decodes the columns in parallel); when a
+    value does not decode, column by column with `decode_json_text`, which finds the rows."""
+    if not dtypes:
+        return frame
+    try:
+        return frame.with_columns(_json_text(c).str.json_decode(d).alias(c) for c, d in dtypes.items())
+    except pl.exceptions.PolarsError:
+        for column, dtype in dtypes.items():
+            frame = decode_json_text(frame, column, dtype)
+        return frame
+
+
+def decode_json_text(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl.DataFrame:
+    """``column`` (JSON text) decoded as ``dtype``: one columnar decode in the common case. Empty text and
+    ``null`` are null. A value that is not JSON, or not of the shape the mapping reads, drops its row as
+    ``invalid:<column>`` (the value goes to the rejects file with the row's file and line)."""
+    text = frame.select(_json_text(column))[column]
+    try:
+        return frame.with_columns(text.str.json_decode(dtype).alias(column))
+    except pl.exceptions.PolarsError:
+        pass
+    opening = "[" if isinstance(dtype, pl.List) else "{" if isinstance(dtype, pl.Struct) else None
+    fits = _is_json(text) & (text.str.starts_with(opening) if opening else True)
+    fits = _decodable(text, dtype, fits.fill_null(False))
+    fits = fits | text.is_null()
+    nothing = pl.Series([None] * text.len(), dtype=pl.String)
+    bad = pl.Series("_bad", ~fits)
+    frame = frame.with_columns(bad, pl.Series("_bad_text", text.str.slice(0, 200)),
+                               text.zip_with(fits, nothing).str.json_decode(dtype).alias(column))
+    detail = pl.format("{} is invalid. {} is not JSON of the shape the mapping reads: {}", pl.lit(column),
+                       pl.lit(column), pl.col("_bad_text"))
+    return frame.with_columns(drop_when(pl.col("_bad"), f"invalid:{column}", detail)).drop("_bad", "_bad_text")
+
+
 class ExportReader:
     """Reads one run's export files with one unified schema; ``frame_schema`` is known before any row is read."""
 
     def __init__(self, inputs: list[str], source: Source, chunk_bytes: int = 64 * 1024 * 1024,
-                 progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None) -> None:
+                 progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None,
+                 optional: frozenset[str] = frozenset()) -> None:
         if not is_export(source):
             raise ValueError(f"{source.format} is not an export format")
         check_source(source)
         self.source = source
         self.chunk_bytes = chunk_bytes
         self.progress = progress
-        self.files = expand_export_inputs(inputs, source.format)
-        self.schemas = {item.path: file_schema(item, source, chunk_bytes) for item in self.files}
+        self.files = [_typed(item, source) for item in expand_export_inputs(inputs, source.format)]
+        #: NDJSON columns whose shape differs between lines or files: read as text
+        self.mixed: set[str] = set()
+        self.schemas = {item.path: file_schema(item, source, chunk_bytes, self.mixed) for item in self.files}
         #: every column of the files (what errors list)
-        self.schema = unify_schemas(self.schemas)
+        self.schema = unify_schemas(self.schemas, None if wanted is None else _used_columns(wanted),
+                                    self.mixed if {f.format for f in self.files} == {"ndjson"} else None)
         if not self.schema:
             raise InputError(f"no columns found in {', '.join(self.schemas)}: is the input empty?")
         #: the columns (and, for Parquet, struct fields) that ``wanted`` names read (`wanted_names`), or None
         self.paths = None if wanted is None else read_paths(self.schema, wanted)
         #: the columns rows are read with: `paths`, or every column of the files
         self.read_schema = self.schema if self.paths is None else self._read_schema(self.paths)
+        #: text columns the mapping walks into, decoded as JSON once per chunk: column → the type decoded
+        self.json_columns: dict[str, pl.DataType] = {}
+        #: the same columns as the mapping is checked against before reading (`empty`): the fields of the sampled
+        #: values, and those of optional names (a required name the sample lacks is then an unknown field)
+        self.json_checked: dict[str, pl.DataType] = {}
+        if wanted is not None:
+            self._json_columns(wanted, optional)
+        decoded = pl.Schema({column: self.json_columns.get(column, dtype) for column, dtype in self.read_schema.items()})
         #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
         self.lookups = {} if wanted is None else key_value_lookups(
-            self.read_schema, wanted, frozenset([_time_spec(source)["column"]]))
+            decoded, wanted, frozenset([_time_spec(source)["column"]]))
 
     def _read_schema(self, paths: dict[str, set[tuple[str, ...]]]) -> pl.Schema:
-        """Parquet decodes only the struct fields read (`logmap.transform.nested.prune_dtype`); JSON and CSV
-        rows are decoded whole (a line that does not fit the export's shape stays malformed)."""
+        """Parquet and NDJSON decode only the struct fields read (`logmap.transform.nested.prune_dtype`); a
+        CSV column is text."""
 
-        if self.source.format != "parquet":
+        if any(item.format == "csv" for item in self.files):
             return pl.Schema({column: self.schema[column] for column in paths})
         return pl.Schema({column: prune_dtype(self.schema[column], fields) for column, fields in paths.items()})
 
+    def _json_columns(self, wanted: frozenset[str], optional: frozenset[str]) -> None:
+        """The text columns (or always-null ones) that a wanted name walks into (``{contexts_x[].id}``), each
+        with the type to decode it with: the fields named, shaped as a sample of the values (`json_dtype`)."""
+        names: dict[str, dict[str, tuple[str, ...]]] = {}
+        for name in wanted:
+            column, steps = path_steps(name)
+            if (steps and name not in self.read_schema and column in self.read_schema
+                    and column not in ("query", "referrer_query")
+                    and self.read_schema[column] in (pl.String, pl.Null)):
+                names.setdefault(column, {})[name] = steps
+        for column, steps in names.items():
+            sampled = self._sample_dtype(column)
+            self.json_columns[column] = json_dtype(sampled, set(steps.values()))
+            checked = {path for name, path in steps.items()
+                       if sampled is None or name in optional or read_path(name, {column: sampled}) is not None}
+            self.json_checked[column] = json_dtype(sampled, checked) if checked else pl.Struct({})
+
+    def _sample_dtype(self, column: str) -> pl.DataType | None:
+        """The type polars infers from the first values of a JSON-text column (up to `JSON_SAMPLE_ROWS` values
+        with text, across files), or None when there are none or they do not agree."""
+        found: list[pl.Series] = []
+        for item in self.files:
+            if column in self.schemas[item.path]:
+                found.append(_first_values(item, self.source, column, self.chunk_bytes))
+                if sum(len(f) for f in found) >= JSON_SAMPLE_ROWS:
+                    break
+        texts = pl.concat(found) if found else pl.Series([], dtype=pl.String)
+        texts = texts.filter(texts.str.starts_with("[") | texts.str.starts_with("{"))
+        texts = texts.filter(_is_json(texts))
+        if texts.len() == 0:
+            return None
+        try:
+            return texts.str.json_decode(infer_schema_length=None).dtype
+        except pl.exceptions.PolarsError:
+            return None
+
     def empty(self) -> pl.DataFrame:
         """No rows, every column a chunk will have: compile the mapping against it before reading."""
-        frame = pl.DataFrame(schema={**dict(self.read_schema), **PROVENANCE})
-        return self._finish(frame)
+        frame = pl.DataFrame(schema={**dict(self.read_schema), **self.json_checked, **PROVENANCE})
+        return self._finish(frame, decode=False)
 
-    def _finish(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """The key/value lookups in place of their lists, then the canonical columns."""
+    def _finish(self, frame: pl.DataFrame, decode: bool = True) -> pl.DataFrame:
+        """JSON text decoded, the key/value lookups in place of their lists, then the canonical columns."""
+        if decode:
+            frame = decode_json_columns(frame, self.json_columns)
         if self.lookups:
             lists = {column_of(name) for name in self.lookups}
             frame = frame.with_columns(**self.lookups).drop(lists)
@@ -739,12 +1103,13 @@ class ExportReader:
             yield from self._read(item, batch_rows)
 
     def _read(self, item: ExportFile, batch_rows: int) -> Iterator[pl.DataFrame]:
-        fmt = self.source.format
+        fmt = item.format
         progress = self.progress
         try:
             if fmt == "ndjson":
                 # decoded with every column (a line that does not fit the export's shape stays malformed)
-                for decoded, lines, good in _read_ndjson(item, self.schema, self.chunk_bytes, self.progress):
+                for decoded, lines, good in _read_ndjson(item, self.read_schema, self.mixed, self.chunk_bytes,
+                                                         self.progress):
                     frame = _conform(decoded, self.read_schema, item)
                     out = self._finish(_with_provenance(frame, item.path, 0, lines["_line"].filter(good)))
                     bad = lines.filter(~good)
@@ -754,7 +1119,8 @@ class ExportReader:
                 return
             next_line = 1
             batches = (_read_parquet(item, batch_rows, progress, self.paths) if fmt == "parquet"
-                       else _read_csv(item, self.source, self.schema, batch_rows))
+                       else _read_csv(item, self.source, self.schema, batch_rows,
+                                      [c for c in self.read_schema if c in self.schemas[item.path]]))
             for batch in batches:
                 frame = _with_provenance(_conform(batch, self.read_schema, item), item.path, next_line)
                 next_line += frame.height
@@ -781,6 +1147,33 @@ def describe_columns(schema: pl.Schema | dict[str, pl.DataType], files: list[str
     return f"the columns of {shown} are: {', '.join(names)}"
 
 
+def explain_unknown_field(error: Exception, reader: ExportReader) -> Exception:
+    """A compile error about an unknown field, restated with the input files' own columns (or, for a path into
+    JSON text, with the fields its first values have)."""
+    if not isinstance(error, UnknownFieldError):
+        return error
+    name = error.field
+    column = column_of(name)
+    sampled = reader._sample_dtype(column) if name != column and reader.schema.get(column) == pl.String else None
+    if sampled is not None:
+        fields = ", ".join(_field_paths(sampled)) or "none"
+        return UnknownFieldError(
+            f"unknown field '{name}': column {column} holds JSON text, and its first {JSON_SAMPLE_ROWS:,} values "
+            f"have no such field (they have: {fields}); write '{name}?' if it may appear later",
+            field=name, known=_field_paths(sampled), file=error.file, line=error.line, column=error.column,
+            key=error.key)
+    return with_columns(error, reader.schema, list(reader.schemas))
+
+
+def _field_paths(dtype: pl.DataType, prefix: str = "") -> list[str]:
+    """``[].id, [].price, …``: the field paths of a JSON value's type, as references write them."""
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _field_paths(dtype.inner, prefix + "[]")
+    if isinstance(dtype, pl.Struct):
+        return [path for f in dtype.fields for path in _field_paths(f.dtype, f"{prefix}.{f.name}")]
+    return [prefix or "(a value)"]
+
+
 def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
                 progress: ProgressCallback | None = None, mapping: Mapping | None = None) -> Iterator[pl.DataFrame]:
     """Frames of export rows with provenance and canonical columns, batch by batch, file by file.
@@ -788,4 +1181,5 @@ def read_export(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     Only the columns ``mapping`` reads when it is given; every column otherwise.
     """
     wanted = wanted_names(mapping) if mapping is not None else None
-    yield from ExportReader(inputs, source, chunk_bytes, progress, wanted)
+    optional = optional_names(mapping) if mapping is not None else frozenset()
+    yield from ExportReader(inputs, source, chunk_bytes, progress, wanted, optional)

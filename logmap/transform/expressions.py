@@ -91,7 +91,16 @@ class Scope:
     def names(self) -> list[str]:
         return sorted({*self.groups, *self.extra, *(c for c in self.schema if not c.startswith("_"))})
 
-    def resolve(self, name: str, where: Where | None) -> Compiled:
+    def resolve(self, name: str, where: Where | None, optional: bool = False) -> Compiled:
+        """The value ``name`` refers to; an unknown name is an UnknownFieldError, or null when ``optional``."""
+        try:
+            return self._resolve(name, where)
+        except UnknownFieldError:
+            if not optional:
+                raise
+            return absent(name)
+
+    def _resolve(self, name: str, where: Where | None) -> Compiled:
         if name in self.groups:
             return Compiled(null_if_empty(self.groups[name]), "str")
         if name in self.extra:
@@ -113,6 +122,36 @@ class Scope:
         raise _unknown(name, where, self)
 
 
+def absent(name: str) -> Compiled:
+    """The value of an optional reference the input does not have: null (an empty list for ``a[].b``)."""
+    if "[]" in name:
+        return Compiled(pl.lit(None, pl.List(pl.String)), "list")
+    return Compiled(pl.lit(None, pl.String), "str")
+
+
+def resolve_ref(ref: Ref, scope: Scope, where: Where | None) -> Compiled:
+    """A reference's value before its converters: its name, else (``|or:``) the first alternative that is not
+    null on the row. Alternatives of different kinds are compared as text (lists as lists)."""
+    values = [scope.resolve(choice.name, where, choice.optional) for choice in ref.choices]
+    if len(values) == 1:
+        return values[0]
+    errors = [e for value in values for e in value.errors]
+    kinds = {value.kind for value in values}
+    if "list" in kinds:
+        lists = []
+        for value in values:
+            if value.kind == "list":
+                items = value.expr.cast(pl.List(pl.String))
+                lists.append(pl.when(items.list.len() > 0).then(items))
+            else:
+                text = as_string(value)
+                lists.append(pl.when(text.is_not_null()).then(pl.concat_list(text)))
+        return Compiled(pl.coalesce(lists), "list", errors)
+    if len(kinds) == 1:
+        return Compiled(pl.coalesce([value.expr for value in values]), values[0].kind, errors)
+    return Compiled(pl.coalesce([as_string(value) for value in values]), "str", errors)
+
+
 def _struct_path(head: str, parts: list[str], dtype: pl.DataType, name: str, where: Where | None,
                  scope: Scope) -> Compiled:
     expr = pl.col(head)
@@ -132,6 +171,10 @@ def _unknown(name: str, where: Where | None, scope: Scope) -> UnknownFieldError:
 
 def _error(message: str, where: Where | None) -> MappingError:
     return MappingError.at(message, where)
+
+
+#: The separator of ``field:N`` when none is written.
+DEFAULT_FIELD_SEPARATOR = ","
 
 
 def _convert(value: Compiled, name: str, arg: str | None, label: str) -> Compiled:
@@ -167,7 +210,21 @@ def _convert(value: Compiled, name: str, arg: str | None, label: str) -> Compile
         separator = "," if arg is None else arg
         parts = without_empty_items(text.str.split(separator).list.eval(pl.element().str.strip_chars()))
         return Compiled(parts, "list", errors, clean=True)
+    if name == "field":
+        number, separator = _field_arg(arg, label)
+        part = text.str.split(separator).list.get(number - 1, null_on_oob=True)
+        return Compiled(null_if_empty(part.str.strip_chars()), "str", errors)
     raise MappingError(f"unknown converter '{name}'")
+
+
+def _field_arg(arg: str | None, label: str) -> tuple[int, str]:
+    """``field:N`` or ``field:N:SEP`` → (N, SEP): the N-th (1-based) of the value's SEP-separated fields (Adobe's
+    product list ``category;sku;quantity;…`` is ``split:,|field:2:;``). SEP defaults to ``,``."""
+    number, _, separator = (arg or "").partition(":")
+    if not number.isdigit() or int(number) < 1:
+        raise MappingError(f"converter 'field' takes a field number from 1, then optionally ':' and a separator "
+                           f"(field:2, field:2:;), not {arg!r} (in {label!r})")
+    return int(number), separator or DEFAULT_FIELD_SEPARATOR
 
 
 def compile_template(value: object, scope: Scope, where: Where | None = None) -> Compiled:
@@ -189,7 +246,7 @@ def compile_template(value: object, scope: Scope, where: Where | None = None) ->
             pieces.append(Compiled(pl.lit(part.text, dtype=pl.String), "str"))
             continue
         assert isinstance(part, Ref)
-        compiled = scope.resolve(part.name, where)
+        compiled = resolve_ref(part, scope, where)
         for converter in part.converters:
             compiled = _convert(compiled, converter.name, converter.arg, value)
         pieces.append(compiled)

@@ -7,14 +7,9 @@ import polars as pl
 from logmap.errors import MappingError
 from logmap.mapping.model import Filter
 from logmap.frame import any_match, drop_when
+from logmap.transform.expressions import Scope
+from logmap.transform.rules import in_ranges, when_conditions
 from logmap.transform.useragents import BotDetector
-
-
-def in_ranges(column: pl.Expr, ranges: list[tuple[int, int]]) -> pl.Expr:
-    condition = pl.lit(False)
-    for low, high in ranges:
-        condition = condition | column.is_between(low, high)
-    return condition
 
 
 def extension(path: pl.Expr) -> pl.Expr:
@@ -41,8 +36,12 @@ def check_filter_columns(spec: Filter, columns: list[str]) -> None:
 
 
 def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = None) -> pl.DataFrame:
-    """Mark rows the filter drops: status, method, static asset, bot, path — in that order."""
+    """Mark rows the filter drops: `drop` conditions, status, method, static asset, bot, path — in that order."""
     columns = frame.columns
+    if spec.drop:
+        scope = Scope(frame.schema)
+        for reason, when in spec.drop.items():
+            frame = frame.with_columns(drop_when(when_conditions(when, scope, spec.where), f"filtered:{reason}"))
     if spec.status and "status" in columns:
         frame = frame.with_columns(drop_when(~in_ranges(pl.col("status"), spec.status), "filtered:status"))
     if spec.methods and "method" in columns:

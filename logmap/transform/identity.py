@@ -11,7 +11,7 @@ import hmac
 
 import polars as pl
 
-from logmap.mapping.model import Identity
+from logmap.mapping.model import Identity, KeyedHash, Where
 from logmap.transform.expressions import Scope, as_string, compile_template
 
 SEPARATOR = "\x1f"  # unit separator: cannot occur in a parsed log field, so ("a b","c") ≠ ("a","b c")
@@ -49,22 +49,31 @@ class Hasher:
         return values.replace_strict(distinct, digests, default=None, return_dtype=pl.String)
 
 
-def identity_columns(identity: Identity, scope: Scope, hasher: Hasher | None) -> dict[str, pl.Expr]:
-    """``r:user_id``, ``r:anonymous_id`` and ``_visitor`` (user id, else anonymous id) expressions."""
+def keyed_hash(spec: KeyedHash, scope: Scope, where: Where | None, hasher: Hasher | None) -> pl.Expr:
+    """The hex hash of a spec's templates joined with U+001F; null when every template is."""
+    parts = [as_string(compile_template(t, scope, where)) for t in spec.hmac]
+    joined = pl.concat_str([p.fill_null("") for p in parts], separator=SEPARATOR)
+    any_part = pl.any_horizontal([p.is_not_null() for p in parts])
+    assert hasher is not None, "a keyed hash needs a Hasher"
+    hashed = joined.map_batches(hasher.series, return_dtype=pl.String, is_elementwise=True)
+    return pl.when(any_part).then(hashed)
+
+
+def identity_columns(identity: Identity, scope: Scope, hasher: Hasher | None,
+                     user_hasher: Hasher | None = None) -> dict[str, pl.Expr]:
+    """``r:user_id``, ``r:anonymous_id`` and ``_visitor`` (user id, else anonymous id) expressions; ``hasher``
+    hashes the anonymous id, ``user_hasher`` a hashed user id."""
     user_id = pl.lit(None, pl.String)
     if identity.user_id:
         user_id = as_string(compile_template(identity.user_id, scope, identity.where_of("user_id")))
+    elif identity.user_id_hash is not None:
+        user_id = keyed_hash(identity.user_id_hash, scope, identity.where_of("user_id"), user_hasher)
     anonymous_id = pl.lit(None, pl.String)
     spec = identity.anonymous_id
     if spec is not None and spec.template:
         anonymous_id = as_string(compile_template(spec.template, scope, identity.where_of("anonymous_id")))
     elif spec is not None and spec.hmac:
-        parts = [as_string(compile_template(t, scope, identity.where_of("anonymous_id"))) for t in spec.hmac]
-        joined = pl.concat_str([p.fill_null("") for p in parts], separator=SEPARATOR)
-        any_part = pl.any_horizontal([p.is_not_null() for p in parts])
-        assert hasher is not None, "a keyed anonymous_id needs a Hasher"
-        hashed = joined.map_batches(hasher.series, return_dtype=pl.String, is_elementwise=True)
-        anonymous_id = pl.when(any_part).then(hashed)
+        anonymous_id = keyed_hash(spec, scope, identity.where_of("anonymous_id"), hasher)
     return {
         "r:user_id": user_id,
         "r:anonymous_id": anonymous_id,

@@ -83,6 +83,9 @@ def _step(expr: pl.Expr, dtype: pl.DataType, name: str) -> tuple[pl.Expr, pl.Dat
 def _walk(expr: pl.Expr, dtype: pl.DataType, segments: list[str]) -> tuple[pl.Expr, pl.DataType]:
     if not segments:
         return expr, dtype
+    if dtype == pl.Null:  # no value anywhere in the input (`[]` or null in every row): nothing below either
+        many = any(segment.endswith("[]") for segment in segments)
+        return (pl.lit(None, pl.List(pl.String)), pl.List(pl.String)) if many else (pl.lit(None, pl.String), pl.String)
     segment, rest = segments[0], segments[1:]
     many = segment.endswith("[]")
     name = segment[:-2] if many else segment
@@ -94,6 +97,8 @@ def _walk(expr: pl.Expr, dtype: pl.DataType, segments: list[str]) -> tuple[pl.Ex
         expr, dtype = expr.arr.to_list(), pl.List(dtype.inner)
     if not isinstance(dtype, pl.List):
         raise _NoPath(segment)
+    if dtype.inner == pl.Null:  # a list that is always empty (or null): zero items
+        return pl.when(expr.is_not_null()).then(pl.lit([], pl.List(pl.String))), pl.List(pl.String)
     inner, inner_dtype = _walk(pl.element(), dtype.inner, rest)
     mapped = expr.list.eval(inner) if rest else expr
     if isinstance(inner_dtype, pl.List):  # a list inside a list: flatten to one list per row
@@ -120,6 +125,8 @@ def read_path(name: str, schema: dict[str, pl.DataType]) -> tuple[str, tuple[str
     for segment in ([head[len(head_name):]] if head.endswith("[]") else []) + segments[1:]:
         many = segment.endswith("[]")
         step = segment[:-2] if many else segment
+        if dtype == pl.Null or (isinstance(dtype, (pl.List, pl.Array)) and dtype.inner == pl.Null):
+            return head_name, tuple(path)
         if step:
             fields = _fields(dtype)
             if step in fields:
@@ -214,3 +221,53 @@ def resolve_nested(name: str, schema: dict[str, pl.DataType]) -> Compiled | None
     if isinstance(dtype, pl.Struct):
         return None
     return column_value(expr, dtype)
+
+
+# --- JSON text ----------------------------------------------------------------------------------------------
+
+#: A path step that crosses a list (``items[]`` in a reference).
+EACH = "[]"
+
+
+def path_steps(name: str) -> tuple[str, tuple[str, ...]]:
+    """The column a reference starts from and its steps below it, ``[]`` a step of its own:
+    ``PROPERTIES.products[].product_id`` → ``('PROPERTIES', ('products', '[]', 'product_id'))``."""
+    segments = split_path(name)
+    steps: list[str] = []
+    for index, segment in enumerate(segments):
+        field = segment.removesuffix(EACH)
+        if index and field:
+            steps.append(field)
+        if segment.endswith(EACH):
+            steps.append(EACH)
+    return column_of(name), tuple(steps)
+
+
+def text_leaves(dtype: pl.DataType) -> pl.DataType:
+    """``dtype`` with every scalar as String (JSON text decodes to text leaves; converters make numbers)."""
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: text_leaves(f.dtype) for f in dtype.fields})
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return pl.List(text_leaves(dtype.inner))
+    return pl.String()
+
+
+def json_dtype(sampled: pl.DataType | None, paths: set[tuple[str, ...]]) -> pl.DataType:
+    """The type to decode a JSON-text column with: the fields on ``paths`` (from `path_steps`) and nothing else,
+    shaped as the ``sampled`` values are (lists, structs, key/value lists), scalars as text.
+
+    A field the sample lacks (it appears later, or the sample is empty) is still decoded: its shape comes from
+    the path (``[]`` a list, a name a struct field), so a value that appears late in a file is not lost.
+    """
+    if sampled == pl.Null:
+        sampled = None
+    if () in paths or (sampled is not None and is_key_value_list(sampled)):
+        return text_leaves(sampled) if sampled is not None else pl.String()
+    if any(path[0] == EACH for path in paths) or isinstance(sampled, (pl.List, pl.Array)):
+        inner = sampled.inner if isinstance(sampled, (pl.List, pl.Array)) else None
+        # a name on a list of structs is the field of its first element (`_step`), so it stays inside the list
+        return pl.List(json_dtype(inner, {path[1:] if path[0] == EACH else path for path in paths}))
+    fields = _fields(sampled) if sampled is not None else {}
+    names = [*[n for n in fields if any(p[0] == n for p in paths)],
+             *sorted({p[0] for p in paths} - set(fields))]
+    return pl.Struct({name: json_dtype(fields.get(name), {p[1:] for p in paths if p[0] == name}) for name in names})

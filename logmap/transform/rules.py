@@ -16,12 +16,12 @@ import polars as pl
 from logmap.errors import MappingError
 from logmap.mapping.values import named_groups
 from logmap.mapping.model import QueryCondition, Rule, Where
+from logmap.mapping.templates import as_reference
 from logmap.frame import ALIVE, drop_when
 from logmap.transform.expressions import (
     Compiled, Scope, as_number, as_number_list, as_string, as_string_list, compile_template, first_error,
     query_param,
 )
-from logmap.transform.filter import in_ranges
 
 RECORD_PREFIX = "r:"
 LIST_FIELDS = {"product_ids", "product_group_ids", "category"}
@@ -43,7 +43,11 @@ def _query_condition(name: str, condition: QueryCondition) -> pl.Expr:
 
 
 def _when_condition(column: str, expected: Any, scope: Scope, where: Where | None) -> pl.Expr:
-    value = scope.resolve(column, where).expr
+    resolved = compile_template(as_reference(column), scope, where)   # `a?`, `a|or:b` as in templates
+    value = resolved.expr
+    if resolved.kind == "str" and not isinstance(expected, (dict, str)):
+        # text (JSON text is decoded with text leaves) compared with a YAML number or boolean, as JSON writes it
+        expected = [_as_json_text(e) for e in expected] if isinstance(expected, list) else _as_json_text(expected)
     if isinstance(expected, dict):
         condition = pl.lit(True)
         if "regex" in expected:
@@ -58,6 +62,27 @@ def _when_condition(column: str, expected: Any, scope: Scope, where: Where | Non
     return value == expected
 
 
+def _as_json_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def in_ranges(column: pl.Expr, ranges: list[tuple[int, int]]) -> pl.Expr:
+    condition = pl.lit(False)
+    for low, high in ranges:
+        condition = condition | column.is_between(low, high)
+    return condition
+
+
+def when_conditions(when: dict[str, Any], scope: Scope, where: Where | None) -> pl.Expr:
+    """All of a ``when:`` mapping's column conditions (a rule's, or a ``filter.drop`` reason's) hold."""
+    condition = pl.lit(True)
+    for column, expected in when.items():
+        condition = condition & _when_condition(column, expected, scope, where)
+    return condition
+
+
 def rule_condition(rule: Rule, scope: Scope) -> pl.Expr:
     condition = pl.lit(True)
     if rule.path is not None:
@@ -68,8 +93,7 @@ def rule_condition(rule: Rule, scope: Scope) -> pl.Expr:
         condition = condition & pl.col("method").is_in(rule.methods)
     if rule.status:
         condition = condition & in_ranges(pl.col("status"), rule.status)
-    for column, expected in rule.when.items():
-        condition = condition & _when_condition(column, expected, scope, rule.field_where.get("when", rule.where))
+    condition = condition & when_conditions(rule.when, scope, rule.field_where.get("when", rule.where))
     return condition.fill_null(False)
 
 
