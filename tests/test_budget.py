@@ -39,7 +39,7 @@ def test_bad_sizes(text: str) -> None:
         parse_size(text)
 
 
-@pytest.mark.parametrize("memory", ["256M", "1G", "4G", "64G"])
+@pytest.mark.parametrize("memory", ["384M", "1G", "4G", "64G"])
 def test_a_budget_fits_its_bound(memory: str) -> None:
     budget = Budget.for_memory(parse_size(memory))
     assert 2 << 20 <= budget.chunk_bytes <= 64 << 20
@@ -135,7 +135,7 @@ def test_memory_option_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--memory" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "o"),
                                        "--memory", "10M"])
-    assert result.exit_code == 2 and "at least 256M" in result.output
+    assert result.exit_code == 2 and "at least 384M" in result.output
 
 
 def test_the_hasher_memory_is_bounded_and_its_digests_unchanged(monkeypatch) -> None:
