@@ -1,51 +1,94 @@
 """A starter mapping proposed from a sample log (``logmap init SAMPLE``).
 
 Why it looks like this: writing the first mapping means knowing the log's format and its URL shapes. Both can be
-read off a sample: the format by detection (``logmap.sources.detect``), the shapes by reducing every page path to
-a *shape* (``/product/1956-trail-merino`` → ``/product/{id}``, ``/category/shoes/running`` →
-``/category/*/*``) and counting them, columnar, over the sample. The most frequent shapes become rules, in
-order, with their counts in a comment, a type guessed from their words (``product`` → product page…) and
-``custom`` (with the shape as action name) when no word fits, so the mapping runs as is and the user only
-renames and retypes. Rules are added until they cover ``COVERAGE`` of the sample's page requests.
+read off a sample. The format is the detector's verdict on the first lines, exactly as ``logmap formats --detect``
+gives it. The sample's *page requests* are the rows the starter's own filter keeps (successful GETs, no static
+file, no bot — the pipeline's filter itself — and no asset served without an extension, recognised by its path:
+``/image/123/productModel/200x200``, ``/static/…``, ``/_next/…``). Rules are then proposed only for shapes that
+have a name in e-commerce:
+
+* search: a query parameter ``q``, ``s``, ``query``, ``phrase``, ``search`` or ``keyword`` with a value, or a
+  path ``/search/<keywords>``;
+* home: ``/``;
+* product page: an id or slug after ``/product``, ``/products``, ``/p``, ``/dp``, ``/item``, ``/items``;
+* category page: the segments after ``/category``, ``/c``, ``/browse``, ``/filter``, ``/collections``…;
+* order confirmation: ``checkout`` or ``order`` with ``confirm``, ``success`` or ``thank``.
+
+Each may follow one leading segment (``/m/product/…``, ``/en/category/…``, ``/Some-Title/dp/…``). A rule is
+proposed when the sample has such requests, with the share of page requests it takes (first match wins, as in a
+run). Every other shape is listed, most frequent first, as a commented suggestion to uncomment and type — never
+emitted as ``custom``, so the mapping's records are all of named types and the rest is counted ``unmatched``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import yaml
 
-from logmap.mapping import defaults
-from logmap.mapping.model import Source
+from logmap.mapping.model import Filter, Source
 
-COVERAGE = 0.97
-MAX_RULES = 25
 SAMPLE_LINES = 100_000
+#: Commented suggestions listed for the shapes no rule names.
+MAX_SUGGESTIONS = 15
 
-_PRODUCT = {"product", "products", "p", "item", "items", "dp", "pd"}
-_CATEGORY = {"category", "categories", "c", "collections", "collection", "cat", "shop", "department"}
-_SEARCH = {"search", "s", "find"}
-_SEARCH_KEYS = ("q", "query", "search", "s", "keyword", "keywords", "term")
+#: Assets served without an extension, by their path: image, media and thumbnail folders, size segments
+#: (``200x200``), static and build folders. The starter's filter excludes them (``filtered:path``).
+ASSET_PATHS = (r"(?i)(?:^|/)(?:images?|img|media|thumbs?|thumbnails?|static|assets|_next|fonts?)(?:/|$)"
+               r"|/thumb|(?:^|/)\d{2,4}x\d{2,4}(?:/|$)")
+PRODUCT_WORDS = ("product", "products", "p", "dp", "item", "items")
+CATEGORY_WORDS = ("category", "categories", "c", "browse", "filter", "collections", "collection", "department")
+SEARCH_KEYS = ("q", "s", "query", "phrase", "search", "keyword")
+#: One optional leading segment: a locale or a mobile site (``/en``, ``/m``), a title before Amazon's ``/dp/``.
+_LEAD = r"(?:/[^/]+)?"
+_ORDER_DONE = r"(?i)^/[^?]*(?:checkout|order)[^?]*(?:confirm|success|thank)"
 
 
-@dataclass(frozen=True)
-class Shape:
-    """A path shape with its method and how many page requests of the sample have it."""
+@dataclass
+class Proposal:
+    """A rule the starter proposes, with how many of the sample's page requests it takes."""
 
-    method: str
-    shape: str
-    count: int
+    rule: dict[str, Any]
+    matches: pl.Expr
+    count: int = 0
+    example: str = ""
+
+
+@dataclass
+class Starter:
+    """What ``propose`` found: the YAML text, the detected format, and the coverage per rule."""
+
+    text: str
+    format: str
+    pages: int
+    rules: list[tuple[str, int]] = field(default_factory=list)
+    suggestions: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def covered(self) -> int:
+        return sum(count for _, count in self.rules)
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / self.pages if self.pages else 0.0
+
+
+def starter_filter() -> Filter:
+    """The filter the starter mapping writes (the defaults, GET only, ``exclude_paths`` for assets aside)."""
+    from logmap.mapping import defaults
+
+    return Filter(status=list(defaults.STATUS), methods=["GET"], static_extensions=list(defaults.STATIC_EXTENSIONS))
 
 
 def page_requests(parsed: pl.DataFrame) -> pl.DataFrame:
-    """Rows a starter mapping keeps: parsed, 2xx/304, GET/POST, not a static file (as the default filter)."""
-    ext = pl.col("path").str.extract(r"\.([A-Za-z0-9]+)$").str.to_lowercase()
-    return parsed.filter(pl.col("_drop").is_null() & pl.col("path").is_not_null()
-                         & (pl.col("status").is_between(200, 299) | (pl.col("status") == 304))
-                         & pl.col("method").is_in(["GET", "POST"])
-                         & (ext.is_null() | ~ext.is_in(defaults.STATIC_EXTENSIONS)))
+    """Rows a starter mapping keeps: what its filter keeps (the pipeline's own filter), and no asset path."""
+    from logmap.transform.filter import apply_filter
+
+    kept = apply_filter(parsed, starter_filter()).filter(pl.col("_drop").is_null() & pl.col("path").is_not_null())
+    return kept.filter(~pl.col("path").str.contains(ASSET_PATHS))
 
 
 def shape_expr(path: pl.Expr) -> pl.Expr:
@@ -57,102 +100,132 @@ def shape_expr(path: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit("/"), first, rest.list.join("/").str.replace(r"^(.)", "/$1")], ignore_nulls=True)
 
 
-def shapes(pages: pl.DataFrame) -> list[Shape]:
-    """Shapes by frequency (ties by name, so the output is reproducible)."""
-    counted = (pages.group_by(pl.col("method"), shape_expr(pl.col("path")).alias("shape")).len()
-               .sort(["len", "shape", "method"], descending=[True, False, False]))
-    return [Shape(m, s, n) for m, s, n in counted.iter_rows()]
+def _has(pages: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
+    return pages.filter(condition.fill_null(False))
 
 
-def _regex(shape: str) -> tuple[str, list[str]]:
-    """The path regex of a shape and its named groups (``id``, ``part1``…)."""
-    if shape == "/":
-        return "^/$", []
-    parts, groups = [], []
-    for i, segment in enumerate(shape.strip("/").split("/")):
-        if i == 0:
-            parts.append(re.escape(segment))
-        elif segment == "{id}":
-            name = "id" if "id" not in groups else f"id{i}"
-            groups.append(name)
-            parts.append(rf"(?P<{name}>\d+)(?:-[^/]*)?")
-        else:
-            name = f"part{i}"
-            groups.append(name)
-            parts.append(rf"(?P<{name}>[^/]+)")
-    return "^/" + "/".join(parts) + "/?$", groups
+def _candidates(pages: pl.DataFrame) -> list[Proposal]:
+    """Every rule the sample supports, in the order a mapping should try them."""
+    path, query = pl.col("path"), pl.col("query").fill_null("")
+    out = []
+    for key in SEARCH_KEYS:
+        condition = query.str.contains(rf"(?:^|&){re.escape(key)}=[^&]")
+        out.append(Proposal({"name": f"search (?{key}=)", "query": {key: "."}, "type": "search",
+                             "search": {"keywords": f"{{query.{key}}}"}}, condition))
+    out.append(Proposal({"name": "search page", "path": rf"^{_LEAD}/search/(?P<keywords>[^/]+)/?$",
+                         "type": "search", "search": {"keywords": "{keywords|urldecode}"}},
+                        path.str.contains(rf"^{_LEAD}/search/[^/]+/?$")))
+    out.append(Proposal({"name": "home", "path": "^/$", "type": "home_page_view"}, path == "/"))
+    for word in PRODUCT_WORDS:
+        anchor = rf"^{_LEAD}/{word}/"
+        found = _has(pages, path.str.contains(anchor + r"[^/]+"))
+        numeric = found.height and found.select(
+            path.str.contains(anchor + r"\d+(?:-[^/]*)?(?:/|$)").mean()).item() >= 0.5
+        regex = anchor + (r"(?P<product_id>\d+)(?:-[^/]*)?(?:/|$)" if numeric else r"(?P<product_id>[^/]+)")
+        out.append(Proposal({"name": f"product page (/{word}/)", "path": regex, "type": "product_detail_page_view",
+                             "product_ids": ["{product_id}"]}, path.str.contains(regex)))
+    for word in CATEGORY_WORDS:
+        regex = rf"^{_LEAD}/{word}/(?P<category>.+?)/?$"
+        out.append(Proposal({"name": f"category page (/{word}/)", "path": regex, "type": "category_page_view",
+                             "category": "{category|urldecode|split:/}"}, path.str.contains(regex)))
+    out.append(Proposal({"name": "order confirmation", "path": _ORDER_DONE, "type": "checkout"},
+                        path.str.contains(_ORDER_DONE)))
+    return out
 
 
-def _rule(item: Shape, pages: pl.DataFrame) -> dict[str, object]:
-    """One rule for a shape: path regex, method, and a type guessed from the first path word."""
-    pattern, groups = _regex(item.shape)
-    word = item.shape.strip("/").split("/")[0].lower()
-    rule: dict[str, object] = {"name": f"{item.method} {item.shape}", "path": pattern, "method": item.method}
-    ids = [g for g in groups if g.startswith("id")]
-    parts = [g for g in groups if g.startswith("part")]
-    if item.shape == "/":
-        rule["type"] = "home_page_view"
-    elif word in _PRODUCT and ids:
-        rule |= {"type": "product_detail_page_view", "product_ids": [f"{{{ids[0]}}}"]}
-    elif word in _CATEGORY and parts:
-        rule |= {"type": "category_page_view", "category": ["{" + p + "}" for p in parts]}
-    elif word in _SEARCH and len(groups) == 0:
-        key = _search_key(pages, item.shape)
-        rule |= {"type": "search", **({"search": {"keywords": f"{{query.{key}}}"}} if key else {})}
-    elif ("checkout" in item.shape or "order" in word) and ("confirm" in item.shape or "success" in item.shape):
-        rule["type"] = "checkout"
-    else:
-        rule |= {"type": "custom", "custom_action_name": f"view {item.shape}" if item.method == "GET"
-                 else f"{item.method.lower()} {item.shape}"}
-    return rule
+def _first_match(pages: pl.DataFrame, proposals: list[Proposal]) -> pl.Expr:
+    """The index of the first proposal each page request matches (null: none), as a run would pick."""
+    index = pl.lit(None, pl.Int32)
+    for i, proposal in reversed(list(enumerate(proposals))):
+        index = pl.when(proposal.matches.fill_null(False)).then(pl.lit(i, pl.Int32)).otherwise(index)
+    return index
 
 
-def _search_key(pages: pl.DataFrame, shape: str) -> str | None:
-    queries = pages.filter(shape_expr(pl.col("path")) == shape)["query"].drop_nulls()
-    for key in _SEARCH_KEYS:
-        if queries.str.contains(rf"(?:^|&){key}=").any():
-            return key
-    return None
+def _site(parsed: pl.DataFrame) -> str | None:
+    """``https://`` + the most frequent host of the log's host field, when it has one."""
+    if "vhost" not in parsed.columns:
+        return None
+    hosts = parsed.get_column("vhost").drop_nulls()
+    hosts = hosts.filter(hosts.str.contains(r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"))
+    if hosts.len() == 0:
+        return None
+    return "https://" + hosts.value_counts(sort=True).row(0)[0].lower()
 
 
-def propose(parsed: pl.DataFrame, fmt: str, sample_name: str) -> tuple[str, float]:
-    """The starter mapping's YAML text for a parsed sample, and the share of page requests its rules cover."""
-    pages = page_requests(parsed)
-    total = max(pages.height, 1)
-    chosen, covered = [], 0
-    for item in shapes(pages):
-        if covered / total >= COVERAGE or len(chosen) >= MAX_RULES:
-            break
-        chosen.append(item)
-        covered += item.count
-    rules = [_rule(item, pages) for item in chosen]
-    head = {"logmap": 1, "name": f"starter mapping for {sample_name}",
-            "source": {"format": fmt, "timezone": "UTC"},
-            "filter": {"status": ["2xx", 304], "methods": ["GET", "POST"], "exclude_static": True,
-                       "exclude_bots": True},
+def _suggestion(shape: str, count: int, share: float, example: str) -> list[str]:
+    """A commented rule for a shape no proposal names: the user uncomments it and gives it a type."""
+    parts = []
+    for segment in shape.strip("/").split("/"):
+        parts.append(r"\d+(?:-[^/]*)?" if segment == "{id}" else "[^/]+" if segment == "*" else re.escape(segment))
+    regex = "^/" + "/".join(parts) + "/?$" if shape != "/" else "^/$"
+    line = yaml.safe_dump([{"name": shape, "path": regex, "type": "TYPE"}], default_flow_style=True,
+                          allow_unicode=True, width=400).strip().lstrip("[").rstrip("]")
+    return [f"  # {count} requests ({share:.1%}), e.g. {example}", f"  # - {line}"]
+
+
+def propose(parsed: pl.DataFrame, fmt: str, sample_name: str) -> Starter:
+    """The starter mapping for a parsed sample, and the share of page requests each proposed rule takes."""
+    pages = page_requests(parsed).with_columns(pl.col("query").fill_null(""))
+    total = pages.height
+    candidates = _candidates(pages)
+    picked = pages.with_columns(_first_match(pages, candidates).alias("_rule"))
+    counts = dict(picked.group_by("_rule").len().drop_nulls().iter_rows())
+    examples = dict(picked.drop_nulls("_rule").group_by("_rule").agg(pl.col("path").first()).iter_rows())
+    chosen = []
+    for i, proposal in enumerate(candidates):
+        proposal.count, proposal.example = counts.get(i, 0), examples.get(i, "")
+        if proposal.count or (proposal.rule["name"] == "home" and not any(counts.values())):
+            chosen.append(proposal)  # home stays, even unseen, when nothing else is: a mapping needs a rule
+    rest = (picked.filter(pl.col("_rule").is_null()).group_by(shape_expr(pl.col("path")).alias("shape"))
+            .agg(pl.len().alias("n"), pl.col("path").first().alias("example"))
+            .sort(["n", "shape"], descending=[True, False]))
+    share = (lambda n: n / total) if total else (lambda n: 0.0)
+    filter_spec: dict[str, Any] = {"status": ["2xx", 304], "methods": ["GET"], "exclude_static": True,
+                                   "exclude_bots": True}
+    assets = parsed.filter(pl.col("path").str.contains(ASSET_PATHS).fill_null(False)).height
+    if assets:
+        filter_spec["exclude_paths"] = [ASSET_PATHS]
+    source: dict[str, Any] = {"format": fmt, "timezone": "UTC"}
+    site = _site(parsed)
+    if site:
+        source["site"] = site
+    head = {"logmap": 1, "name": f"starter mapping for {sample_name}", "source": source, "filter": filter_spec,
             "identity": {"user_id": "{user}", "anonymous_id": {"hmac": ["{ip}", "{user_agent}"],
                                                                 "key": "env:LOGMAP_KEY"}},
             "context": {"page": {"url": "{url}", "referrer": "{referrer}"}, "user_agent": "{user_agent}",
                         "truncated_ip": "{ip}"}}
+    covered = sum(p.count for p in chosen)
     lines = [f"# Starter mapping proposed by `logmap init` from {sample_name}: format {fmt} (detected),",
-             f"# {len(rules)} rules covering {covered}/{pages.height} page requests of the sample "
-             f"({covered / total:.0%}). Rename the rules, fix the guessed types, then run",
+             f"# {len(chosen)} rules covering {covered}/{total} page requests of the sample "
+             f"({share(covered):.0%}); {rest.height} other shapes are suggested in comments below the rules.",
+             f"# Page requests: successful GETs that are not static files, bots or asset paths ({assets} asset "
+             "requests in the sample).",
+             "# Check the rules, uncomment and type the suggestions you want, then run",
              "#   logmap check THIS_FILE  and  LOGMAP_KEY=... logmap convert LOG -m THIS_FILE -o out/",
              yaml.safe_dump(head, sort_keys=False, allow_unicode=True, width=120).rstrip(), "", "rules:"]
-    for item, rule in zip(chosen, rules):
-        lines.append(f"  # {item.count} requests ({item.count / total:.1%}), e.g. shape {item.shape}")
-        body = yaml.safe_dump([rule], sort_keys=False, allow_unicode=True, width=120).rstrip()
+    if site:
+        lines.insert(3, "# source.site is the log's most frequent host (check the scheme).")
+    for proposal in chosen:
+        lines.append(f"  # {proposal.count} requests ({share(proposal.count):.1%}), e.g. {proposal.example}")
+        body = yaml.safe_dump([proposal.rule], sort_keys=False, allow_unicode=True, width=120).rstrip()
         lines.extend("  " + line for line in body.splitlines())
-    if not rules:  # no page request in the sample (only static files, or all filtered): one catch-all rule
-        lines += ["  # no page request in the sample: a catch-all rule so that the mapping runs; replace it",
-                  "  - {name: every page, path: '^/', type: custom, custom_action_name: view}"]
+    suggestions = list(rest.head(MAX_SUGGESTIONS).iter_rows())
+    if suggestions:
+        lines += ["", "  # Shapes without a known e-commerce name, most frequent first: uncomment, set the type (see",
+                  "  # docs/mapping.md, e.g. read, promo_page_view, custom with custom_action_name) and add fields."]
+        for shape, n, example in suggestions:
+            lines += _suggestion(shape, n, share(n), example)
     lines += ["", "durations: {from: next_event, session_timeout: 30m, max: 30m}", ""]
-    return "\n".join(lines), covered / total
+    return Starter(text="\n".join(lines), format=fmt, pages=total,
+                   rules=[(p.rule["name"], p.count) for p in chosen],
+                   suggestions=[(shape, n) for shape, n, _ in suggestions])
 
 
-def starter_for(sample: str) -> tuple[str, str, float]:
-    """(YAML text, detected format, coverage) for the sample file ``sample`` (its first lines)."""
+def starter_for(sample: str) -> Starter:
+    """The starter mapping for the sample file ``sample``: the format ``logmap formats --detect`` names from its
+    first lines, and rules from its first ``SAMPLE_LINES`` lines."""
     from logmap.sources.accesslog import parse
+    from logmap.sources.detect import SAMPLE_LINES as DETECT_LINES
     from logmap.sources.detect import best
     from logmap.sources.lines import read_lines
 
@@ -161,7 +234,5 @@ def starter_for(sample: str) -> tuple[str, str, float]:
         from logmap.errors import InputError
 
         raise InputError(f"{sample} is empty: init needs a sample of the log")
-    lines = lines.head(SAMPLE_LINES)
-    fmt = best(lines, sample).name
-    text, coverage = propose(parse(lines, Source(format=fmt)), fmt, sample)
-    return text, fmt, coverage
+    fmt = best(lines.head(DETECT_LINES), sample).name
+    return propose(parse(lines.head(SAMPLE_LINES), Source(format=fmt)), fmt, sample)

@@ -196,3 +196,26 @@ def test_empty_input_gives_an_empty_balanced_report(tmp_path):
     assert report["ledger"] == {"input_rows": 0, "emitted": 0, "dropped": {}, "dropped_total": 0, "balanced": True}
     assert report["time_range"] == {"first": None, "last": None} and report["records_per_hour"] == []
     assert pl.DataFrame(report["drops"]).height == 0
+
+
+def test_paths_are_shown_decoded_and_cut_in_the_terminal_and_labelled_in_the_json(tmp_path):
+    persian = "%D8%B3%D8%B4%D9%88%D8%A7%D8%B1"  # سشوار
+    long_path = "/" + persian + "/" + "%20".join(["shoes"] * 14) + "/%D9%85%D8%AF%D9%84-12"  # 84 characters shown
+    line = ('1.2.3.{n} - - [01/Mar/2024:10:00:{s:02d} +0000] "GET {path} HTTP/1.1" 200 5 "-" '
+            '"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"')
+    log = tmp_path / "a.log"
+    log.write_text("\n".join(line.format(n=i, s=i, path=long_path) for i in range(3)) + "\n")
+    report = dry_run([str(log)], MAPPING).to_dict()
+    shape = report["unmatched_shapes"][0]
+    assert "%{n}" not in shape["value"] and shape["value"].endswith("shoes%20shoes/{slug}-{id}")
+    assert shape["label"] == "/سشوار/" + " ".join(["shoes"] * 14) + "/{slug}-{id}"
+    assert shape["example_label"] == "/سشوار/" + " ".join(["shoes"] * 14) + "/مدل-12"
+    assert report["drops_detail"]["unmatched"]["paths"][0]["label"] == shape["example_label"]
+    result = CliRunner().invoke(main, ["dry-run", str(log), "-m", str(MAPPING)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    shown = [row for row in result.output.splitlines() if "سشوار" in row]
+    # one line per path in each table (the shapes table: shape and example; the drops table: the path), cut
+    cells = [cell for row in shown for cell in row.split("│") if "سشوار" in cell]
+    assert len(shown) == 2 and len(cells) == 3 and all("…" in cell for cell in cells), shown
+    assert "(3)" in shown[1]                                  # the count survives the cut
+    assert "%D8" not in result.output

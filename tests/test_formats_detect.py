@@ -27,6 +27,7 @@ EXPECTED = {
     "cloudfront_aws_doc_example.log": "cloudfront", "alb_aws_doc_example.log": "alb",
     "elb_aws_doc_example.log": "elb", "haproxy_doc_example.log": "haproxy",
     "traefik_doc_example.jsonl": "traefik", "nginx_json_doc_example.jsonl": "nginx_json",
+    "zanbil_shop_2019_3000.log": "combined",
 }
 
 #: A JSON line both nginx_json and traefik read in full, with both signature keys: a genuine tie.

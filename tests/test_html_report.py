@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,14 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900", "--remote-debugging-pipe")
 
+#: An unmatched page with a long non-Latin path, percent-encoded as logs write it ("/مقاله/616/علت خواب رفتن…").
+ARTICLE = "/%D9%85%D9%82%D8%A7%D9%84%D9%87/616/" + "%20".join([  # words joined by spaces: not a slug, kept whole
+    "%D8%B9%D9%84%D8%AA", "%D8%AE%D9%88%D8%A7%D8%A8", "%D8%B1%D9%81%D8%AA%D9%86",
+    "%D8%A7%D9%86%DA%AF%D8%B4%D8%AA%D8%A7%D9%86", "%D8%AF%D8%B3%D8%AA", "%D9%88", "%D8%AF%D8%B1%D9%85%D8%A7%D9%86",
+    "%D8%A2%D9%86", "%D8%AF%D8%B1", "%D8%AE%D8%A7%D9%86%D9%87", "%D8%A8%D8%A7", "%D8%B1%D9%88%D8%B4%D9%87%D8%A7%DB%8C",
+    "%D8%B3%D8%A7%D8%AF%D9%87", "%D9%88", "%D8%B7%D8%A8%DB%8C%D8%B9%DB%8C"])
+ARTICLE_LINE = (f'9.9.9.8 - - [01/Mar/2024:09:31:00 +0000] "GET {ARTICLE} HTTP/1.1" 200 1 "-" '
+                '"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"')
 HOSTILE_UA = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
 HOSTILE_LINE = (f'9.9.9.9 - - [01/Mar/2024:09:30:00 +0000] "GET /</script><i/class=pwned>x</i>-{"1" * 6} HTTP/1.1" 200 1 '
                 f'"-" "{HOSTILE_UA}"')
@@ -46,7 +55,7 @@ def report(tmp_path_factory) -> dict[str, Any]:
     """The storefront sample plus one hostile line (script in the user agent and the path)."""
     os.environ.setdefault("LOGMAP_KEY", "test-key-not-secret")
     log = tmp_path_factory.mktemp("html") / "access.log"
-    log.write_bytes(SAMPLE.read_bytes() + HOSTILE_LINE.encode() + b"\n")
+    log.write_bytes(SAMPLE.read_bytes() + HOSTILE_LINE.encode() + b"\n" + ARTICLE_LINE.encode() + b"\n")
     return dry_run([str(log)], MAPPING).to_dict()
 
 
@@ -80,6 +89,18 @@ def test_charts_carry_the_reports_numbers(report):
     assert {k: int(v) for k, v in drops.items()} == report["ledger"]["dropped"]
     values = [int(v) for v in re.findall(r'data-value="(\d+)"', _svg(page, "chart-records-over-time"))]
     assert sum(values) == report["ledger"]["emitted"]
+
+
+def test_paths_are_shown_percent_decoded_and_chart_labels_cut_to_fit(report):
+    page = render_html(report)
+    article = next(s for s in report["unmatched_shapes"] if s["value"].startswith("/%D9%85"))
+    assert article["label"].startswith("/مقاله/{id}/") and "%D9" not in article["label"]
+    assert "%{n}" not in article["value"]                    # the shape never splits an escape
+    assert article["example_label"].startswith("/مقاله/616/علت خواب")
+    assert escape(article["label"]) in page and escape(article["example_label"]) in page  # the table
+    labels = re.findall(r'<text class="label"[^>]*>([^<]*)<title>([^<]*)</title>', _svg(page, "chart-unmatched"))
+    shown = {full: cut for cut, full in labels}
+    assert shown[escape(article["label"])].endswith("…")      # too long for the label column: cut, whole in title
 
 
 def test_empty_report_renders(tmp_path):
@@ -186,6 +207,11 @@ READ_CHARTS = """JSON.stringify({
     var box = r.getBoundingClientRect();
     return {chart: r.ownerSVGElement.id, key: r.getAttribute('data-key'), series: r.getAttribute('data-series'),
             value: Number(r.getAttribute('data-value')), width: box.width, height: box.height};
+  }),
+  labels: Array.from(document.querySelectorAll('svg.hbar text.label')).map(function (t) {
+    var box = t.getBBox();
+    return {chart: t.ownerSVGElement.id, text: t.firstChild.textContent, x: box.x, width: box.width,
+            column: Number(t.ownerSVGElement.getAttribute('data-label-width'))};
   })
 })"""
 
@@ -264,3 +290,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     histogram = {(str(bin_["from_s"]), t): bin_["count"] for t, s in report["durations"]["per_type"].items()
                  for bin_ in s["histogram"] if bin_["count"]}
     assert {(b["key"], b["series"]): b["value"] for b in chart("chart-durations")} == histogram
+
+    # every chart label starts inside the chart and ends before the bars (cut to fit, not at the left edge)
+    labels = shown["labels"]
+    assert any(label["text"].startswith("/مقاله") for label in labels)
+    assert all(label["x"] >= 0 and label["x"] + label["width"] <= label["column"] for label in labels), labels

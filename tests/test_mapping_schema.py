@@ -195,7 +195,8 @@ def test_every_key_of_the_reference_is_in_the_schema():
         "tests"}
     assert {"format", "pattern", "time_format", "timezone", "site"} <= set(defs["source"]["properties"])
     assert set(defs["filter"]["properties"]) == {
-        "status", "methods", "exclude_static", "exclude_bots", "bot_patterns", "include_paths", "exclude_paths", "drop"}
+        "status", "methods", "exclude_static", "exclude_bots", "exclude_empty_user_agents", "bot_patterns",
+        "include_paths", "exclude_paths", "drop"}
     assert {"name", "path", "query", "method", "status", "when", "type", *ALL_RULE_FIELDS} == set(
         defs["rule"]["properties"])
     assert set(defs["context"]["properties"]) == {

@@ -68,6 +68,10 @@ def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, h
                 click.echo(f"{label} report: {path}")
 
 
+#: Characters of a path or shape shown in a terminal table cell (the rest is cut with an ellipsis).
+PATH_WIDTH = 60
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}" if whole else "-"
 
@@ -82,6 +86,7 @@ def print_report(data: dict, console: Console) -> None:
     """The dry-run report as terminal tables (the same numbers as the JSON report)."""
     from rich.table import Table
 
+    from logmap.reports.dryrun import display_label
     ledger = data["ledger"]
     inputs, emitted = ledger["input_rows"], ledger["emitted"]
     title = f"logmap dry-run · {data.get('mapping_name') or data['mapping']}"
@@ -109,26 +114,35 @@ def print_report(data: dict, console: Console) -> None:
         rules.add_row(rule, f"{count:,}", _pct(count, emitted))
     console.print(rules)
 
+    # Paths and shapes get one line each, cut to what the terminal leaves them (never wrapped): the other
+    # columns (counts, reasons) keep their width.
+    path_width = max(16, min(PATH_WIDTH, (console.width - 31) // 2))
     shapes = Table(title="top unmatched path shapes (the rules you may be missing)", header_style="bold")
-    shapes.add_column("shape", overflow="fold")
-    shapes.add_column("rows", justify="right")
-    shapes.add_column("% unmatched", justify="right")
-    shapes.add_column("example", overflow="fold", style="dim")
+    shapes.add_column("shape", no_wrap=True, max_width=path_width)
+    shapes.add_column("rows", justify="right", no_wrap=True)
+    shapes.add_column("% unmatched", justify="right", no_wrap=True)
+    shapes.add_column("example", no_wrap=True, max_width=path_width, style="dim")
     for shape in data["unmatched_shapes"]:
-        shapes.add_row(shape["value"], f"{shape['count']:,}", f"{shape['percent']:.1f}", shape.get("example", ""))
+        example = shape.get("example_label") or shape.get("example") or ""
+        shapes.add_row(_short(display_label(shape), path_width), f"{shape['count']:,}", f"{shape['percent']:.1f}",
+                       _short(example, path_width))
     if data["unmatched_shapes"]:
         console.print(shapes)
     else:
         console.print("no unmatched rows: every kept row matched a rule")
 
     drops = Table(title="dropped rows: top paths and user agents per reason", header_style="bold", show_lines=True)
-    drops.add_column("reason", style="yellow")
-    drops.add_column("top paths (rows)", overflow="fold")
-    drops.add_column("top user agents (rows)", overflow="fold")
+    reason_width = max([len(reason) for reason in data["drops_detail"]], default=6)
+    agent_width = max(24, (console.width - reason_width - 10) // 2)
+    path_width = max(16, min(PATH_WIDTH + 10, console.width - reason_width - agent_width - 10))
+    drops.add_column("reason", style="yellow", no_wrap=True)
+    drops.add_column("top paths (rows)", no_wrap=True, max_width=path_width)
+    drops.add_column("top user agents (rows)", no_wrap=True, max_width=agent_width)
     for reason, detail in data["drops_detail"].items():
         paths = detail["paths"] or detail["details"]
-        drops.add_row(reason, "\n".join(f"{r['value']} ({r['count']:,})" for r in paths[:5]) or "-",
-                      "\n".join(f"{_short(r['value'])} ({r['count']:,})" for r in detail["user_agents"][:3]) or "-")
+        drops.add_row(reason, "\n".join(_counted(display_label(r), r["count"], path_width) for r in paths[:5]) or "-",
+                      "\n".join(_counted(r["value"], r["count"], agent_width) for r in detail["user_agents"][:3])
+                      or "-")
     if data["drops_detail"]:
         console.print(drops)
 
@@ -162,5 +176,16 @@ def print_report(data: dict, console: Console) -> None:
                           soft_wrap=True)
 
 
+def _counted(text: str, count: int, width: int) -> str:
+    """``text (count)`` in at most ``width`` characters: the text is cut, the count always shown."""
+    suffix = f" ({count:,})"
+    return _short(text, max(4, width - len(suffix))) + suffix
+
+
 def _short(text: str, width: int = 70) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """One line of at most ``width`` characters: long paths and user agents are cut, never wrapped."""
+    from rich.markup import escape
+
+    text = " ".join(text.split())
+    return escape(text if len(text) <= width else text[: width - 1] + "…")
+

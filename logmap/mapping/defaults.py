@@ -94,6 +94,9 @@ STATIC_EXTENSIONS: list[str] = (
 ).split()
 
 EXCLUDE_BOTS = True
+#: With `exclude_bots`, an empty or `-` user agent is a bot too (in a log whose lines record user agents); access
+#: logs only: an export's default is false (server-side events carry no user agent).
+EXCLUDE_EMPTY_USER_AGENTS = True
 
 # --- identity and context -------------------------------------------------------------------------------------
 

@@ -318,6 +318,7 @@ class _Builder:
             methods=self.methods(spec["methods"]) if "methods" in spec else list(defaults.METHODS),
             static_extensions=extensions,
             exclude_bots=spec.get("exclude_bots", defaults.EXCLUDE_BOTS),
+            exclude_empty_user_agents=spec.get("exclude_empty_user_agents", self.empty_user_agents_default()),
             bot_patterns=self.regexes("filter.bot_patterns", spec.get("bot_patterns")),
             include_paths=self.regexes("filter.include_paths", spec.get("include_paths")),
             exclude_paths=self.regexes("filter.exclude_paths", spec.get("exclude_paths")),
@@ -325,6 +326,13 @@ class _Builder:
             where=self.where("filter"),
             written={k: self.where(f"filter.{k}") for k in spec},
         )
+
+    def empty_user_agents_default(self) -> bool:
+        """Access logs: an empty user agent is a bot by default. Exports: never by default (server-side events
+        carry none and are people's actions)."""
+        source = self.doc.get("source") or {}
+        export = defaults.is_export_format(str(source.get("format")), source.get("options"))
+        return defaults.EXCLUDE_EMPTY_USER_AGENTS and not export
 
     def drop_conditions(self, spec: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """``filter.drop``: reason → column conditions, checked like a rule's ``when:``."""

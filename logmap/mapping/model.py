@@ -69,6 +69,7 @@ class Filter:
     methods: list[str] = field(default_factory=list)              # upper-case; empty = keep all
     static_extensions: list[str] = field(default_factory=list)    # lower-case, no dot; empty = keep all
     exclude_bots: bool = defaults.EXCLUDE_BOTS
+    exclude_empty_user_agents: bool = defaults.EXCLUDE_EMPTY_USER_AGENTS
     bot_patterns: list[str] = field(default_factory=list)
     include_paths: list[str] = field(default_factory=list)
     exclude_paths: list[str] = field(default_factory=list)

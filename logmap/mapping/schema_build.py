@@ -223,8 +223,12 @@ def _defs() -> dict[str, Any]:
                 "errorMessage": "expected true, false or a list of extensions like [js, css]",
             },
             "exclude_bots": {"type": "boolean", "default": True,
-                             "description": "Drop user agents the `user-agents` package calls bots, plus "
-                                            "`bot_patterns` (filtered:bot)."},
+                             "description": "Drop crawlers, monitors, scripts and scanners (filtered:bot): the "
+                                            "crawler-user-agents list, ua-parser's spiders, and `bot_patterns`."},
+            "exclude_empty_user_agents": {
+                "type": "boolean",
+                "description": "With exclude_bots: an empty or '-' user agent is a bot too (only in logs whose "
+                               "lines record user agents). Default true for access logs, false for exports."},
             "bot_patterns": {**_ref("regexList"), "description": "Extra regexes matched against user_agent "
                                                                  "(filtered:bot), e.g. '(?i)uptime|curl/'."},
             "include_paths": {**_ref("regexList"), "description": "If given, keep only paths matching one of these "

@@ -36,7 +36,7 @@ from logmap.records.types import DURATION_TYPES
 from logmap.ledger import Ledger
 from logmap.pipeline.runner import ProgressCallback, RunOptions
 from logmap.sinks.output import Run, write_text_atomically
-from logmap.reports.shapes import path_of_url, shape_counts
+from logmap.reports.shapes import display_path, path_of_url, shape_counts
 
 #: Version of the dry-run JSON structure (docs/reports.md); fields are only ever added within a version.
 DRY_RUN_REPORT_VERSION = 1
@@ -79,11 +79,18 @@ class Ranked:
     count: int
     percent: float
     example: str | None = None
+    #: Paths and shapes get ``label`` and ``example_label``: ``value`` and ``example`` as a person reads them
+    #: (percent-decoded), when that differs from them.
+    path_like: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value, "count": self.count, "percent": self.percent}
+        if self.path_like and display_path(self.value) != self.value:
+            out["label"] = display_path(self.value)
         if self.example is not None:
             out["example"] = self.example
+            if self.path_like and display_path(self.example) != self.example:
+                out["example_label"] = display_path(self.example)
         return out
 
 
@@ -190,6 +197,12 @@ class DryRunReport:
             "rows_per_second": round(self.rows_per_second, 1),
             "warnings": self.warnings,
         }
+
+
+def display_label(entry: dict[str, Any]) -> str:
+    """What a person reads for a ranking entry of the JSON report: the percent-decoded ``label`` of paths and
+    shapes, else the value."""
+    return entry.get("label") or entry["value"]
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -318,6 +331,8 @@ class DryRunStats:
             bucket = self.drop_examples.setdefault(row["reason"], [])
             if len(bucket) < self.examples_per_reason:
                 example = {"file": row["file"], "line": row["line"], "path": row["path"], "detail": row["detail"]}
+                if display_path(row["path"]) != row["path"]:
+                    example["path_label"] = display_path(row["path"])
                 if row["reason"] == "malformed":
                     example["raw"] = row["raw"]
                 bucket.append(example)
@@ -389,15 +404,16 @@ class DryRunStats:
                warnings: list[str], rule_names: list[str], top: int = 10) -> DryRunReport:
         dropped = ledger.dropped
 
-        def ranked(counter: TopCounter, total: int, examples: dict[str, str] | None = None) -> list[Ranked]:
-            return [Ranked(value, count, _percent(count, total), (examples or {}).get(value))
+        def ranked(counter: TopCounter, total: int, examples: dict[str, str] | None = None, *,
+                   paths: bool = False) -> list[Ranked]:
+            return [Ranked(value, count, _percent(count, total), (examples or {}).get(value), path_like=paths)
                     for value, count in counter.top(top)]
 
         details: dict[str, DropDetail] = {}
         for reason in dropped:
             total = dropped[reason]
             details[reason] = DropDetail(
-                paths=ranked(self.drop_paths.get(reason, TopCounter()), total),
+                paths=ranked(self.drop_paths.get(reason, TopCounter()), total, paths=True),
                 user_agents=ranked(self.drop_agents.get(reason, TopCounter()), total),
                 details=ranked(self.drop_details.get(reason, TopCounter()), total),
                 examples=self.drop_examples.get(reason, []))
@@ -420,7 +436,7 @@ class DryRunStats:
         return DryRunReport(
             ledger=ledger, mapping=mapping.path, mapping_name=mapping.name, inputs=list(inputs),
             elapsed_s=elapsed_s, warnings=list(warnings), duration_max_s=mapping.durations.max_s,
-            unmatched_shapes=ranked(self.unmatched, dropped.get("unmatched", 0), self.unmatched_examples),
+            unmatched_shapes=ranked(self.unmatched, dropped.get("unmatched", 0), self.unmatched_examples, paths=True),
             drops_detail=details, durations=durations,
             visitors={"user_ids": self._count("user_id"), "anonymous_ids": self._count("anonymous_id"),
                       "visitors": self._count("visitor")},

@@ -14,10 +14,12 @@ which is how the browser test checks that the charts show the report's numbers.
 from __future__ import annotations
 
 import json
+import unicodedata
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from logmap.reports.dryrun import display_label
 from logmap.sinks.output import write_text_atomically
 
 #: One colour per interaction type, assigned in sorted type order (Tableau 10, then 10 more).
@@ -115,24 +117,61 @@ def _nice_max(value: float) -> float:
     return 10 * power  # pragma: no cover
 
 
+#: Pixels a character of an 11px chart label may take, by kind: generous for any sans-serif font, so that a
+#: label cut to fit by this estimate fits whatever font the browser picks.
+_NARROW_PX, _WIDE_LATIN_PX, _OTHER_PX, _FULL_WIDTH_PX = 7.0, 10.0, 8.0, 12.0
+
+
+def _text_px(text: str) -> float:
+    """An upper bound of the width of ``text`` in an 11px chart label."""
+    total = 0.0
+    for c in text:
+        if c.isascii():
+            total += _WIDE_LATIN_PX if c in "MWmw@%" or c.isupper() else _NARROW_PX
+        elif unicodedata.east_asian_width(c) in ("W", "F"):
+            total += _FULL_WIDTH_PX
+        else:
+            total += _OTHER_PX
+    return total
+
+
+def fit_label(text: str, width_px: float) -> str:
+    """``text`` cut (with an ellipsis) so that it fits in ``width_px`` pixels of chart label."""
+    if _text_px(text) <= width_px:
+        return text
+    room = width_px - _NARROW_PX
+    cut = ""
+    for c in text:
+        if _text_px(cut + c) > room:
+            break
+        cut += c
+    return cut + "…"
+
+
 def hbar_chart(chart_id: str, items: list[tuple[str, int]], *, color: str = "#4e79a7", label_width: int = 300,
-               width: int = 760) -> str:
-    """Horizontal bars, one per (label, value), largest first as given."""
+               width: int = 760, labels: list[str] | None = None) -> str:
+    """Horizontal bars, one per (key, value), largest first as given. ``labels`` are the texts shown (default the
+    keys), left-aligned in a column of ``label_width`` pixels, cut to fit it and clipped to it."""
     if not items:
         return f'<p class="empty" id="{chart_id}-empty">nothing to show</p>'
-    row, top = 22, 6
+    labels = labels or [key for key, _ in items]
+    row, top, pad = 22, 6, 4
     height = top + row * len(items) + 6
     plot = width - label_width - 70
     peak = max(v for _, v in items) or 1
+    clip = f"{chart_id}-labels"
     parts = [f'<svg id="{chart_id}" class="hbar" role="img" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
-    for i, (label, value) in enumerate(items):
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" data-label-width="{label_width}">',
+             f'<defs><clipPath id="{clip}"><rect x="0" y="0" width="{label_width - pad}" height="{height}"/>'
+             f'</clipPath></defs>']
+    for i, ((key, value), label) in enumerate(zip(items, labels)):
         y = top + i * row
         w = max(1.0, plot * value / peak) if value else 0.0
-        shown = label if len(label) <= 48 else label[:47] + "…"
-        parts.append(f'<text x="{label_width - 8}" y="{y + 15}" text-anchor="end">{escape(shown)}</text>')
+        shown = fit_label(label, label_width - 3 * pad)
+        parts.append(f'<text class="label" x="{pad}" y="{y + 15}" clip-path="url(#{clip})">{escape(shown)}'
+                     f'<title>{escape(label)}</title></text>')
         parts.append(f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{w:.2f}" height="{row - 6}" '
-                     f'fill="{color}" data-key="{escape(label)}" data-value="{value}">'
+                     f'fill="{color}" data-key="{escape(key)}" data-value="{value}">'
                      f'<title>{escape(label)}: {value:,}</title></rect>')
         parts.append(f'<text x="{label_width + w + 6:.2f}" y="{y + 15}">{value:,}</text>')
     parts.append("</svg>")
@@ -314,10 +353,12 @@ def render_html(report: dict[str, Any]) -> str:
     # Unmatched shapes
     shapes = report.get("unmatched_shapes", [])
     out.append("<h2>Top unmatched path shapes — the rules you may be missing</h2>")
-    out.append('<div class="chart">' + hbar_chart("chart-unmatched", [(s["value"], s["count"]) for s in shapes],
-                                                  color="#f28e2b") + "</div>")
+    chart = hbar_chart("chart-unmatched", [(s["value"], s["count"]) for s in shapes], color="#f28e2b",
+                       labels=[display_label(s) for s in shapes])
+    out.append(f'<div class="chart">{chart}</div>')
     out.append(_table(["shape", "rows", "% of unmatched", "example"],
-                      [[s["value"], _fmt(s["count"]), f"{s['percent']:.1f}%", s.get("example", "")] for s in shapes],
+                      [[display_label(s), _fmt(s["count"]), f"{s['percent']:.1f}%",
+                        s.get("example_label") or s.get("example", "")] for s in shapes],
                       numeric={1, 2}, code={0, 3}, table_id="table-unmatched"))
 
     # Durations
@@ -362,7 +403,7 @@ def render_html(report: dict[str, Any]) -> str:
         out.append('<div class="grid"><div>')
         if detail["paths"]:
             out.append("<h3>top paths</h3>" + _table(["path", "rows", "%"], [
-                [r["value"], _fmt(r["count"]), f"{r['percent']:.1f}%"] for r in detail["paths"]],
+                [display_label(r), _fmt(r["count"]), f"{r['percent']:.1f}%"] for r in detail["paths"]],
                 numeric={1, 2}, code={0}))
         if detail["details"]:
             out.append("<h3>why</h3>" + _table(["detail", "rows", "%"], [
@@ -376,7 +417,8 @@ def render_html(report: dict[str, Any]) -> str:
         out.append("</div></div>")
         if detail["examples"]:
             out.append("<h3>examples</h3>" + _table(["file:line", "path / line"], [
-                [f"{e['file']}:{e['line']}", e.get("raw") or e.get("path") or ""] for e in detail["examples"]],
+                [f"{e['file']}:{e['line']}", e.get("raw") or e.get("path_label") or e.get("path") or ""]
+                for e in detail["examples"]],
                 code={0, 1}))
         out.append("</details>")
 

@@ -23,23 +23,35 @@ placeholder           segment                                         example
 ====================  ==============================================  =====================
 
 Short words (``shoes``, ``about-us``) are kept: they are what distinguishes one missing rule from another.
+
+Percent escapes are never split: a word may be made of escapes (``%D8%B3%D8%B4-%D9%85%D8%AF%D9%84-pr257`` is a
+``{slug}-{id}`` like its Latin counterpart), ``{n}`` only replaces digits outside escapes (``%D9%85`` keeps its
+``85``), and a shape cut at ``MAX_SHAPE_CHARS`` drops a partial escape at its end. People read paths and shapes
+percent-decoded (``display_path``), computed once per distinct value shown.
 """
 
 from __future__ import annotations
+
+import unicodedata
+from urllib.parse import unquote
 
 import polars as pl
 
 #: Longest shape kept; longer ones are cut (with an ellipsis) so that a garbage path cannot bloat a report.
 MAX_SHAPE_CHARS = 200
 
+#: A letter of a word: ASCII, or a percent escape of a UTF-8 byte (non-Latin words arrive encoded).
+_LETTER = r"(?:[A-Za-z]|%[89A-Fa-f][0-9A-Fa-f])"
+_CHAR = r"(?:[A-Za-z0-9]|%[89A-Fa-f][0-9A-Fa-f])"
 _UUID = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 _DIGITS = r"^\d+$"
 _ID_SLUG = r"^\d+[-_].+$"
-_SLUG_ID = r"^[A-Za-z][A-Za-z0-9]*(?:[-_][A-Za-z0-9]+)*[-_]\d+$"
+_SLUG_ID = rf"^{_LETTER}{_CHAR}*(?:[-_]{_CHAR}+)*[-_]\d+$"
 _HEX = r"^[0-9A-Fa-f]{8,}$"
 _TOKEN = r"^[A-Za-z0-9_-]{16,}$"
-_SLUG = r"^[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+){2,}$"
+_SLUG = rf"^{_CHAR}+(?:[-_]{_CHAR}+){{2,}}$"
 _DIGIT_RUN = r"\d{2,}"
+_ESCAPE_MARK = "%\x00\x00"  # put before a segment so that every '%'-separated part starts with two escape chars
 
 
 def _segment_shape(segment: pl.Expr) -> pl.Expr:
@@ -53,8 +65,17 @@ def _segment_shape(segment: pl.Expr) -> pl.Expr:
         .when(segment.str.contains(_SLUG_ID)).then(pl.lit("{slug}-{id}"))
         .when(mixed & (segment.str.contains(_HEX) | segment.str.contains(_TOKEN))).then(pl.lit("{hash}"))
         .when(segment.str.contains(_SLUG)).then(pl.lit("{slug}"))
-        .otherwise(segment.str.replace_all(_DIGIT_RUN, "{n}", literal=False))
+        .otherwise(_digit_runs(segment))
     )
+
+
+def _digit_runs(segment: pl.Expr) -> pl.Expr:
+    """Runs of 2+ digits replaced by ``{n}``, except the two hex digits of each percent escape: the segment is
+    split on ``%`` and each part keeps its first two characters (the escape's) before the replacement."""
+    parts = (pl.lit(_ESCAPE_MARK) + segment).str.split("%").list.slice(1)
+    shaped = parts.list.eval(pl.element().str.slice(0, 2)
+                             + pl.element().str.slice(2).str.replace_all(_DIGIT_RUN, "{n}", literal=False))
+    return pl.concat_str([pl.lit("%"), shaped.list.join("%")]).str.strip_prefix(_ESCAPE_MARK)
 
 
 def path_shape(path: pl.Expr) -> pl.Expr:
@@ -62,7 +83,22 @@ def path_shape(path: pl.Expr) -> pl.Expr:
     ``/product/{id}-{slug}``. Null stays null."""
     shape = path.str.split("/").list.eval(_segment_shape(pl.element())).list.join("/")
     too_long = shape.str.len_chars() > MAX_SHAPE_CHARS
-    return pl.when(too_long).then(shape.str.slice(0, MAX_SHAPE_CHARS - 1) + pl.lit("…")).otherwise(shape)
+    cut = shape.str.slice(0, MAX_SHAPE_CHARS - 1).str.replace(r"%[0-9A-Fa-f]?$", "")
+    return pl.when(too_long).then(cut + pl.lit("…")).otherwise(shape)
+
+
+def display_path(value: str | None) -> str | None:
+    """A path, shape or URL as a person reads it: percent escapes decoded when they spell valid UTF-8 (``+``
+    stays), kept as they are otherwise; control and formatting characters (a decoded ``%0A``, a bidi override)
+    are shown escaped, so a decoded path can neither break a line nor reorder the text around it."""
+    if value is None or "%" not in value:
+        return value
+    try:
+        decoded = unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        return value
+    return "".join("".join(f"%{byte:02X}" for byte in c.encode()) if unicodedata.category(c) in ("Cc", "Cf")
+                   else c for c in decoded)
 
 
 def path_of_url(url: pl.Expr) -> pl.Expr:

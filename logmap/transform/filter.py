@@ -20,7 +20,8 @@ def extension(path: pl.Expr) -> pl.Expr:
 #: The column each filter key reads: written for a source without that column, the key is a mapping error.
 FILTER_COLUMNS: dict[str, str] = {
     "status": "status", "methods": "method", "exclude_static": "path", "exclude_bots": "user_agent",
-    "bot_patterns": "user_agent", "include_paths": "path", "exclude_paths": "path",
+    "exclude_empty_user_agents": "user_agent", "bot_patterns": "user_agent", "include_paths": "path",
+    "exclude_paths": "path",
 }
 
 
@@ -36,7 +37,8 @@ def check_filter_columns(spec: Filter, columns: list[str]) -> None:
 
 
 def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = None) -> pl.DataFrame:
-    """Mark rows the filter drops: `drop` conditions, status, method, static asset, bot, path — in that order."""
+    """Mark rows the filter drops: `drop` conditions, status, method, static asset, bot (listed, parsed as a
+    spider, matching ``bot_patterns``, or an empty user agent), path — in that order."""
     columns = frame.columns
     if spec.drop:
         scope = Scope(frame.schema)
@@ -49,7 +51,11 @@ def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = N
     if spec.static_extensions and "path" in columns:
         frame = frame.with_columns(drop_when(extension(pl.col("path")).is_in(spec.static_extensions), "filtered:static"))
     if "user_agent" in columns and (spec.exclude_bots or spec.bot_patterns):
-        bot = (bots or BotDetector()).expr("user_agent", parser=spec.exclude_bots, patterns=spec.bot_patterns or ())
+        bots = bots or BotDetector()
+        bot = bots.expr("user_agent", parser=spec.exclude_bots, maintained=spec.exclude_bots,
+                        patterns=spec.bot_patterns or ())
+        if spec.exclude_bots and spec.exclude_empty_user_agents:
+            bot = bot | bots.empty_agent(frame)
         frame = frame.with_columns(drop_when(bot, "filtered:bot"))
     if "path" in columns:
         if spec.include_paths:
