@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -171,7 +171,7 @@ def main() -> None:
     load_after = os.getloadavg()
 
     out = [f"## convert, {args.lines:,} lines ({size_gb:.2f} GB, {args.visitors:,} visitors) — "
-           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "",
+           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "",
            f"Machine: {machine()}.  ",
            f"Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}, after: "
            f"{' / '.join(f'{x:.2f}' for x in load_after)} (other engineers' test runs share the machine).  ",

@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -153,7 +153,7 @@ def main() -> None:
     floor_read = min(float(r.output.split()[0]) for r in floor.runs)
     rows = int(floor.runs[0].output.split()[1])
     size_mb = path.stat().st_size / 1e6
-    out = [f"## compare.py: {args.lines:,} lines ({size_mb:.0f} MB) — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+    out = [f"## compare.py: {args.lines:,} lines ({size_mb:.0f} MB) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
            "", f"Machine: {machine()}.  ",
            f"Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}, after: "
            f"{' / '.join(f'{x:.2f}' for x in load_after)}.  ",

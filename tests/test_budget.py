@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from support import convert, read_batch
 
 from logmap.cli import main
 from logmap.pipeline.budget import MAX_BUCKETS, Budget, parse_size
 from logmap.pipeline.runner import BucketStore, RunOptions
-from support import convert, read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

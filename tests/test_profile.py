@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
+from support import convert, read_batch
 
 from logmap.cli import main
-import polars as pl
-
 from logmap.pipeline.runner import BucketStore, RunOptions
 from logmap.pipeline.stages import STAGES
-from support import convert
-from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

@@ -4,6 +4,7 @@ and prints; user errors (``LogmapError``) become one line on stderr and exit sta
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -12,9 +13,10 @@ from logmap.errors import LogmapError
 
 
 class LogmapGroup(click.Group):
-    """A click group that turns user errors (``LogmapError``, ``OSError``) into one line and exit 2, never a traceback."""
+    """A click group that turns user errors (``LogmapError``, ``OSError``) into one line and exit 2, never a
+    traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LogmapError as error:

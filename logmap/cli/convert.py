@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from logmap.cli import main
 from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
+
+if TYPE_CHECKING:  # imported where used, to keep --help fast
+    from logmap.sinks.batches import BatchFormat
 
 
 @main.command()
@@ -34,8 +38,10 @@ from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
               help="Print the seconds spent in each pipeline stage. Stages then run one after another instead of "
                    "overlapping on two threads, so a profiled run is slower.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
-            memory: str | None, buckets: int | None, chunk_mb: int | None, profile: bool, quiet: bool) -> None:
+def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int,
+            fmt: BatchFormat,  # one of click.Choice's values
+            overwrite: bool, memory: str | None, buckets: int | None, chunk_mb: int | None, profile: bool,
+            quiet: bool) -> None:
     """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
 
     \b

@@ -43,13 +43,14 @@ def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, h
     Example:
       LOGMAP_KEY=secret logmap dry-run 'logs/access.log*' -m mapping.yaml --html report.html
     """
+    from rich.console import Console
+
     from logmap.cli.secrets import anonymous_key_from_environment
     from logmap.pipeline.runner import RunOptions
     from logmap.reports.dryrun import dry_run as run_dry_run
     from logmap.reports.dryrun import write_json
     from logmap.reports.html import write_html
     from logmap.sources import load_mapping
-    from rich.console import Console
 
     mapping = load_mapping(mapping_path)
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:

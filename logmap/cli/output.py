@@ -40,7 +40,12 @@ def progress_for_inputs(inputs: list[str], enabled: bool = True) -> Iterator[Cal
         yield None
         return
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
     total = total_input_bytes(inputs)
@@ -63,7 +68,8 @@ def describe_partitioning(partitioning: dict) -> str:
         return f"partitioning: none, all records in memory{limit}{chunk}"
     again = partitioning.get("buckets_split_again") or 0
     split = f", {again} split again" if again else ""
-    return (f"partitioning: {partitioning['buckets']} visitor buckets chosen by the {partitioning['chosen_by']}{limit}, "
+    chosen_by = partitioning["chosen_by"]
+    return (f"partitioning: {partitioning['buckets']} visitor buckets chosen by the {chosen_by}{limit}, "
             f"{partitioning.get('spill_files', 0)} spill files{split}{chunk}")
 
 

@@ -96,12 +96,12 @@ class Budget:
         rows = int((working - chunk * CHUNK_FACTOR) / BUCKET_FACTOR)
         return cls(memory_bytes=memory_bytes, chunk_bytes=chunk, hold_bytes=rows, bucket_bytes=rows)
 
-    def buckets_for(self, held_bytes: int, share_read: float | None) -> int:
+    def buckets_for(self, held_bytes: float, share_read: float | None) -> int:
         """Buckets for a run holding ``held_bytes`` of rows after reading ``share_read`` of its input (None:
         unknown, standard input): enough that each bucket of the whole input stays under ``bucket_bytes``."""
         expected = (held_bytes / share_read if share_read else held_bytes * 4) * HEADROOM
         return min(MAX_BUCKETS, max(2, -(-int(expected) // self.bucket_bytes)))
 
-    def too_big(self, bucket_bytes: int) -> bool:
+    def too_big(self, bucket_bytes: float) -> bool:
         """Whether a bucket of ``bucket_bytes`` must be split again before its record phase."""
         return bucket_bytes > self.bucket_bytes * HEADROOM

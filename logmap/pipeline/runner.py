@@ -18,7 +18,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +33,8 @@ from logmap.ledger import Ledger
 from logmap.mapping.model import Mapping
 from logmap.pipeline.budget import DEFAULT_MEMORY, MAX_BUCKETS, Budget, format_size, parse_size
 from logmap.pipeline.stages import Prepared, Timings, check_and_encode, order_records, stream_stage, tick
-from logmap.transform.dedupe import SeenKeys, apply_dedupe
 from logmap.sources import load_mapping, read_source
+from logmap.transform.dedupe import SeenKeys, apply_dedupe
 
 log = logging.getLogger("logmap")
 
@@ -114,10 +114,10 @@ class BucketStore:
         self.seed = seed
         self._share_read = share_read
         self._memory: list[pl.DataFrame] = []
-        self._memory_bytes = 0
+        self._memory_bytes: float = 0
         self._held: dict[int, list[pl.DataFrame]] = {}
-        self._held_bytes = 0
-        self._bucket_bytes: dict[int, int] = {}  # estimated in-memory size of each bucket's rows, spilled or held
+        self._held_bytes: float = 0  # estimated_size() is a float
+        self._bucket_bytes: dict[int, float] = {}  # estimated in-memory size of each bucket's rows, spilled or held
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._spill_dir = spill_dir
         self._dir: Path | None = None
@@ -204,7 +204,7 @@ class BucketStore:
 
     def _split(self, index: int, files: list[Path]) -> Iterator[pl.DataFrame]:
         assert self.budget is not None and self._dir is not None
-        parts = -(-self._bucket_bytes[index] // self.budget.bucket_bytes)
+        parts = -int(-self._bucket_bytes[index] // self.budget.bucket_bytes)
         sub = BucketStore(min(MAX_BUCKETS, max(2, parts)), self._dir / f"split-{index:04d}", self.spill_bytes,
                           budget=self.budget, seed=self.seed + 1)
         self._resplit += 1
@@ -283,7 +283,7 @@ SLICE_ROWS = 100_000
 
 
 def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepared,
-                   timings: Timings | None) -> Iterator[pl.DataFrame]:
+                   timings: Timings | None) -> Generator[pl.DataFrame, None, None]:
     """Every bucket through durations, validation and encoding, in slices of :data:`SLICE_ROWS` records."""
     next_index = 0
     started = time.perf_counter()
@@ -331,7 +331,8 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
                 tick(timings, "read/parse", started)
                 ledger.add_input(parsed.height)
                 file_starts.add(parsed)
-                if seen_keys is not None:  # before the filter: a later copy of an event is a duplicate whatever it is
+                # Before the filter: a later copy of an event is a duplicate whatever it is.
+                if seen_keys is not None and mapping.dedupe is not None:
                     parsed = apply_dedupe(parsed, mapping.dedupe, seen_keys)
                 alive, dropped = stream_stage(prepared, parsed, timings)
                 started = time.perf_counter()

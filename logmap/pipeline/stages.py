@@ -105,7 +105,7 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
     columns = {**identity_columns(mapping.identity, scope, prepared.hasher, prepared.hashers.get("user_id")),
                **context_columns(mapping.context, scope),
                **field_durations(mapping.durations, scope, alive.columns)}
-    alive = alive.with_columns(**scope.staged).with_columns(**columns).with_columns(VISITOR)
+    alive = alive.with_columns(**(scope.staged or {})).with_columns(**columns).with_columns(VISITOR)
     keep = [*CARRIED, *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
     result = alive.select(keep), pl.concat([dropped, more_dropped], how="diagonal_relaxed")
     tick(timings, "identity+context", started)

@@ -6,9 +6,9 @@ The report's structure is versioned (``report_version``); fields are only ever a
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from pathlib import Path
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from logmap.ledger import Ledger
@@ -42,7 +42,7 @@ def report_dict(result: RunResult, mapping: Mapping, **extra: Any) -> dict[str, 
     return {
         "report_version": REPORT_VERSION,
         "logmap_version": __version__,
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mapping": mapping.path,
         "inputs": result.inputs,
         "ledger": ledger.to_dict(),
