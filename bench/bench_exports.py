@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor", action="store_true", help="measure Parquet decoding alone")
     parser.add_argument("--keep", action="store_true", help="keep the generated input and output")
     args = parser.parse_args(argv)
-    from logmap.pipeline.runner import convert
+    from logmap.conversion import convert
 
     work = Path(tempfile.mkdtemp(prefix="logmap-bench-exports-"))
     if args.input:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         timings: dict[str, float] | None = {} if run == args.repeat else None
         shutil.rmtree(work / "out", ignore_errors=True)
         cpu, started = cpu_s(), time.perf_counter()
-        result = convert([str(source)], MAPPING, work / "out", timings=timings)
+        result = convert([str(source)], MAPPING, work / "out", key=os.environ["LOGMAP_KEY"], timings=timings)
         elapsed, cpu = time.perf_counter() - started, cpu_s() - cpu
         ledger = result.ledger.to_dict()
         balanced = balanced and ledger["balanced"]

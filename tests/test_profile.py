@@ -77,7 +77,8 @@ def test_bucket_store_keeps_each_visitor_in_one_bucket_across_spills(tmp_path):
 
 
 def test_default_chunk_is_smaller_with_buckets():
-    assert RunOptions().chunk_size == 64 * 1024 * 1024
+    assert RunOptions().chunk_size == RunOptions().budget.chunk_bytes  # chosen from --memory
+    assert RunOptions(buckets=1).chunk_size == 64 * 1024 * 1024
     assert RunOptions(buckets=8).chunk_size == 16 * 1024 * 1024
     assert RunOptions(buckets=8, chunk_bytes=1000).chunk_size == 1000
 

@@ -31,9 +31,8 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from logmap.errors import LogmapError
+from logmap.records.types import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # re-exported: the client's default
 
-#: The server named in the API spec.
-DEFAULT_BASE_URL = "https://api.askmiso.com"
 #: Statuses worth another attempt: the request may succeed later.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MASK = "***"

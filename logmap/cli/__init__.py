@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from logmap import __version__
 from logmap.errors import LogmapError
 
 
@@ -30,7 +31,7 @@ class LogmapGroup(click.Group):
 
 
 @click.group(cls=LogmapGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="logmap")
+@click.version_option(version=__version__, prog_name="logmap")  # not from package metadata: slow to look up
 def main() -> None:
     """Turn access logs and analytics exports into validated interaction records.
 

@@ -26,11 +26,15 @@ if TYPE_CHECKING:  # imported where used, to keep --help fast
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "json"]), default="ndjson", show_default=True,
               help="ndjson: one record per line; json: request bodies {\"data\": [...]}.")
 @click.option("--overwrite", is_flag=True, help="Replace logmap's files in a non-empty output directory.")
-@click.option("--buckets", default=1, show_default=True, type=click.IntRange(1, 4096),
-              help="Partition visitors into this many buckets spilled to disk, for inputs larger than memory.")
+@click.option("--memory", "memory", default=None, metavar="SIZE",
+              help="Peak memory to plan the run for, e.g. 512M or 4G [default: 1G]. An input whose records fit is "
+                   "converted in memory; a bigger one is partitioned by visitor into buckets spilled to disk.")
+@click.option("--buckets", default=None, type=click.IntRange(1, 4096),
+              help="Partition visitors into exactly this many buckets spilled to disk (1: all in memory, whatever "
+                   "the input's size) instead of choosing from --memory.")
 @click.option("--chunk-mb", type=click.IntRange(1, 4096), default=None,
-              help="Input read per chunk, in MiB [default: 64; 16 with --buckets]. Peak memory is about 15x this "
-                   "plus 128 MiB of spilled rows held before writing.")
+              help="Input read per chunk, in MiB [default: from --memory; 64 with --buckets 1, 16 with more]. "
+                   "Parsing holds about 15x this per chunk, two chunks at a time.")
 @click.option("--profile", is_flag=True,
               help="Print the seconds spent in each pipeline stage. Stages then run one after another instead of "
                    "overlapping on two threads, so a profiled run is slower.")
@@ -44,8 +48,8 @@ if TYPE_CHECKING:  # imported where used, to keep --help fast
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int,
             fmt: BatchFormat,  # one of click.Choice's values
-            overwrite: bool, buckets: int, chunk_mb: int | None, profile: bool, engine: str, master: str | None,
-            partitions: int | None, quiet: bool) -> None:
+            overwrite: bool, memory: str | None, buckets: int | None, chunk_mb: int | None, profile: bool,
+            engine: str, master: str | None, partitions: int | None, quiet: bool) -> None:
     """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
 
     \b
@@ -64,15 +68,16 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
     mapping = load_mapping(mapping_path)
     key = anonymous_key_from_environment(mapping)
     if engine == "spark":
-        _convert_on_spark(list(inputs), mapping, key, out_dir, batch_size, fmt, overwrite, buckets, chunk_mb,
-                          profile, master, partitions, quiet)
+        _convert_on_spark(list(inputs), mapping, key, out_dir, batch_size, fmt, overwrite, memory, buckets,
+                          chunk_mb, profile, master, partitions, quiet)
         return
     if master is not None or partitions is not None:
         raise click.UsageError("--master and --partitions are for --engine spark")
     from logmap.conversion import convert as run_convert
     from logmap.pipeline.runner import RunOptions
 
-    options = RunOptions(buckets=buckets, chunk_bytes=None if chunk_mb is None else chunk_mb * 1024 * 1024)
+    options = RunOptions(buckets=buckets, memory_bytes=memory_option(memory),
+                         chunk_bytes=None if chunk_mb is None else chunk_mb * 1024 * 1024)
     timings: dict[str, float] | None = {} if profile else None
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
         result = run_convert(list(inputs), mapping, Path(out_dir), key=key, batch_size=batch_size, fmt=fmt,
@@ -86,11 +91,12 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
 
 
 def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_dir: str, batch_size: int,
-                      fmt: BatchFormat, overwrite: bool, buckets: int, chunk_mb: int | None, profile: bool,
-                      master: str | None, partitions: int | None, quiet: bool) -> None:
-    if buckets != 1 or profile:
-        raise click.UsageError("--buckets and --profile are for the local engine; on Spark, --partitions sets the "
-                               "visitor buckets")
+                      fmt: BatchFormat, overwrite: bool, memory: str | None, buckets: int | None,
+                      chunk_mb: int | None, profile: bool, master: str | None, partitions: int | None,
+                      quiet: bool) -> None:
+    if memory is not None or buckets is not None or profile:
+        raise click.UsageError("--memory, --buckets and --profile are for the local engine; on Spark, --partitions "
+                               "sets the visitor buckets")
     from logmap.spark import convert_spark, spark_session
 
     spark = spark_session(master)
@@ -101,6 +107,21 @@ def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_
         print_warnings(result.warnings)
         print_summary(result, title=f"logmap convert --engine spark → {out_dir}")
         click.echo(f"{len(result.files)} batch file(s), {result.rejects:,} reject(s) in {out_dir}")
+
+
+def memory_option(text: str | None) -> int | None:
+    """``--memory`` in bytes (None: the default), or a usage error naming the option."""
+    from logmap.pipeline.budget import MIN_MEMORY, format_size, parse_size
+
+    if text is None:
+        return None
+    try:
+        size = parse_size(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--memory") from None
+    if size < MIN_MEMORY:
+        raise click.BadParameter(f"at least {format_size(MIN_MEMORY)}", param_hint="--memory")
+    return size
 
 
 def format_profile(timings: dict[str, float], elapsed_s: float, rows: int) -> str:

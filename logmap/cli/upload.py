@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # imported where used, to keep --help fast
 
 def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--api-key` (or MISO_API_KEY), `--base-url`, `--key-in`, `--timeout` and the retry policy flags."""
-    from logmap.api.client import DEFAULT_BASE_URL
+    from logmap.records.types import DEFAULT_BASE_URL
 
     options = [
         click.option("--api-key", envvar="MISO_API_KEY", show_envvar=True, metavar="KEY",
