@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from polars.datatypes import DataTypeClass
 
-from logmap.errors import InputError, LogmapError
+from logmap.errors import InputError, LogmapError, MappingError
 from logmap.frame import REJECTED, split_dropped
 from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import FileStarts, resolve_mapping, visitor_bucket
@@ -368,6 +368,11 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
     from pyspark import StorageLevel
 
     mapping = resolve_mapping(mapping)
+    if mapping.dedupe is not None:
+        # The local runner drops later copies with a run-wide set of keys seen in input order; a Spark run has no
+        # such order across splits yet. Refusing beats emitting the duplicates the mapping asked to drop.
+        raise MappingError.at("dedupe is not supported by the Spark engine yet: convert this mapping with the "
+                              "local engine (the default)", mapping.dedupe.where)
     prepared, files = _prepare(spark, list(inputs), mapping, key)
     buckets = _partitions_for(spark, partitions, files.bytes)
     with Run(inputs, mapping, out_dir=out_dir, replace=overwrite, prepared=prepared) as run:

@@ -170,3 +170,12 @@ def test_cli_engine_spark(spark, tmp_path):
     refused = CliRunner().invoke(main, ["convert", str(STOREFRONT), "-m", str(MAPPING), "-o", str(tmp_path / "x"),
                                         "--partitions", "2"])
     assert refused.exit_code == 2 and "--engine spark" in refused.output
+
+
+def test_a_mapping_with_dedupe_is_refused_rather_than_converted_differently(tmp_path):
+    from logmap.errors import MappingError
+    from logmap.spark import convert_spark
+
+    mapping = (ROOT / "mappings" / "snowplow-enriched.yaml")
+    with pytest.raises(MappingError, match="dedupe is not supported by the Spark engine"):
+        convert_spark(None, [str(tmp_path / "none.csv")], mapping, tmp_path / "out", key="k")  # type: ignore[arg-type]
