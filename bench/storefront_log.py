@@ -16,7 +16,7 @@ import argparse
 import random
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 CATEGORIES = ["shoes/running", "shoes/trail", "shoes/casual", "apparel/jackets", "apparel/shirts", "bags",
               "accessories/socks", "accessories/hats", "sale", "new-arrivals"]
@@ -111,7 +111,7 @@ def generate(lines: int, *, seed: int = 7, visitors: int = 200, start: str = "20
     """Yield ``lines`` log lines (without newlines), sorted by time, reproducibly for a given seed."""
     rng = random.Random(seed)
     people = [Visitor(rng, i) for i in range(visitors)]
-    clock = datetime.fromisoformat(start).replace(tzinfo=timezone.utc)
+    clock = datetime.fromisoformat(start).replace(tzinfo=UTC)
     emitted = 0
     while emitted < lines:
         visitor = rng.choice(people)

@@ -9,7 +9,7 @@ them), so memory grows by one parsed chunk, not more.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ class _Handoff:
             self._ready.notify_all()
 
 
-def read_ahead(items: Iterable[T]) -> Iterator[T]:
+def read_ahead(items: Iterable[T]) -> Generator[T, None, None]:
     """The items of ``items``, each computed by a background thread while the consumer works on the previous.
 
     An exception in the producer is raised in the consumer after the items before it. When the consumer stops

@@ -12,10 +12,15 @@ from typing import Protocol
 class Position(Protocol):
     """Where something is written in a mapping (``logmap.mapping.model.Where`` is one)."""
 
-    file: str
-    line: int
-    column: int
-    key: str
+    # Read-only members, so that a frozen dataclass (Where) is a Position.
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+    @property
+    def key(self) -> str: ...
 
 
 class LogmapError(Exception):
@@ -42,7 +47,7 @@ class MappingError(LogmapError):
         if where is None:
             return cls(message, **extra)  # type: ignore[arg-type]
         return cls(message, file=where.file, line=where.line, column=where.column, key=where.key,
-                   **extra)  # type: ignore[arg-type]
+                   **extra)
 
     def _format(self) -> str:
         where = self.file or "<mapping>"

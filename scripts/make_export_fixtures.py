@@ -642,7 +642,6 @@ def amplitude_rows(events: list[Event]) -> tuple[list[dict[str, Any]], Counter[s
     rows: list[dict[str, Any]] = []
     types: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
-    page_view_ids: dict[tuple[int, int], str] = {}   # (user, session) → the id of its latest page view
     for index, event in enumerate(events):
         browser = BROWSERS[event.browser]
         geo = GEOS[event.geo]

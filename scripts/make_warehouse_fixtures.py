@@ -34,15 +34,23 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_export_fixtures import (  # noqa: E402
-    BROWSERS, OUT, RECORD_TYPE, SITE, Event, _gzip, _path, _query, _write_ndjson, ga4_rows, simulate,
-    snowplow_rows, write_ga4_parquet, write_golden,
+from make_export_fixtures import (
+    BROWSERS,
+    OUT,
+    RECORD_TYPE,
+    Event,
+    _gzip,
+    _write_ndjson,
+    ga4_rows,
+    simulate,
+    snowplow_rows,
+    write_golden,
 )
 
 Summary = dict[str, Any]
@@ -180,7 +188,6 @@ GA4_2021_DROPPED_COLUMNS = ("collected_traffic_source", "is_active_user")
 def ga4_2021(events: list[Event]) -> Summary:
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from make_export_fixtures import _ga4_schema
 
     rows, types, dropped = ga4_rows(events)

@@ -9,11 +9,20 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from apiserver import FakeMiso, Fault, make_records
 
-from logmap.api.client import (ApiClient, ApiError, ApiKey, AuthError, RejectedError, RetryPolicy,
-                              TransientError, call_with_retries, error_indices, parse_retry_after)
+from logmap.api.client import (
+    ApiClient,
+    ApiError,
+    ApiKey,
+    AuthError,
+    RejectedError,
+    RetryPolicy,
+    TransientError,
+    call_with_retries,
+    error_indices,
+    parse_retry_after,
+)
 
 KEY = "sk-LOGMAP-API-7c1d/+=&x"  # characters that URL-encode differently, to test every spelling
 
@@ -28,7 +37,7 @@ def test_the_key_is_masked_everywhere_it_could_be_printed():
     key = ApiKey(KEY)
     client = ApiClient(key, "http://127.0.0.1:9")
     try:
-        for text in (repr(key), str(key), f"{key}", f"{key!r}", repr(client), "%s" % key):
+        for text in (repr(key), str(key), f"{key}", f"{key!r}", repr(client), "%s" % key):  # noqa: UP031 - %-formatting is a spelling to test
             assert KEY not in text and "***" in text
         assert key.reveal() == KEY
         assert KEY not in key.redact(f"GET /x?api_key={KEY}&y=1 and sk-LOGMAP-API-7c1d%2F%2B%3D%26x")

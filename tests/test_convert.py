@@ -10,11 +10,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from support import convert, read_batch
 
 from logmap.cli import main
-from support import convert
 from logmap.records.types import interaction_schema
-from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

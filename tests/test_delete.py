@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from apiserver import DELETE_INTERACTIONS, DELETE_PRODUCTS, STATUS, FakeMiso, Fault, make_records
 from click.testing import CliRunner
 
-from apiserver import DELETE_INTERACTIONS, DELETE_PRODUCTS, STATUS, FakeMiso, Fault, make_records
-
-from logmap.cli import main
 from logmap.api.client import ApiClient, RetryPolicy
 from logmap.api.delete import TaskTimeout, delete_interactions, task_state, wait_for_tasks
+from logmap.cli import main
 
 KEY = "sk-LOGMAP-DELETE-55aa11"
 

@@ -10,13 +10,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from support import convert, dry_run, read_batch
 
 from logmap.cli import main
 from logmap.pipeline.runner import RunOptions
-from support import convert
 from logmap.reports.dryrun import DRY_RUN_REPORT_VERSION, TopCounter, quantile_from_bins
-from support import dry_run
-from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from support import convert, read_batch
 
 from logmap.errors import UnknownFieldError
 from logmap.pipeline.runner import RunOptions
 from logmap.pipeline.stages import Prepared
 from logmap.sources import load_mapping_text
-from support import convert, read_batch
 
 MAPPING = """\
 logmap: 1

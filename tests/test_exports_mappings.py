@@ -9,11 +9,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from support import convert, read_batch
 
-from logmap.sources import load_mapping
-from support import convert
 from logmap.records.types import interaction_schema
-from support import read_batch
+from logmap.sources import load_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "exports"

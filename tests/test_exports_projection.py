@@ -9,11 +9,10 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from support import convert
 
 from logmap.errors import LogmapError
-from logmap.sources import load_mapping, load_mapping_text
-from support import convert
-from logmap.sources import exports
+from logmap.sources import exports, load_mapping, load_mapping_text
 from logmap.sources.exports import ExportReader, needed_columns, read_export, read_paths, wanted_names
 from logmap.transform.nested import prune_dtype, read_path
 

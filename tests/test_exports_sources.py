@@ -8,11 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from support import convert, read_batch
 
 from logmap.errors import InputError, LogmapError, MappingError
 from logmap.sources import load_mapping_text
-from support import convert
-from support import read_batch
 from logmap.sources.exports import ExportReader, expand_export_inputs, unify_schemas, url_columns
 from logmap.transform.expressions import Scope, compile_template
 

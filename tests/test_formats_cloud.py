@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from logmap.sources.detect import best
 from logmap.sources.lines import read_lines
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
-UTC = timezone.utc
 FIELDS = ("ip", "time", "method", "path", "query", "status", "bytes", "referrer", "user_agent")
 
 

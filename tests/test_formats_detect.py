@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from support import convert
 
 from logmap.cli import main
 from logmap.errors import InputError
 from logmap.mapping.model import Source
-from support import convert
 from logmap.sources.accesslog import FORMATS, PLUGINS, parse
 from logmap.sources.detect import best
 from logmap.sources.lines import lines_frame, read_lines

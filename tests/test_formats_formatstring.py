@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from support import convert
 
 from logmap.errors import MappingError
-from logmap.sources import load_mapping_text
 from logmap.mapping.model import Source
-from support import convert
+from logmap.sources import load_mapping_text
 from logmap.sources.accesslog import parse
 from logmap.sources.lines import lines_frame, read_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "fixtures" / "logs"
 MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
-UTC = timezone.utc
 NGINX_COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
                   '"$http_referer" "$http_user_agent"')
 APACHE_COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'

@@ -7,11 +7,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from support import convert
 
 from logmap.cli import main
+from logmap.errors import LogmapError
 from logmap.sources import load_mapping
 from logmap.starter import shape_expr
-from support import convert
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -104,7 +105,7 @@ def test_init_uses_the_format_that_formats_detect_names(name: str) -> None:
 
     detected = CliRunner().invoke(main, ["formats", "--detect", str(LOGS / name)])
     if detected.exit_code != 0:  # a tie or nothing parses: init stops the same way
-        with pytest.raises(Exception):
+        with pytest.raises(LogmapError):
             starter_for(str(LOGS / name))
         return
     assert f"format: {starter_for(str(LOGS / name)).format} " in detected.output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from logmap.sources.accesslog import PLUGINS, parse
 from logmap.sources.lines import lines_frame, read_lines
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
-UTC = timezone.utc
 FIELDS = ("ip", "time", "method", "path", "query", "status", "bytes", "referrer", "user_agent")
 
 

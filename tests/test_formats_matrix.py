@@ -9,7 +9,7 @@ Fixtures under ``fixtures/logs/formats/`` are written from each vendor's documen
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from confte
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 MOZ = "Mozilla/5.0 (X11; Linux x86_64)"
@@ -69,11 +69,11 @@ MATRIX: dict[str, tuple[str, int, dict[str, object]]] = {
         query="title=Morning%20Show", status=200, bytes=65580, referrer=None,
         user_agent="NSPlayer/10.0.0.3702 WMFSDK/10.0", vhost=None)),
     "elb_aws_doc_example.log": ("elb", 1, dict(
-        time=datetime(2015, 5, 13, 23, 39, 43, 945000, tzinfo=timezone.utc), ip="192.168.131.39", method="GET",
+        time=datetime(2015, 5, 13, 23, 39, 43, 945000, tzinfo=UTC), ip="192.168.131.39", method="GET",
         path="/", query=None, status=200, bytes=29, referrer=None, user_agent="curl/7.38.0",
         vhost="www.example.com:80")),
     "alb_aws_doc_example.log": ("alb", 2, dict(
-        time=datetime(2018, 7, 2, 22, 23, 0, 186000, tzinfo=timezone.utc), ip="192.168.131.39", method="GET",
+        time=datetime(2018, 7, 2, 22, 23, 0, 186000, tzinfo=UTC), ip="192.168.131.39", method="GET",
         path="/cart", query="id=42", status=200, bytes=57, referrer=None, user_agent="Mozilla/5.0 (Windows NT 10.0)",
         vhost="www.example.com:443")),
     "cloudfront_aws_doc_example.log": ("cloudfront", 5, dict(
@@ -94,7 +94,7 @@ MATRIX: dict[str, tuple[str, int, dict[str, object]]] = {
         user_agent="Mozilla/4.0 (compatible; MSIE 5.01; Windows 2000 Server)", vhost=None)),
     "iis85_lnav_w3c_big.log": ("w3c", 5, None),
     "formats/iis_advanced.log": ("w3c", 8, dict(
-        time=datetime(2024, 3, 1, 10, 0, 0, 363000, tzinfo=timezone.utc), ip="192.0.2.31", method="GET",
+        time=datetime(2024, 3, 1, 10, 0, 0, 363000, tzinfo=UTC), ip="192.0.2.31", method="GET",
         path="/products/blue-shoe", query=None, status=200, bytes=None,
         referrer="https://www.example.com/search?q=shoe",
         user_agent="Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -109,10 +109,10 @@ MATRIX: dict[str, tuple[str, int, dict[str, object]]] = {
         user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                    "Chrome/122.0 Safari/537.36", vhost="www.example.com")),
     "haproxy_doc_example.log": ("haproxy", 2, dict(  # without the syslog prefix
-        time=datetime(2009, 2, 6, 12, 14, 15, 2000, tzinfo=timezone.utc), ip="10.0.1.2", method="POST",
+        time=datetime(2009, 2, 6, 12, 14, 15, 2000, tzinfo=UTC), ip="10.0.1.2", method="POST",
         path="/checkout", query="step=2", status=302, bytes=180, referrer=None, user_agent=None, vhost=None)),
     "formats/haproxy_captures.log": ("haproxy", 1, dict(  # with the syslog prefix and captured headers
-        time=datetime(2009, 2, 6, 12, 40, 15, 443000, tzinfo=timezone.utc), ip="10.0.1.2", method="GET",
+        time=datetime(2009, 2, 6, 12, 40, 15, 443000, tzinfo=UTC), ip="10.0.1.2", method="GET",
         path="/search", query="q=red", status=200, bytes=2750, referrer="http://www.example.com/start",
         user_agent=MOZ, vhost="www.example.com")),
     "nginx_json_doc_example.jsonl": ("nginx_json", 1, dict(
@@ -125,10 +125,10 @@ MATRIX: dict[str, tuple[str, int, dict[str, object]]] = {
         time=utc("2024-03-01 10:00:05"), ip="2001:db8::7", method="POST", path="/cart/add", query="sku=1956&qty=2",
         status=302, bytes=0, referrer=None, user_agent="curl/8.5.0", vhost="shop.example.com")),
     "caddy_json_lnav.jsonl": ("caddy", 4, dict(
-        time=datetime(2024, 5, 26, 14, 16, 3, 415000, tzinfo=timezone.utc), ip="240e:1:1::1234", method="GET",
+        time=datetime(2024, 5, 26, 14, 16, 3, 415000, tzinfo=UTC), ip="240e:1:1::1234", method="GET",
         path="/res/browse.css", query=None, status=200, bytes=1577, vhost="mirrors.tnonline.net")),
     "formats/cloudflare.jsonl": ("cloudflare", 1, dict(
-        time=datetime(2018, 12, 18, 17, 45, 29, 696000, tzinfo=timezone.utc), ip="203.0.113.89", method="GET",
+        time=datetime(2018, 12, 18, 17, 45, 29, 696000, tzinfo=UTC), ip="203.0.113.89", method="GET",
         path="/var/www", query=None, status=403, bytes=1935, referrer=None, user_agent=None,
         vhost="testing.logpull.com")),
 }

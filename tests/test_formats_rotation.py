@@ -9,9 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-
-from support import convert
-from support import read_batch
+from support import convert, read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -10,7 +10,6 @@ from logmap.mapping.model import Source
 from logmap.sources.accesslog import parse
 from logmap.sources.lines import lines_frame
 
-UTC = timezone.utc
 HEAD = '10.0.0.1 - - [01/Mar/2024:10:00:00 +0000] "GET /cart?a=1 HTTP/1.1" 200 512 "https://r/" "Mozilla/5.0 (X)"'
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support import dry_run
+
 from logmap.reports.html import render_html, time_series, write_html
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900", "--remote-debugging-pipe")
 
 #: An unmatched page with a long non-Latin path, percent-encoded as logs write it ("/مقاله/616/علت خواب رفتن…").
-ARTICLE = "/%D9%85%D9%82%D8%A7%D9%84%D9%87/616/" + "%20".join([  # words joined by spaces: not a slug, kept whole
+ARTICLE = "/%D9%85%D9%82%D8%A7%D9%84%D9%87/616/" + "%20".join([  # noqa: FLY002 - words joined by spaces: not a slug, kept whole
     "%D8%B9%D9%84%D8%AA", "%D8%AE%D9%88%D8%A7%D8%A8", "%D8%B1%D9%81%D8%AA%D9%86",
     "%D8%A7%D9%86%DA%AF%D8%B4%D8%AA%D8%A7%D9%86", "%D8%AF%D8%B3%D8%AA", "%D9%88", "%D8%AF%D8%B1%D9%85%D8%A7%D9%86",
     "%D8%A2%D9%86", "%D8%AF%D8%B1", "%D8%AE%D8%A7%D9%86%D9%87", "%D8%A8%D8%A7", "%D8%B1%D9%88%D8%B4%D9%87%D8%A7%DB%8C",

@@ -7,10 +7,10 @@ import hmac
 import textwrap
 
 import pytest
-
-from logmap.sources import load_mapping_text
 from support import TEST_KEY, iter_records
+
 from logmap.ledger import Ledger
+from logmap.sources import load_mapping_text
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
 

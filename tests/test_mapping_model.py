@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from logmap.mapping import defaults
-from logmap.sources import load_mapping_text
 from logmap.mapping.model import AnonymousId, QueryCondition, Reference, Where
+from logmap.sources import load_mapping_text
 
 MINIMAL = """\
 logmap: 1

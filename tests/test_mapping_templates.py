@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from logmap.mapping.templates import (
-    Converter, Literal, Ref, TemplateSyntaxError, parse_template, template_refs,
+    Converter,
+    Literal,
+    Ref,
+    TemplateSyntaxError,
+    parse_template,
+    template_refs,
 )
 
 

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from logmap.cli import main
-from logmap.sources import load_mapping, load_mapping_text
 from logmap.mapping.model import TestCase as MappingCase
+from logmap.sources import load_mapping, load_mapping_text
 from logmap.testing import MISSING, FieldDiff, compare_subset, run_mapping_tests
 
 ROOT = Path(__file__).resolve().parents[1]

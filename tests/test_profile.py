@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
+from support import convert, read_batch
 
 from logmap.cli import main
-import polars as pl
-
 from logmap.pipeline.runner import BucketStore, RunOptions
 from logmap.pipeline.stages import STAGES
-from support import convert
-from support import read_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -79,7 +77,8 @@ def test_bucket_store_keeps_each_visitor_in_one_bucket_across_spills(tmp_path):
 
 
 def test_default_chunk_is_smaller_with_buckets():
-    assert RunOptions().chunk_size == 64 * 1024 * 1024
+    assert RunOptions().chunk_size == RunOptions().budget.chunk_bytes  # chosen from --memory
+    assert RunOptions(buckets=1).chunk_size == 64 * 1024 * 1024
     assert RunOptions(buckets=8).chunk_size == 16 * 1024 * 1024
     assert RunOptions(buckets=8, chunk_bytes=1000).chunk_size == 1000
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jsonschema
 import polars as pl

@@ -6,12 +6,22 @@ import json
 import math
 import random
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from logmap.records.encode import (FAST_MIN_ROWS, Facts, _laid_out, _prepared, encode_fast, encode_frame,
-                                   encode_ndjson, encode_records, fast_json_expr, json_expr)
+from logmap.records.encode import (
+    FAST_MIN_ROWS,
+    Facts,
+    _laid_out,
+    _prepared,
+    encode_fast,
+    encode_frame,
+    encode_ndjson,
+    encode_records,
+    fast_json_expr,
+    json_expr,
+)
 from logmap.records.schema import DYNAMIC_PREFIXES, RECORD_COLUMNS, conform, record_columns
 
 
@@ -54,9 +64,9 @@ def test_strings_round_trip_whatever_they_contain():
 
 
 def test_timestamps_are_utc_with_milliseconds():
-    stamps = [datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc), datetime(2024, 2, 29, 23, 59, 59, 999000,
-                                                                       tzinfo=timezone.utc),
-              datetime(1, 1, 1, tzinfo=timezone.utc), datetime(1969, 7, 20, 20, 17, 40, 1000, tzinfo=timezone.utc)]
+    stamps = [datetime(2024, 3, 1, 10, 0, tzinfo=UTC), datetime(2024, 2, 29, 23, 59, 59, 999000,
+                                                                       tzinfo=UTC),
+              datetime(1, 1, 1, tzinfo=UTC), datetime(1969, 7, 20, 20, 17, 40, 1000, tzinfo=UTC)]
     out = encode([{"type": "read", "timestamp": s} for s in stamps])
     assert [json.loads(r)["timestamp"] for r in out] == [
         "2024-03-01T10:00:00.000Z", "2024-02-29T23:59:59.999Z", "0001-01-01T00:00:00.000Z", "1969-07-20T20:17:40.001Z"]
@@ -152,7 +162,7 @@ def expected_record(row: dict) -> dict:
         if isinstance(value, float) and not math.isfinite(value):
             value = None
         elif isinstance(value, datetime):
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
             value = f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
         elif isinstance(value, list):
             value = [None if isinstance(v, float) and not math.isfinite(v) else v for v in value]
@@ -237,7 +247,7 @@ def test_fast_floats_of_every_magnitude_and_not_finite():
 
 
 def test_fast_timestamps():
-    utc = timezone.utc
+    utc = UTC
     near = [datetime(2024, 2, 28, 22, 0, tzinfo=utc) + timedelta(milliseconds=7_777_777 * i) for i in range(40)]
     far = [datetime(1, 1, 1, tzinfo=utc), datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=utc),
            datetime(1970, 1, 1, tzinfo=utc), datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=utc), None]
@@ -339,7 +349,7 @@ def _random_frame(seed: int, rows: int) -> pl.DataFrame:
     def text():
         return rng.choice(PLAIN) if rng.random() < 0.9 else rng.choice(NASTY)
 
-    start = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 3, 1, tzinfo=UTC)
     data = {
         "type": [maybe(rng.choice(["search", "checkout", "home_page_view"]), 0.97) for _ in range(rows)],
         "user_id": [maybe(f"u{rng.randint(0, 99)}", 0.2) for _ in range(rows)],

@@ -11,10 +11,16 @@ import polars as pl
 import pytest
 import yaml
 
-from logmap.records.schema import (LIST_F64, LIST_STR, RECORD_COLUMNS, conform,
-                                   order_record_columns)
-from logmap.records.types import (ALLOWED_FIELDS, DURATION_TYPES, INTERACTION_TYPES, REQUIRED_FIELDS, RULE_FIELDS,
-                                  TYPE_SCHEMAS, interaction_schema)
+from logmap.records.schema import LIST_F64, LIST_STR, RECORD_COLUMNS, conform, order_record_columns
+from logmap.records.types import (
+    ALLOWED_FIELDS,
+    DURATION_TYPES,
+    INTERACTION_TYPES,
+    REQUIRED_FIELDS,
+    RULE_FIELDS,
+    TYPE_SCHEMAS,
+    interaction_schema,
+)
 from logmap.records.validate import MAX_LENGTH
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -50,7 +50,7 @@ def test_each_constraint_names_its_field_in_the_api_style(row, reason, message):
 def test_valid_records_are_untouched():
     rows = [{"type": "checkout", "user_id": "é" * 512, "anonymous_id": "x" * 1024, "product_ids": ["a", "b"],
              "quantities": [1.0, 2.0], "revenue": 9.5, "miso_id": "123e4567-e89b-12d3-a456-426614174000",
-             "timestamp": datetime(2024, 2, 29, tzinfo=timezone.utc), "context.truncated_ip": "255.255.255.0",
+             "timestamp": datetime(2024, 2, 29, tzinfo=UTC), "context.truncated_ip": "255.255.255.0",
              "context.page.url": "u", "context.page.title": "t"},
             {"type": "custom", "custom_action_name": ""}]
     assert judge(rows) == [(None, None), (None, None)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from logmap.sources.accesslog import CANONICAL, FORMATS, parse
 from logmap.sources.lines import lines_frame, read_lines
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
-UTC = timezone.utc
 
 
 def parsed(name: str, fmt: str = "combined", **kwargs: Any) -> pl.DataFrame:

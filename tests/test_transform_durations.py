@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from logmap.mapping.model import Durations
 from logmap.transform.durations import infer_durations
 
-T0 = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 
 
 def frame(rows):

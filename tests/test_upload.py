@@ -9,15 +9,23 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches
 from click.testing import CliRunner
 
-from apiserver import UPLOAD, FakeMiso, Fault, make_records, write_batches
-
+from logmap.api.client import ApiClient, RetryPolicy
+from logmap.api.upload import (
+    DEAD_LETTER_NAME,
+    JOURNAL_NAME,
+    UploadFailed,
+    UploadOptions,
+    batches_from_dir,
+    batches_from_stream,
+    split_range,
+    uncovered,
+    upload,
+)
 from logmap.cli import main
 from logmap.errors import LogmapError
-from logmap.api.client import ApiClient, RetryPolicy
-from logmap.api.upload import (DEAD_LETTER_NAME, JOURNAL_NAME, UploadFailed, UploadOptions,
-                                 batches_from_dir, batches_from_stream, split_range, uncovered, upload)
 
 KEY = "sk-LOGMAP-TEST-9f3e1c7b2d4a"
 FAST = RetryPolicy(attempts=6, base_s=0.01, max_s=0.05)

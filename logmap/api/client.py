@@ -25,15 +25,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 from urllib.parse import quote, quote_plus
 
 import httpx
 
 from logmap.errors import LogmapError
+from logmap.records.types import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # re-exported: the client's default
 
-#: The server named in the API spec.
-DEFAULT_BASE_URL = "https://api.askmiso.com"
 #: Statuses worth another attempt: the request may succeed later.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MASK = "***"
@@ -72,7 +71,7 @@ class ApiKey:
     def __format__(self, spec: str) -> str:
         return MASK
 
-    def __reduce__(self):  # pickling would copy the secret into whatever stores the pickle
+    def __reduce__(self) -> NoReturn:  # pickling would copy the secret into whatever stores the pickle
         raise TypeError("ApiKey cannot be pickled")
 
 
@@ -137,11 +136,11 @@ class RetryPolicy:
 
     def delay(self, retry: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
         """The wait before retry number ``retry`` (1-based)."""
-        rng = rng or random
+        uniform = rng.uniform if rng is not None else random.uniform
         if retry_after is not None:
-            return min(retry_after, self.max_retry_after_s) + rng.uniform(0, min(self.base_s, 1.0))
+            return min(retry_after, self.max_retry_after_s) + uniform(0, min(self.base_s, 1.0))
         ceiling = min(self.max_s, self.base_s * (2 ** (retry - 1)))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        return ceiling / 2 + uniform(0, ceiling / 2)
 
 
 class Stopped(Exception):
@@ -157,7 +156,7 @@ def call_with_retries(call: Callable[[], T], policy: RetryPolicy, *, stop: threa
     retry = 0
     while True:
         if stop is not None and stop.is_set():
-            raise Stopped()
+            raise Stopped
         try:
             return call()
         except TransientError as error:
@@ -170,7 +169,7 @@ def call_with_retries(call: Callable[[], T], policy: RetryPolicy, *, stop: threa
                 on_retry(error, wait)
             if stop is not None:
                 if stop.wait(wait):
-                    raise Stopped() from None
+                    raise Stopped from None
             else:
                 time.sleep(wait)
 

@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from logmap.errors import InputError, LogmapError
 from logmap.api.client import ApiClient, RetryPolicy, call_with_retries
+from logmap.errors import InputError, LogmapError
 
 #: Ids per request. The API documents no limit; this keeps each request small and each retry cheap.
 DEFAULT_CHUNK = 1_000
@@ -70,7 +71,7 @@ def delete_interactions(client: ApiClient, user_ids: Iterable[str], *, chunk_siz
         raise LogmapError("no user ids to delete")
     result = DeleteResult(ids=len(ids))
     for chunk in _chunks(ids, chunk_size):
-        call_with_retries(lambda: client.delete_interactions(chunk), retry or RetryPolicy(),
+        call_with_retries(partial(client.delete_interactions, chunk), retry or RetryPolicy(),
                           on_retry=lambda *_: _bump(result))
         result.requests += 1
     return result
@@ -84,7 +85,7 @@ def delete_products(client: ApiClient, product_ids: Iterable[str], *, chunk_size
         raise LogmapError("no product ids to delete")
     result = DeleteResult(ids=len(ids))
     for chunk in _chunks(ids, chunk_size):
-        task_id = call_with_retries(lambda: client.delete_products(chunk), retry or RetryPolicy(),
+        task_id = call_with_retries(partial(client.delete_products, chunk), retry or RetryPolicy(),
                                     on_retry=lambda *_: _bump(result))
         result.requests += 1
         result.task_ids.append(task_id)
@@ -130,7 +131,7 @@ def wait_for_tasks(client: ApiClient, task_ids: list[str], *, timeout_s: float =
     pending, final = list(task_ids), {}
     while pending:
         for task_id in list(pending):
-            status = call_with_retries(lambda: client.product_task(task_id), retry or RetryPolicy(), stop=stop)
+            status = call_with_retries(partial(client.product_task, task_id), retry or RetryPolicy(), stop=stop)
             state = task_state(status)
             if on_poll is not None:
                 on_poll(task_id, state)

@@ -29,18 +29,27 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from logmap.api.client import (
+    ApiClient,
+    ApiError,
+    RejectedError,
+    RetryPolicy,
+    Stopped,
+    TransientError,
+    call_with_retries,
+    error_indices,
+)
 from logmap.errors import InputError, LogmapError, OutputError
 from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import RunOptions
 from logmap.sinks.output import BATCH_PATTERNS, REPORT_NAME, Run
 from logmap.sinks.report import RunResult
-from logmap.api.client import (ApiClient, ApiError, RejectedError, RetryPolicy, Stopped, TransientError,
-                              call_with_retries, error_indices)
 
 JOURNAL_NAME = "upload-journal.ndjson"
 DEAD_LETTER_NAME = "dead-letter.ndjson"
@@ -469,7 +478,7 @@ class Uploader:
                 self._reject(journal, dead, batch, first, status=None, message=message, errors=[])
                 continue
             try:
-                call_with_retries(lambda: self._post(body), self.options.retry, stop=self.stop,
+                call_with_retries(partial(self._post, body), self.options.retry, stop=self.stop,
                                   on_retry=self._on_retry)
             except RejectedError as error:
                 if last - first == 1:
@@ -543,6 +552,6 @@ def upload(batches: Iterable[Batch], client: ApiClient, out_dir: str | Path, *,
 
 
 __all__ = ["Batch", "DeadLetter", "Journal", "UploadFailed", "UploadOptions", "UploadStats", "Uploader",
-           "batch_files", "batches_from_dir", "batches_from_stream", "count_records", "encoded_batches", "upload_inputs",
-           "read_batch_file", "request_body", "split_range", "uncovered", "upload", "JOURNAL_NAME",
+           "batch_files", "batches_from_dir", "batches_from_stream", "count_records", "encoded_batches",
+           "upload_inputs", "read_batch_file", "request_body", "split_range", "uncovered", "upload", "JOURNAL_NAME",
            "DEAD_LETTER_NAME"]

@@ -4,16 +4,19 @@ and prints; user errors (``LogmapError``) become one line on stderr and exit sta
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
+from logmap import __version__
 from logmap.errors import LogmapError
 
 
 class LogmapGroup(click.Group):
-    """A click group that turns user errors (``LogmapError``, ``OSError``) into one line and exit 2, never a traceback."""
+    """A click group that turns user errors (``LogmapError``, ``OSError``) into one line and exit 2, never a
+    traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LogmapError as error:
@@ -28,7 +31,7 @@ class LogmapGroup(click.Group):
 
 
 @click.group(cls=LogmapGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="logmap")
+@click.version_option(version=__version__, prog_name="logmap")  # not from package metadata: slow to look up
 def main() -> None:
     """Turn access logs and analytics exports into validated interaction records.
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
 
 from logmap.cli import main
+
+if TYPE_CHECKING:  # imported where used, to keep --help fast
+    from logmap.mapping.model import Mapping
 
 
 @main.command()
@@ -36,13 +40,14 @@ def check(mapping_path: str | None, no_key: bool, schema_path: bool) -> None:
 
     mapping = load_mapping(mapping_path)
     key = THROWAWAY_KEY if no_key else anonymous_key_from_environment(mapping)
-    prepared = Prepared(mapping, key=key)  # compiles every template against the source's fields: unknown names stop here
+    # Compiles every template against the source's fields: unknown names stop here.
+    prepared = Prepared(mapping, key=key)
     click.echo(summary(mapping_path, mapping))
     for warning in prepared.warnings:
         click.secho(f"logmap: warning: {warning}", fg="yellow", err=True)
 
 
-def summary(mapping_path: str, mapping) -> str:  # noqa: ANN001 - Mapping, imported lazily to keep --help fast
+def summary(mapping_path: str, mapping: Mapping) -> str:
     """One paragraph: what the mapping reads, how many rules, which types, and its tests."""
     types = Counter(rule.type for rule in mapping.rules)
     produced = ", ".join(f"{name} ({count})" if count > 1 else name for name, count in types.items())

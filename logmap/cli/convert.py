@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from logmap.cli import main
 from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
+
+if TYPE_CHECKING:  # imported where used, to keep --help fast
+    from logmap.sinks.batches import BatchFormat
 
 
 @main.command()
@@ -21,17 +25,23 @@ from logmap.cli.output import print_summary, print_warnings, progress_for_inputs
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "json"]), default="ndjson", show_default=True,
               help="ndjson: one record per line; json: request bodies {\"data\": [...]}.")
 @click.option("--overwrite", is_flag=True, help="Replace logmap's files in a non-empty output directory.")
-@click.option("--buckets", default=1, show_default=True, type=click.IntRange(1, 4096),
-              help="Partition visitors into this many buckets spilled to disk, for inputs larger than memory.")
+@click.option("--memory", "memory", default=None, metavar="SIZE",
+              help="Peak memory to plan the run for, e.g. 512M or 4G [default: 1G]. An input whose records fit is "
+                   "converted in memory; a bigger one is partitioned by visitor into buckets spilled to disk.")
+@click.option("--buckets", default=None, type=click.IntRange(1, 4096),
+              help="Partition visitors into exactly this many buckets spilled to disk (1: all in memory, whatever "
+                   "the input's size) instead of choosing from --memory.")
 @click.option("--chunk-mb", type=click.IntRange(1, 4096), default=None,
-              help="Input read per chunk, in MiB [default: 64; 16 with --buckets]. Peak memory is about 15x this "
-                   "plus 128 MiB of spilled rows held before writing.")
+              help="Input read per chunk, in MiB [default: from --memory; 64 with --buckets 1, 16 with more]. "
+                   "Parsing holds about 15x this per chunk, two chunks at a time.")
 @click.option("--profile", is_flag=True,
               help="Print the seconds spent in each pipeline stage. Stages then run one after another instead of "
                    "overlapping on two threads, so a profiled run is slower.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int, fmt: str, overwrite: bool,
-            buckets: int, chunk_mb: int | None, profile: bool, quiet: bool) -> None:
+def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int,
+            fmt: BatchFormat,  # one of click.Choice's values
+            overwrite: bool, memory: str | None, buckets: int | None, chunk_mb: int | None, profile: bool,
+            quiet: bool) -> None:
     """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
 
     \b
@@ -50,7 +60,8 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
     from logmap.sources import load_mapping
 
     mapping = load_mapping(mapping_path)
-    options = RunOptions(buckets=buckets, chunk_bytes=None if chunk_mb is None else chunk_mb * 1024 * 1024)
+    options = RunOptions(buckets=buckets, memory_bytes=memory_option(memory),
+                         chunk_bytes=None if chunk_mb is None else chunk_mb * 1024 * 1024)
     timings: dict[str, float] | None = {} if profile else None
     with progress_for_inputs(list(inputs), enabled=not quiet) as advance:
         result = run_convert(list(inputs), mapping, Path(out_dir), key=anonymous_key_from_environment(mapping),
@@ -62,6 +73,21 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
         click.echo(f"{len(result.files)} batch file(s), {result.rejects:,} reject(s) in {out_dir}")
     if timings is not None:
         click.echo(format_profile(timings, result.elapsed_s, result.ledger.input_rows))
+
+
+def memory_option(text: str | None) -> int | None:
+    """``--memory`` in bytes (None: the default), or a usage error naming the option."""
+    from logmap.pipeline.budget import MIN_MEMORY, format_size, parse_size
+
+    if text is None:
+        return None
+    try:
+        size = parse_size(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--memory") from None
+    if size < MIN_MEMORY:
+        raise click.BadParameter(f"at least {format_size(MIN_MEMORY)}", param_hint="--memory")
+    return size
 
 
 def format_profile(timings: dict[str, float], elapsed_s: float, rows: int) -> str:

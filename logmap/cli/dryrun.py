@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from logmap.cli import main
 from logmap.cli.output import print_warnings, progress_for_inputs
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @main.command("dry-run")
@@ -24,11 +25,12 @@ from logmap.cli.output import print_warnings, progress_for_inputs
               help="Entries in each ranking (unmatched shapes, paths and user agents per drop reason).")
 @click.option("--samples", default=3, show_default=True, type=click.IntRange(0, 100),
               help="Sample records kept per interaction type.")
-@click.option("--buckets", default=1, show_default=True, type=click.IntRange(1, 4096),
-              help="Partition visitors into this many buckets spilled to disk, for inputs larger than memory.")
+@click.option("--buckets", default=None, type=click.IntRange(1, 4096),
+              help="Partition visitors into exactly this many buckets spilled to disk [default: chosen to keep the "
+                   "run under 1G, as `convert` does].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (write --json/--html only).")
 def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, html_path: str | None, top: int,
-            samples: int, buckets: int, quiet: bool) -> None:
+            samples: int, buckets: int | None, quiet: bool) -> None:
     """Run the mapping over INPUT files without writing batches, and report what a conversion would produce.
 
     \b
@@ -41,6 +43,8 @@ def dry_run(inputs: tuple[str, ...], mapping_path: str, json_path: str | None, h
     Example:
       LOGMAP_KEY=secret logmap dry-run 'logs/access.log*' -m mapping.yaml --html report.html
     """
+    from rich.console import Console
+
     from logmap.cli.secrets import anonymous_key_from_environment
     from logmap.pipeline.runner import RunOptions
     from logmap.reports.dryrun import dry_run as run_dry_run
@@ -81,6 +85,8 @@ def _secs(value: float | None) -> str:
 
 def print_report(data: dict, console: Console) -> None:
     """The dry-run report as terminal tables (the same numbers as the JSON report)."""
+    from rich.table import Table
+
     from logmap.reports.dryrun import display_label
     ledger = data["ledger"]
     inputs, emitted = ledger["input_rows"], ledger["emitted"]
@@ -179,6 +185,8 @@ def _counted(text: str, count: int, width: int) -> str:
 
 def _short(text: str, width: int = 70) -> str:
     """One line of at most ``width`` characters: long paths and user agents are cut, never wrapped."""
+    from rich.markup import escape
+
     text = " ".join(text.split())
     return escape(text if len(text) <= width else text[: width - 1] + "…")
 

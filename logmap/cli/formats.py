@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
 
 from logmap.cli import main
+
+if TYPE_CHECKING:  # polars is imported by --detect only: `logmap --help` must start fast
+    import polars as pl
 
 
 def format_table() -> list[tuple[str, str, str]]:
@@ -70,6 +73,8 @@ def formats(detect_path: str | None, encoding: str | None) -> None:
 def _sample(frames: Iterator[pl.DataFrame], lines: int) -> pl.DataFrame | None:
     """The first ``lines`` lines of a file, over as many chunks as that takes (a last line without a newline
     included)."""
+    import polars as pl
+
     taken: list[pl.DataFrame] = []
     count = 0
     for frame in frames:

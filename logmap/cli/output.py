@@ -8,15 +8,18 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from logmap.sinks.report import RunResult
+
+# rich is imported where output is printed, not at import time: `logmap --help` must start fast.
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
@@ -36,6 +39,15 @@ def progress_for_inputs(inputs: list[str], enabled: bool = True) -> Iterator[Cal
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     total = total_input_bytes(inputs)
     columns = [TextColumn("reading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=stderr_console(), transient=True) as progress:
@@ -48,8 +60,24 @@ def print_warnings(warnings: list[str]) -> None:
         click.secho(f"logmap: warning: {warning}", fg="yellow", err=True)
 
 
+def describe_partitioning(partitioning: dict) -> str:
+    """One line: how a run held its rows (report.json's ``partitioning``)."""
+    limit = f", memory limit {partitioning['memory_limit']}" if "memory_limit" in partitioning else ""
+    chunk = f", chunks of {partitioning['chunk']}" if "chunk" in partitioning else ""
+    if partitioning.get("in_memory"):
+        return f"partitioning: none, all records in memory{limit}{chunk}"
+    again = partitioning.get("buckets_split_again") or 0
+    split = f", {again} split again" if again else ""
+    chosen_by = partitioning["chosen_by"]
+    return (f"partitioning: {partitioning['buckets']} visitor buckets chosen by the {chosen_by}{limit}, "
+            f"{partitioning.get('spill_files', 0)} spill files{split}{chunk}")
+
+
 def print_summary(result: RunResult, title: str) -> None:
     """Counts per type, drops per reason, the ledger check, elapsed time and lines/s."""
+    from rich.console import Console
+    from rich.table import Table
+
     ledger = result.ledger
     console = Console()
     table = Table(title=title, show_header=True, header_style="bold")
@@ -69,5 +97,7 @@ def print_summary(result: RunResult, title: str) -> None:
         table.add_row(f"  {reason}", f"{count:,}", share(count), style="yellow")
     console.print(table)
     verdict = "[green]balanced[/]" if ledger.balanced else "[red bold]NOT BALANCED[/]"
+    if result.partitioning:
+        console.print(describe_partitioning(result.partitioning))
     console.print(f"ledger {verdict}: {ledger.input_rows:,} input = {ledger.emitted:,} emitted + "
                   f"{ledger.dropped_total:,} dropped; {result.elapsed_s:.2f}s, {result.rows_per_second:,.0f} lines/s")

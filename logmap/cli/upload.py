@@ -9,17 +9,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from logmap.cli import main
 from logmap.errors import LogmapError
 
+if TYPE_CHECKING:  # imported where used, to keep --help fast
+    from logmap.api.client import ApiClient, RetryPolicy
+
 
 def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--api-key` (or MISO_API_KEY), `--base-url`, `--key-in`, `--timeout` and the retry policy flags."""
-    from logmap.api.client import DEFAULT_BASE_URL
+    from logmap.records.types import DEFAULT_BASE_URL
 
     options = [
         click.option("--api-key", envvar="MISO_API_KEY", show_envvar=True, metavar="KEY",
@@ -42,7 +45,8 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def make_client(api_key: str | None, base_url: str, key_in: str, timeout_s: float, connections: int = 16):
+def make_client(api_key: str | None, base_url: str, key_in: str, timeout_s: float,
+                connections: int = 16) -> ApiClient:
     """The API client from the shared flags (the key is wrapped at once so nothing prints it)."""
     from logmap.api.client import ApiClient, ApiKey
 
@@ -50,7 +54,7 @@ def make_client(api_key: str | None, base_url: str, key_in: str, timeout_s: floa
                      max_connections=connections)
 
 
-def make_retry(attempts: int, backoff_s: float, max_backoff_s: float):
+def make_retry(attempts: int, backoff_s: float, max_backoff_s: float) -> RetryPolicy:
     from logmap.api.client import RetryPolicy
 
     return RetryPolicy(attempts=attempts, base_s=backoff_s, max_s=max(max_backoff_s, backoff_s))
@@ -94,7 +98,7 @@ def upload(inputs: tuple[str, ...], from_dir: str | None, mapping_path: str | No
       logmap upload --from out/ --resume
       logmap upload 'logs/access.log*' -m mapping.yaml -o upload-state/
     """
-    from logmap.api.upload import UploadFailed, UploadOptions, Uploader, batches_from_dir, upload_inputs
+    from logmap.api.upload import Uploader, UploadFailed, UploadOptions, batches_from_dir, upload_inputs
 
     if from_dir and (inputs or mapping_path):
         raise LogmapError("give either --from DIR or INPUT files with --mapping, not both")
@@ -129,8 +133,8 @@ def upload(inputs: tuple[str, ...], from_dir: str | None, mapping_path: str | No
                     from logmap.sources import load_mapping
 
                     mapping = load_mapping(str(mapping_path))
-                    done = upload_inputs(list(inputs), mapping, client, out, key=anonymous_key_from_environment(mapping),
-                                         uploader=uploader)
+                    done = upload_inputs(list(inputs), mapping, client, out,
+                                         key=anonymous_key_from_environment(mapping), uploader=uploader)
                     stats = done.stats
                     if not quiet:
                         print_warnings(done.run.warnings)

@@ -56,7 +56,7 @@ EXPORT_OPTION_KEYS: tuple[str, ...] = ("time", "page_url", "referrer", "user_age
                                        "escape")
 
 
-def is_export_format(fmt: str, options: dict | None) -> bool:  # type: ignore[type-arg]
+def is_export_format(fmt: str, options: dict | None) -> bool:
     """Whether a source of this format (and options) reads an analytics export rather than an access log."""
     return fmt in EXPORT_FORMATS or (fmt == AUTO_FORMAT and bool(options))
 TIME_UNITS: tuple[str, ...] = ("s", "ms", "us", "ns")

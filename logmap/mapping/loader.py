@@ -24,8 +24,21 @@ from typing import Any
 from logmap.errors import MappingError
 from logmap.mapping import defaults
 from logmap.mapping.model import (
-    AnonymousId, Context, Dedupe, Durations, Filter, Identity, KeyedHash, Mapping, Pings, QueryCondition, Reference, Rule,
-    Source, TestCase, Where,
+    AnonymousId,
+    Context,
+    Dedupe,
+    Durations,
+    Filter,
+    Identity,
+    KeyedHash,
+    Mapping,
+    Pings,
+    QueryCondition,
+    Reference,
+    Rule,
+    Source,
+    TestCase,
+    Where,
 )
 from logmap.mapping.positions import Located, join_path, load_located
 from logmap.mapping.schema import schema_path, unknown_key_message, validate_document

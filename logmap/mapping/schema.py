@@ -119,6 +119,10 @@ def _translate(error: ValidationError, located: Located) -> tuple[str, str, bool
     key = path_of(path)
     validator = error.validator
     schema_path = list(error.absolute_schema_path)
+    # Parts of the document and of the schema: JSON values, typed by the stubs as unions that include "unset".
+    instance: Any = error.instance
+    error_schema: Any = error.schema
+    expected: Any = error.validator_value
 
     if validator is None and schema_path and schema_path[-1] == "properties":
         # A `false` subschema: a rule field the rule's type does not allow (jsonschema leaves the field name out
@@ -137,22 +141,21 @@ def _translate(error: ValidationError, located: Located) -> tuple[str, str, bool
                     f"'options' applies to export formats ({exports}), not to '{parent.get('format')}'", True)
         return key, "a key here is not allowed in this combination", True
     if validator == "additionalProperties":
-        instance = error.instance
-        known = set(error.schema.get("properties", {}))
-        patterns = error.schema.get("patternProperties", {})
+        known = set(error_schema.get("properties", {}))
+        patterns = error_schema.get("patternProperties", {})
         extra = [k for k in instance if k not in known and not any(_matches(p, k) for p in patterns)]
         name = extra[0] if extra else "?"
-        allowed = _allowed_rule_keys(instance) if _is_rule(path) else list(error.schema.get("properties", {}))
+        allowed = _allowed_rule_keys(instance) if _is_rule(path) else list(error_schema.get("properties", {}))
         if path == ["source"] and instance.get("format") in defaults.ACCESS_LOG_FORMATS:
             allowed = [k for k in allowed if k != "options"]
         return join_path(key, name), unknown_key_message(name, allowed), True
-    if validator == "enum" and path and path[-1] == "type" and error.validator_value == list(INTERACTION_TYPES):
-        return key, unknown_type_message(error.instance), False
+    if validator == "enum" and path and path[-1] == "type" and expected == list(INTERACTION_TYPES):
+        return key, unknown_type_message(instance), False
     if validator == "required":
-        missing = [r for r in error.validator_value if r not in error.instance]
+        missing = [r for r in expected if r not in instance]
         name = missing[0] if missing else "?"
         if "then" in schema_path and _is_rule(path):
-            return key, f"type '{error.instance.get('type')}' requires '{name}'", False
+            return key, f"type '{instance.get('type')}' requires '{name}'", False
         return key, f"missing required key '{name}'", False
     schema = error.schema if isinstance(error.schema, dict) else {}
     if validator in ("anyOf", "oneOf"):
@@ -207,9 +210,11 @@ def _describe(value: Any) -> str:
 
 
 def _generic(error: ValidationError) -> str:
-    validator, value, instance = error.validator, error.validator_value, error.instance
+    validator = error.validator
+    value: Any = error.validator_value
+    instance: Any = error.instance
     if validator == "type":
-        wanted = value if isinstance(value, list) else [value]
+        wanted: list[str] = value if isinstance(value, list) else [value]
         names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
                  "number": "a number", "boolean": "true or false", "null": "nothing"}
         return f"expected {' or '.join(names.get(w, w) for w in wanted)}, got {_kind(instance)}"

@@ -137,7 +137,7 @@ def _parse_ref(body: str, offset: int) -> Ref:
         raise TemplateSyntaxError("empty reference: write a field name between the braces, like {path}", offset - 1)
     first = _parse_name(raw_name, offset, "empty reference")
     alternatives: list[Choice] = []
-    converters = []
+    converters: list[Converter] = []
     position = offset + len(raw_name) + 1
     for piece in pieces[1:]:
         conv_name, colon, arg = piece.strip().partition(":")

@@ -24,7 +24,14 @@ from logmap.records.validate import validate
 from logmap.sources import empty_frame, is_export, name_input_columns, open_export
 from logmap.transform.context import context_columns
 from logmap.transform.durations import (
-    PAGE, PING, field_durations, infer_durations, order_columns, page_columns, split_pings, take_pings,
+    PAGE,
+    PING,
+    field_durations,
+    infer_durations,
+    order_columns,
+    page_columns,
+    split_pings,
+    take_pings,
 )
 from logmap.transform.expressions import Scope
 from logmap.transform.filter import apply_filter, check_filter_columns
@@ -111,7 +118,7 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
                **context_columns(mapping.context, scope),
                **field_durations(mapping.durations, scope, alive.columns),
                **page_columns(mapping.durations, scope)}
-    alive = alive.with_columns(**scope.staged).with_columns(**columns).with_columns(VISITOR)
+    alive = alive.with_columns(**(scope.staged or {})).with_columns(**columns).with_columns(VISITOR)
     keep = [*CARRIED, *[c for c in (PING, PAGE) if c in alive.columns],
             *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
     result = alive.select(keep), pl.concat([dropped, more_dropped], how="diagonal_relaxed")

@@ -33,9 +33,10 @@ Two encoders write the same bytes:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -57,7 +58,7 @@ FAST_MIN_ROWS = 5_000
 CONCAT_RUN = 24
 
 Tree = dict[str, Any]  # key → column name (leaf) or Tree (nested object)
-Piece = Union[str, pl.Expr]  # literal text, or an expression giving text
+Piece = str | pl.Expr  # literal text, or an expression giving text
 
 
 def _path(name: str) -> list[str]:
@@ -112,7 +113,7 @@ def _fragment(key: str, name: str, dtype: pl.DataType) -> pl.Expr:
 
 def _members(tree: Tree, dtypes: Mapping[str, pl.DataType]) -> pl.Expr:
     """The comma-joined fragments of an object's present members (empty string when none is present)."""
-    fragments = []
+    fragments: list[pl.Expr] = []
     for key, node in tree.items():
         if isinstance(node, dict):
             present = pl.any_horizontal([pl.col(leaf).is_not_null() for leaf in _leaves(node)])
@@ -187,7 +188,9 @@ def _laid_out(data: pl.DataFrame, names: Sequence[str]) -> tuple[pl.DataFrame, f
                     (byte == ord("\\")).any().alias("backslash"))))
     escaped = {name for (name, _), found in zip(scans, pl.collect_all([scan for _, scan in scans]))
                if any(found.row(0))}
-    return data.with_columns(pl.from_arrow(table).get_columns()), frozenset(names) - escaped
+    decoded = pl.from_arrow(table)
+    assert isinstance(decoded, pl.DataFrame)  # a table gives a frame
+    return data.with_columns(decoded.get_columns()), frozenset(names) - escaped
 
 
 def _same_nulls(frame: pl.DataFrame) -> dict[str, str]:
@@ -219,7 +222,7 @@ def _prepared(frame: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.DataFrame
     schema = frame.schema
     data, plain_text = _laid_out(frame.select(columns), [c for c in columns if schema[c] == pl.String])
     floats = [c for c in columns if schema[c] == pl.Float64]
-    stamps = [c for c in columns if isinstance(schema[c], pl.Datetime) and schema[c].time_unit == "ms"]
+    stamps = [c for c in columns if isinstance(dtype := schema[c], pl.Datetime) and dtype.time_unit == "ms"]
     day = {c: pl.col(c).dt.epoch("ms") // MS_PER_DAY for c in stamps}
     row = data.select(
         *[pl.col(c).is_finite().all().alias(f"finite {c}") for c in floats],

@@ -7,6 +7,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+#: The server named in the API spec (here, not in the API client, so that `logmap --help` shows it without
+#: importing an HTTP library).
+DEFAULT_BASE_URL = "https://api.askmiso.com"
 #: Fields every type carries (the record's envelope), set by identity, context and the source's time.
 COMMON_FIELDS: frozenset[str] = frozenset({"type", "user_id", "anonymous_id", "timestamp", "miso_id", "context"})
 

@@ -12,13 +12,17 @@ tests/test_records_agreement.py generates thousands of records and asserts both 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import polars as pl
 
 from logmap.records.schema import CUSTOM_CONTEXT_PREFIX, FILTERS_PREFIX, RECORD_COLUMNS, order_record_columns
 from logmap.records.types import ALLOWED_FIELDS, INTERACTION_TYPES, REQUIRED_FIELDS, TYPE_SCHEMAS
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
@@ -99,7 +103,7 @@ def _finite(value: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
     return None
 
 
-def json_type(dtype: pl.DataType) -> str:
+def json_type(dtype: PolarsDataType) -> str:
     """The JSON shape the encoder writes for a column of ``dtype`` (``string``, ``array of number``, …)."""
     if isinstance(dtype, pl.List):
         return f"array of {json_type(dtype.inner)}"
@@ -248,7 +252,7 @@ def validate(frame: Frame, index_column: str | None = None, *, spec_rules: bool 
             frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
     without_type = "type" not in schema
     schema = frame.collect_schema()
-    empty = frozenset()
+    empty: frozenset[str] = frozenset()
     if isinstance(frame, pl.DataFrame):
         counts = frame.select(pl.all().null_count()).row(0, named=True)
         empty = frozenset(name for name, nulls in counts.items() if nulls == frame.height and name != "type")

@@ -24,19 +24,19 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from logmap.version import __version__
-from logmap.mapping.model import Mapping
-from logmap.records.types import DURATION_TYPES
 from logmap.ledger import Ledger
+from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import ProgressCallback, RunOptions
-from logmap.sinks.output import Run, write_text_atomically
+from logmap.records.types import DURATION_TYPES
 from logmap.reports.shapes import display_path, path_of_url, shape_counts
+from logmap.sinks.output import Run, write_text_atomically
+from logmap.version import __version__
 
 #: Version of the dry-run JSON structure (docs/reports.md); fields are only ever added within a version.
 DRY_RUN_REPORT_VERSION = 1
@@ -156,7 +156,7 @@ class DryRunReport:
     records_per_hour: list[dict[str, Any]]
     samples: dict[str, list[dict[str, Any]]]
     rankings_exact: bool = True
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def rows_per_second(self) -> float:
@@ -214,7 +214,7 @@ def _percent(part: int, whole: int) -> float:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).strftime(_TS_FORMAT) if value is not None else None
+    return value.astimezone(UTC).strftime(_TS_FORMAT) if value is not None else None
 
 
 def _duration_bin(duration: pl.Expr) -> pl.Expr:
@@ -356,7 +356,8 @@ class DryRunStats:
             self._distinct(column, frame[column])
         visitor = frame.select(pl.coalesce("user_id", "anonymous_id")).to_series()
         self._distinct("visitor", visitor)
-        first, last = frame.select(pl.col("timestamp").min().alias("first"), pl.col("timestamp").max().alias("last")).row(0)
+        first, last = frame.select(pl.col("timestamp").min().alias("first"),
+                                   pl.col("timestamp").max().alias("last")).row(0)
         if first is not None:
             self.first = first if self.first is None else min(self.first, first)
             self.last = last if self.last is None else max(self.last, last)
@@ -394,7 +395,7 @@ class DryRunStats:
         for type_name, file, line, rule, encoded in picked.iter_rows():
             self.samples.setdefault(type_name, []).append(
                 {"file": file, "line": line, "rule": rule, "record": json.loads(encoded)})
-        for type_name, kept in self.samples.items():
+        for kept in self.samples.values():
             kept.sort(key=lambda s: (s["record"].get("timestamp", ""), s["file"], s["line"]))
             del kept[self.samples_per_type:]
 
@@ -445,7 +446,7 @@ class DryRunStats:
             with_product_ids_per_type=dict(self.with_product_ids),
             records_per_hour=[{"hour": hour, "counts": dict(sorted(counts.items()))}
                               for hour, counts in hours.items()],
-            samples={t: s for t, s in sorted(self.samples.items())},
+            samples=dict(sorted(self.samples.items())),
             rankings_exact=all(c.exact for c in counters))
 
     def _count(self, name: str) -> int:

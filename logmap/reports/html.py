@@ -59,7 +59,7 @@ pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px
 details { margin: 4px 0; } summary { cursor: pointer; }
 button { font: inherit; padding: 4px 10px; border: 1px solid var(--line); border-radius: 6px; background: var(--soft);
   cursor: pointer; }
-"""
+"""  # noqa: E501 - CSS rules kept one per line
 
 _SCRIPT = """
 (function () {
@@ -300,7 +300,8 @@ def render_html(report: dict[str, Any]) -> str:
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">mapping <span class="code">{escape(str(report.get("mapping", "")))}</span> · inputs '
-        f'<span class="code">{escape(", ".join(report.get("inputs", [])))}</span> · {escape(report.get("created_at", ""))}'
+        f'<span class="code">{escape(", ".join(report.get("inputs", [])))}</span>'
+        f' · {escape(report.get("created_at", ""))}'
         f' · logmap {escape(str(report.get("logmap_version", "")))} · report_version {report.get("report_version")}'
         f' <button id="download-json" type="button">download JSON</button></p>',
     ]
@@ -432,8 +433,8 @@ def render_html(report: dict[str, Any]) -> str:
             out.append(f"<pre>{escape(json.dumps(sample['record'], indent=2, ensure_ascii=False))}</pre>")
         out.append("</details>")
 
-    out.append(f'<p class="meta">{_fmt(inputs)} rows in {report.get("elapsed_s", 0)}s · rankings '
-               f'{"exact" if report.get("rankings_exact", True) else "approximate (pruned to the top entries per chunk)"}</p>')
+    rankings = "exact" if report.get("rankings_exact", True) else "approximate (pruned to the top entries per chunk)"
+    out.append(f'<p class="meta">{_fmt(inputs)} rows in {report.get("elapsed_s", 0)}s · rankings {rankings}</p>')
     data = json.dumps(report, ensure_ascii=False).replace("<", "\\u003c").replace("\u2028", "\\u2028") \
         .replace("\u2029", "\\u2029")
     out.append(f'<script type="application/json" id="report-data">{data}</script>')

@@ -29,18 +29,29 @@ class BatchWriter:
         self._pending_rows = 0
 
     def write(self, records: pl.Series) -> None:
-        """Queue encoded records; full batches are written at once."""
-        self._pending.append(records)
-        self._pending_rows += records.len()
-        while self._pending_rows >= self.batch_size:
-            pending = pl.concat(self._pending)
-            self._flush(pending.head(self.batch_size))
-            rest = pending.slice(self.batch_size)
-            self._pending, self._pending_rows = [rest], rest.len()
+        """Queue encoded records; full batches are written at once.
+
+        Each batch is written straight from slices of ``records`` (views, not copies); only a batch that
+        straddles two calls is put together from the held remainder and the head of the next series.
+        """
+        start = 0
+        if self._pending:
+            start = min(self.batch_size - self._pending_rows, records.len())
+            self._pending.append(records.slice(0, start))
+            self._pending_rows += start
+            if self._pending_rows < self.batch_size:
+                return
+            self._flush(pl.concat(self._pending, rechunk=False))
+            self._pending, self._pending_rows = [], 0
+        while records.len() - start >= self.batch_size:
+            self._flush(records.slice(start, self.batch_size))
+            start += self.batch_size
+        if start < records.len():
+            self._pending, self._pending_rows = [records.slice(start)], records.len() - start
 
     def close(self) -> list[Path]:
         if self._pending_rows:
-            self._flush(pl.concat(self._pending))
+            self._flush(pl.concat(self._pending, rechunk=False))
         self._pending, self._pending_rows = [], 0
         return self.files
 

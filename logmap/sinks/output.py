@@ -126,6 +126,7 @@ class Run:
         self.timings = timings
         self.on_dropped = on_dropped
         self.output = OutputDir(out_dir, replace=replace) if out_dir is not None else None
+        self.partitioning: dict[str, object] = {}  # filled by iter_records when the run ends
         self.rejects = RejectsWriter(self.output.staged(REJECTS_NAME)) if self.output is not None else None
 
     @property
@@ -136,7 +137,7 @@ class Run:
         """Frames of valid, encoded records (``_json``); every row is counted in :attr:`ledger`."""
         return iter_records(self.inputs, self.mapping, ledger=self.ledger, rejects=self.rejects,
                             options=self.options, progress=self.progress, timings=self.timings,
-                            prepared=self.prepared, on_dropped=self.on_dropped)
+                            prepared=self.prepared, on_dropped=self.on_dropped, partitioning=self.partitioning)
 
     @property
     def staging(self) -> Path:
@@ -153,7 +154,8 @@ class Run:
         staged = files or []
         result = RunResult(ledger=self.ledger, elapsed_s=time.perf_counter() - self.started,
                            rejects=self.rejects.count if self.rejects is not None else 0,
-                           warnings=self.warnings, inputs=self.inputs, mapping_path=self.mapping.path)
+                           warnings=self.warnings, inputs=self.inputs, mapping_path=self.mapping.path,
+                           partitioning=self.partitioning)
         if self.output is not None:
             result.files = [self.output.path / f.name for f in staged]
             write_report(self.output.staged(REPORT_NAME), result, self.mapping, **report_extra)

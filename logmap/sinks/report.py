@@ -6,9 +6,9 @@ The report's structure is versioned (``report_version``); fields are only ever a
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from pathlib import Path
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from logmap.ledger import Ledger
@@ -29,6 +29,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     mapping_path: str = ""
+    #: how the run was partitioned (``BucketStore.describe``): report.json's ``partitioning`` and the summary
+    partitioning: dict[str, object] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -40,7 +42,7 @@ def report_dict(result: RunResult, mapping: Mapping, **extra: Any) -> dict[str, 
     return {
         "report_version": REPORT_VERSION,
         "logmap_version": __version__,
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mapping": mapping.path,
         "inputs": result.inputs,
         "ledger": ledger.to_dict(),
@@ -48,6 +50,7 @@ def report_dict(result: RunResult, mapping: Mapping, **extra: Any) -> dict[str, 
         "records_per_rule": dict(ledger.per_rule.most_common()),
         "rejects": result.rejects,
         "output": {"files": [p.name for p in result.files], **extra},
+        "partitioning": result.partitioning,
         "elapsed_s": round(result.elapsed_s, 3),
         "rows_per_second": round(result.rows_per_second, 1),
         "warnings": result.warnings,

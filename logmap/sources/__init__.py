@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import polars as pl
@@ -54,7 +54,7 @@ def open_export(inputs: list[str], source: Source, mapping: Mapping | None = Non
 
 def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,
                 progress: Callable[[int], None] | None = None, mapping: Mapping | None = None,
-                reader: exports.ExportReader | None = None) -> Iterator[pl.DataFrame]:
+                reader: exports.ExportReader | None = None) -> Generator[pl.DataFrame, None, None]:
     """Parsed chunks of every input, in order. Each row is one input line (or export row).
 
     With ``mapping``, an export is read with only the columns the mapping uses (a GA4 row is mostly columns a

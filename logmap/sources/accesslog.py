@@ -47,7 +47,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -241,11 +241,11 @@ def parse(lines: Frame, source: Source, *, fast_path: bool = True) -> Frame:
                                         .otherwise(pl.lit(f"line does not match {label}"))))
     lazy = _normalise(lazy.drop("__matched"), groups, source, time_format, zone, lenient_offset=preset)
     # A preset yields the canonical columns only; a regex source also keeps its other named groups.
-    extras = [n for n in _extra_groups(groups) if n not in passthrough] if source.format == "regex" else []
+    extras: list[str] = [n for n in _extra_groups(groups) if n not in passthrough] if source.format == "regex" else []
     # A malformed line carries no half-parsed fields (its time may parse while its request does not).
     alive = pl.col("_drop").is_null()
     out = lazy.select(*passthrough, *(pl.when(alive).then(pl.col(n)).alias(n) for n in [*CANONICAL, *extras]))
-    return out.collect() if isinstance(lines, pl.DataFrame) else out  # type: ignore[return-value]
+    return out.collect() if isinstance(lines, pl.DataFrame) else out
 
 
 def strip_prefix(lines: Frame, source: Source, parse_stripped: Callable[[Frame, Source], Frame]) -> Frame:
@@ -257,7 +257,7 @@ def strip_prefix(lines: Frame, source: Source, parse_stripped: Callable[[Frame, 
     stripped = lines.with_columns(pl.col("_raw").alias(original),
                                   pl.col("_raw").str.replace(f"^(?:{source.prefix})", ""))
     out = parse_stripped(stripped, replace(source, prefix=None))
-    return out.with_columns(pl.col(original).alias("_raw")).drop(original)  # type: ignore[return-value]
+    return out.with_columns(pl.col(original).alias("_raw")).drop(original)
 
 
 #: HAProxy captured request headers recognised by their value when ``source.captures`` does not name them.
@@ -286,7 +286,7 @@ def captured_headers(block: pl.Expr, names: list[str]) -> dict[str, pl.Expr]:
         return out
     out = {}
     for column, shape in CAPTURE_SHAPES.items():
-        taken = [other for other in out]  # shapes checked earlier win a slot that looks like both
+        taken = list(out)  # shapes checked earlier win a slot that looks like both
         keep = pl.element().str.contains(shape)
         for other in taken:
             keep = keep & ~pl.element().str.contains(CAPTURE_SHAPES[other])
@@ -356,7 +356,7 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
 
 def _plugin(name: str) -> Callable[[Frame, Source], Frame]:
     module = importlib.import_module(f"logmap.sources.{PLUGINS[name][0]}")
-    return module.parse  # type: ignore[no-any-return]
+    return module.parse
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -378,13 +378,15 @@ def _match_preset(lazy: pl.LazyFrame, log_format: LogFormat, fast_path: bool) ->
     lazy, fast = _fast_split(lazy, log_format.fast)
     ok = pl.col("__ok")
     # The regex only runs on lines the fast path declined (its input is null elsewhere, which costs nothing).
-    lazy = lazy.with_columns(_extract(pl.when(ok).then(None).otherwise(pl.col("_raw")), log_format.pattern).alias("__m"))
+    declined = pl.when(ok).then(None).otherwise(pl.col("_raw"))
+    lazy = lazy.with_columns(_extract(declined, log_format.pattern).alias("__m"))
     slow = pl.col("__m")
     lazy = lazy.with_columns(
         (ok | slow.struct.field(first).is_not_null()).alias("__matched"),
         *((pl.when(ok).then(pl.col(fast[g])).otherwise(slow.struct.field(g)) if g in fast
            else slow.struct.field(g)).alias(f"__{g}") for g in groups))
-    temporary = [n for n in lazy.collect_schema().names() if n.startswith("__f_")] + ["__ok", "__m", "__q", "__h", "__n"]
+    temporary = [n for n in lazy.collect_schema().names() if n.startswith("__f_")]
+    temporary += ["__ok", "__m", "__q", "__h", "__n"]
     return lazy.drop([n for n in temporary if n in lazy.collect_schema().names()]), groups
 
 
@@ -609,7 +611,7 @@ def _drop_when(condition: pl.Expr, reason: str, detail: pl.Expr) -> list[pl.Expr
             pl.when(hit).then(detail).otherwise(pl.col("_detail")).alias("_detail")]
 
 
-def _where(source: Source, key: str) -> dict[str, object]:
+def _where(source: Source, key: str) -> dict[str, Any]:
     where = source.where
     if where is None:
         return {"key": key}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
 import polars as pl
 
@@ -108,7 +109,8 @@ def _score(lines: pl.DataFrame, prefix: str | None) -> list[Candidate]:
         signature = 0.0
         if name in SIGNATURES:
             signature = lines.select(SIGNATURES[name].sum()).item() / max(lines.height, 1)
-        results.append(Candidate(name, ok.height / total, float(filled or 0.0), signature, _declared(name), prefix))
+        results.append(Candidate(name, ok.height / total, float(cast(float, filled) or 0.0), signature,
+                                 _declared(name), prefix))
     return results
 
 
@@ -203,7 +205,7 @@ def parse(lines: pl.DataFrame, source: Source) -> pl.DataFrame:
     from logmap.sources import accesslog
 
     if isinstance(lines, pl.LazyFrame):
-        return parse(lines.collect(), source).lazy()  # type: ignore[return-value]
+        return parse(lines.collect(), source).lazy()
     if lines.height == 0:  # no file to look at: the columns every format gives
         return _canonical(accesslog.parse(lines, replace(source, format="combined")))
     parts = []

@@ -31,11 +31,11 @@ import glob
 import io
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -46,8 +46,12 @@ from logmap.mapping.model import Mapping, Source, Where
 from logmap.mapping.templates import as_reference, template_refs
 from logmap.sources.accesslog import parse_time
 from logmap.sources.lines import compression_of, open_input, read_lines
-from logmap.transform.expressions import Scope, as_string, compile_template, null_if_empty
+from logmap.transform.compiled import null_if_empty
+from logmap.transform.expressions import Scope, as_string, compile_template
 from logmap.transform.nested import column_of, json_dtype, key_value_lookup, path_steps, prune_dtype, read_path
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 #: Export formats and the file name endings looked for inside a directory.
 FILE_ENDINGS: dict[str, tuple[str, ...]] = {
@@ -292,7 +296,8 @@ def _parquet_schema(path: str) -> pl.Schema:
     return pl.scan_parquet(path, hive_partitioning=False).collect_schema()
 
 
-def _ndjson_chunks(path: str, chunk_bytes: int, progress: ProgressCallback | None = None) -> Iterator[pl.DataFrame]:
+def _ndjson_chunks(path: str, chunk_bytes: int,
+                   progress: ProgressCallback | None = None) -> Generator[pl.DataFrame, None, None]:
 
     yield from read_lines(path, chunk_bytes=chunk_bytes, progress=progress)
 
@@ -317,7 +322,7 @@ def _ndjson_schema(path: str, chunk_bytes: int, mixed: set[str]) -> pl.Schema:
     return unify_schemas(schemas, mixed=mixed)
 
 
-def _struct_fields(dtype: pl.Struct) -> dict[str, pl.DataType]:
+def _struct_fields(dtype: pl.Struct) -> dict[str, PolarsDataType]:
     return {f.name: f.dtype for f in dtype.fields}
 
 
@@ -493,7 +498,7 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _kind(dtype: pl.DataType) -> str:
+def _kind(dtype: PolarsDataType) -> str:
     """A coarse kind: types of one kind unify safely (wider ints, float from int); different kinds do not."""
     if dtype.is_numeric():
         return "number"
@@ -506,7 +511,7 @@ def _kind(dtype: pl.DataType) -> str:
     return str(dtype.base_type())
 
 
-def _unsafe(dtypes: list[pl.DataType]) -> bool:
+def _unsafe(dtypes: Sequence[PolarsDataType]) -> bool:
     kinds = {_kind(d) for d in dtypes} - {"null"}
     if len(kinds) > 1:
         return True
@@ -583,7 +588,8 @@ def mapping_refs(mapping: Mapping) -> set[str]:
     """
     names = {ref.name for ref in mapping.references}
     for rule in mapping.rules:
-        names |= template_refs([as_reference(column) for column in rule.when]) | template_refs(list(rule.fields.values()))
+        names |= template_refs([as_reference(column) for column in rule.when])
+        names |= template_refs(list(rule.fields.values()))
     for when in mapping.filter.drop.values():
         names |= template_refs([as_reference(column) for column in when])
     identity, context = mapping.identity, mapping.context
@@ -1031,7 +1037,8 @@ class ExportReader:
         self.json_checked: dict[str, pl.DataType] = {}
         if wanted is not None:
             self._json_columns(wanted, optional)
-        decoded = pl.Schema({column: self.json_columns.get(column, dtype) for column, dtype in self.read_schema.items()})
+        decoded = pl.Schema({column: self.json_columns.get(column, dtype)
+                             for column, dtype in self.read_schema.items()})
         #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
         self.lookups = {} if wanted is None else key_value_lookups(
             decoded, wanted, frozenset([_time_spec(source)["column"]]))
@@ -1054,10 +1061,10 @@ class ExportReader:
                     and column not in ("query", "referrer_query")
                     and self.read_schema[column] in (pl.String, pl.Null)):
                 names.setdefault(column, {})[name] = steps
-        for column, steps in names.items():
+        for column, steps_by_name in names.items():
             sampled = self._sample_dtype(column)
-            self.json_columns[column] = json_dtype(sampled, set(steps.values()))
-            checked = {path for name, path in steps.items()
+            self.json_columns[column] = json_dtype(sampled, set(steps_by_name.values()))
+            checked = {path for name, path in steps_by_name.items()
                        if sampled is None or name in optional or read_path(name, {column: sampled}) is not None}
             self.json_checked[column] = json_dtype(sampled, checked) if checked else pl.Struct({})
 
@@ -1165,7 +1172,7 @@ def explain_unknown_field(error: Exception, reader: ExportReader) -> Exception:
     return with_columns(error, reader.schema, list(reader.schemas))
 
 
-def _field_paths(dtype: pl.DataType, prefix: str = "") -> list[str]:
+def _field_paths(dtype: PolarsDataType, prefix: str = "") -> list[str]:
     """``[].id, [].price, …``: the field paths of a JSON value's type, as references write them."""
     if isinstance(dtype, (pl.List, pl.Array)):
         return _field_paths(dtype.inner, prefix + "[]")

@@ -138,4 +138,4 @@ def parse(lines: Frame, source: Source) -> Frame:
                                          time_format=source.time_format or time_format))
     detail = pl.col("_detail").str.replace("line does not match the source pattern", f"line does not match {label}",
                                            literal=True)
-    return out.with_columns(detail.alias("_detail"))  # type: ignore[return-value]
+    return out.with_columns(detail.alias("_detail"))

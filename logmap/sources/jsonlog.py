@@ -115,7 +115,7 @@ def parse(lines: Frame, source: Source) -> Frame:
                                 lenient_offset=False)
     alive = pl.col("_drop").is_null()
     out = lazy.select(*passthrough, *(pl.when(alive).then(pl.col(n)).alias(n) for n in accesslog.CANONICAL))
-    return out.collect() if isinstance(lines, pl.DataFrame) else out  # type: ignore[return-value]
+    return out.collect() if isinstance(lines, pl.DataFrame) else out
 
 
 def preset_paths(source: Source) -> dict[str, tuple[str, ...]]:

@@ -37,7 +37,7 @@ import lzma
 import os
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import BinaryIO, cast
 
@@ -165,7 +165,7 @@ def _decompressing(kind: str | None, raw: BinaryIO) -> BinaryIO:
     if kind == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     return raw
 
 
@@ -180,7 +180,7 @@ def open_input(path: str) -> Iterator[tuple[BinaryIO, str | None, Callable[[], i
         source: BinaryIO = sys.stdin.buffer
         head = source.read(_HEAD_BYTES) or b""
         kind = compression_of(head)
-        raw: BinaryIO = io.BufferedReader(_Prefixed(head, source))  # type: ignore[arg-type]
+        raw: BinaryIO = io.BufferedReader(_Prefixed(head, source))
         yield _decompressing(kind, raw), kind, lambda: -1  # no raw position: the reader counts bytes read
         return
     with open(path, "rb") as handle:
@@ -327,13 +327,15 @@ def _read_error(path: str, kind: str | None, error: BaseException) -> InputError
     return InputError(f"cannot read {name}: {reason}.")
 
 
-def _read_blocks(stream: BinaryIO, position: Callable[[], int], chunk_bytes: int) -> Iterator[tuple[bytes, int, bool]]:
+def _read_blocks(stream: BinaryIO, position: Callable[[], int],
+                 chunk_bytes: int) -> Generator[tuple[bytes, int, bool], None, None]:
     """The reads of ``stream`` (see ``_reads``), from a background thread one read ahead for big chunks."""
     reads = _reads(stream, position, chunk_bytes)
     return read_ahead(reads) if chunk_bytes >= _READ_AHEAD_BYTES else reads
 
 
-def _reads(stream: BinaryIO, position: Callable[[], int], chunk_bytes: int) -> Iterator[tuple[bytes, int, bool]]:
+def _reads(stream: BinaryIO, position: Callable[[], int],
+           chunk_bytes: int) -> Generator[tuple[bytes, int, bool], None, None]:
     """(block, position in the raw input after it, whether it ends a chunk) for every read of ``stream``, up to
     and including the empty read at its end. A chunk of more than ``_READ_BYTES`` takes several reads."""
     filled = 0

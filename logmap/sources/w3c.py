@@ -84,7 +84,7 @@ def parse(lines: Frame, source: Source, *, decoded: tuple[str, ...] = ("user_age
     """
     frame = lines.collect() if isinstance(lines, pl.LazyFrame) else lines
     out = percent_decode(_parse_frame(frame, source), decoded)
-    return out.lazy() if isinstance(lines, pl.LazyFrame) else out  # type: ignore[return-value]
+    return out.lazy() if isinstance(lines, pl.LazyFrame) else out
 
 
 def percent_decode(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
@@ -116,8 +116,8 @@ def _parse_frame(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     header = trimmed.str.starts_with("#")
     declared = pl.when(trimmed.str.starts_with(_FIELDS)).then(trimmed.str.strip_prefix(_FIELDS).str.strip_chars())
     # Only a chunk that does not start its file inherits a header (a new run over the same file starts afresh).
-    carried = pl.when(pl.col("_line").min().over("_file") != 1).then(pl.col("_file").replace_strict(_carry, default=None,
-                                                                                 return_dtype=pl.String))
+    carried = pl.when(pl.col("_line").min().over("_file") != 1).then(
+        pl.col("_file").replace_strict(_carry, default=None, return_dtype=pl.String))
     frame = frame.with_row_index("__row").with_columns(
         pl.coalesce(declared.forward_fill().over("_file"), carried).alias("__fields"))
     if frame.height:

@@ -30,4 +30,4 @@ def parse(lines: Frame, source: Source) -> Frame:
     out = accesslog.parse(lines, replace(source, format="combined"))
     alive = pl.col("_drop").is_null()
     forwarded = pl.when(alive).then(pl.col("_raw").str.extract(TRAILING_XFF, 1))
-    return out.with_columns(pl.coalesce(forwarded, pl.col("ip")).alias("ip"))  # type: ignore[return-value]
+    return out.with_columns(pl.coalesce(forwarded, pl.col("ip")).alias("ip"))

@@ -6,9 +6,12 @@ Shared by `expressions` (templates) and `nested` (paths into structs, lists and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 Kind = Literal["str", "int", "float", "bool", "list"]
 
@@ -32,7 +35,7 @@ def null_if_empty(expr: pl.Expr) -> pl.Expr:
     return expr.replace("", None)
 
 
-def column_value(expr: pl.Expr, dtype: pl.DataType) -> Compiled:
+def column_value(expr: pl.Expr, dtype: PolarsDataType) -> Compiled:
     """A column (or nested value) of type ``dtype`` as a template value: text, int, float, bool or list."""
     if dtype == pl.String:
         return Compiled(null_if_empty(expr), "str")

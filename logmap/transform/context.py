@@ -45,7 +45,7 @@ def context_columns(context: Context, scope: Scope) -> dict[str, pl.Expr]:
             campaign = text(f"campaign.{field}", template)
             if campaign is not None:
                 out[f"r:context.campaign.{field}"] = campaign
-    for key, template in context.custom_context.items():
-        compiled = compile_template(template, scope, context.where_of(f"custom_context.{key}"))
+    for key, custom in context.custom_context.items():
+        compiled = compile_template(custom, scope, context.where_of(f"custom_context.{key}"))
         out[f"r:context.custom_context.{key}"] = compiled.expr
     return out

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from logmap.mapping.model import Dedupe
 from logmap.frame import ALIVE, drop_when
+from logmap.mapping.model import Dedupe
 from logmap.mapping.templates import as_reference
 from logmap.transform.expressions import Scope, compile_template
 

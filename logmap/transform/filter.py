@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 from logmap.errors import MappingError
-from logmap.mapping.model import Filter
 from logmap.frame import any_match, drop_when
+from logmap.mapping.model import Filter
 from logmap.transform.expressions import Scope
 from logmap.transform.rules import in_ranges, when_conditions
 from logmap.transform.useragents import BotDetector
@@ -49,7 +49,8 @@ def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = N
     if spec.methods and "method" in columns:
         frame = frame.with_columns(drop_when(~pl.col("method").is_in(spec.methods), "filtered:method"))
     if spec.static_extensions and "path" in columns:
-        frame = frame.with_columns(drop_when(extension(pl.col("path")).is_in(spec.static_extensions), "filtered:static"))
+        static = extension(pl.col("path")).is_in(spec.static_extensions)
+        frame = frame.with_columns(drop_when(static, "filtered:static"))
     if "user_agent" in columns and (spec.exclude_bots or spec.bot_patterns):
         bots = bots or BotDetector()
         bot = bots.expr("user_agent", parser=spec.exclude_bots, maintained=spec.exclude_bots,

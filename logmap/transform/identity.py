@@ -17,6 +17,11 @@ from logmap.transform.expressions import Scope, as_string, compile_template
 SEPARATOR = "\x1f"  # unit separator: cannot occur in a parsed log field, so ("a b","c") ≠ ("a","b c")
 
 
+#: Digests a Hasher remembers across chunks (a visitor's pair recurs chunk after chunk); past this the memory
+#: is started afresh, so that a month of logs with millions of visitors does not grow it without end.
+KNOWN_LIMIT = 200_000
+
+
 class Hasher:
     """Hex HMAC-SHA256 with ``key``, or plain SHA-256 when ``key`` is None (``key: none`` in the mapping)."""
 
@@ -35,6 +40,8 @@ class Hasher:
 
     def series(self, values: pl.Series) -> pl.Series:
         distinct = values.drop_nulls().unique()
+        if len(self._known) + distinct.len() > KNOWN_LIMIT:
+            self._known = {}
         for text in distinct.to_list():
             if text not in self._known:
                 self._known[text] = self.digest(text)

@@ -19,9 +19,14 @@ the whole frame.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from logmap.transform.compiled import Compiled, column_value
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType  # a DataType instance or class: what Field.dtype and .inner hold
 
 #: Value fields of a key/value entry, in the order they are tried (GA4's typed value struct).
 VALUE_FIELDS = ("string_value", "int_value", "float_value", "double_value")
@@ -33,11 +38,11 @@ class _NoPath(Exception):
     """The path does not fit the column's type (the caller reports the reference as unknown)."""
 
 
-def _fields(dtype: pl.DataType) -> dict[str, pl.DataType]:
+def _fields(dtype: PolarsDataType) -> dict[str, PolarsDataType]:
     return {f.name: f.dtype for f in dtype.fields} if isinstance(dtype, pl.Struct) else {}
 
 
-def is_key_value_list(dtype: pl.DataType) -> bool:
+def is_key_value_list(dtype: PolarsDataType) -> bool:
     """A list of ``{key, value}`` structs, the shape of GA4's ``event_params`` and ``user_properties``."""
     if not isinstance(dtype, pl.List):
         return False
@@ -45,7 +50,7 @@ def is_key_value_list(dtype: pl.DataType) -> bool:
     return KEY_FIELD in fields and VALUE_FIELD in fields
 
 
-def _pick_value(value: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.DataType]:
+def _pick_value(value: pl.Expr, dtype: PolarsDataType) -> tuple[pl.Expr, PolarsDataType]:
     """Whichever value field is set. A typed value struct gives text (converters make numbers of it)."""
     fields = _fields(dtype)
     if not fields:
@@ -59,7 +64,7 @@ def _pick_value(value: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.DataTyp
     return pl.coalesce(parts), pl.String
 
 
-def _lookup(expr: pl.Expr, dtype: pl.List, key: str) -> tuple[pl.Expr, pl.DataType]:
+def _lookup(expr: pl.Expr, dtype: pl.List, key: str) -> tuple[pl.Expr, PolarsDataType]:
     # Pick the value inside the list, after filtering on the key: the picked entry is then a materialised
     # element, not an expression repeated (and recomputed) once per value field.
     picked, picked_dtype = _pick_value(pl.element().struct.field(VALUE_FIELD), _fields(dtype.inner)[VALUE_FIELD])
@@ -67,7 +72,7 @@ def _lookup(expr: pl.Expr, dtype: pl.List, key: str) -> tuple[pl.Expr, pl.DataTy
     return matching.list.eval(picked).list.first(), picked_dtype
 
 
-def _step(expr: pl.Expr, dtype: pl.DataType, name: str) -> tuple[pl.Expr, pl.DataType]:
+def _step(expr: pl.Expr, dtype: PolarsDataType, name: str) -> tuple[pl.Expr, PolarsDataType]:
     fields = _fields(dtype)
     if name in fields:
         return expr.struct.field(name), fields[name]
@@ -80,7 +85,7 @@ def _step(expr: pl.Expr, dtype: pl.DataType, name: str) -> tuple[pl.Expr, pl.Dat
     raise _NoPath(name)
 
 
-def _walk(expr: pl.Expr, dtype: pl.DataType, segments: list[str]) -> tuple[pl.Expr, pl.DataType]:
+def _walk(expr: pl.Expr, dtype: PolarsDataType, segments: list[str]) -> tuple[pl.Expr, PolarsDataType]:
     if not segments:
         return expr, dtype
     if dtype == pl.Null:  # no value anywhere in the input (`[]` or null in every row): nothing below either
@@ -120,7 +125,7 @@ def read_path(name: str, schema: dict[str, pl.DataType]) -> tuple[str, tuple[str
     head_name = column_of(name)
     if head_name not in schema:
         return None
-    dtype = schema[head_name]
+    dtype: PolarsDataType = schema[head_name]
     path: list[str] = []
     for segment in ([head[len(head_name):]] if head.endswith("[]") else []) + segments[1:]:
         many = segment.endswith("[]")
@@ -145,7 +150,7 @@ def read_path(name: str, schema: dict[str, pl.DataType]) -> tuple[str, tuple[str
     return head_name, tuple(path)
 
 
-def prune_dtype(dtype: pl.DataType, paths: set[tuple[str, ...]]) -> pl.DataType:
+def prune_dtype(dtype: PolarsDataType, paths: set[tuple[str, ...]]) -> PolarsDataType:
     """``dtype`` with only the struct fields on ``paths`` (from `read_path`; lists are crossed). An empty path
     keeps everything below it. Field order is the original's, so values read either way compare equal."""
     if () in paths:
@@ -243,7 +248,7 @@ def path_steps(name: str) -> tuple[str, tuple[str, ...]]:
     return column_of(name), tuple(steps)
 
 
-def text_leaves(dtype: pl.DataType) -> pl.DataType:
+def text_leaves(dtype: PolarsDataType) -> pl.DataType:
     """``dtype`` with every scalar as String (JSON text decodes to text leaves; converters make numbers)."""
     if isinstance(dtype, pl.Struct):
         return pl.Struct({f.name: text_leaves(f.dtype) for f in dtype.fields})
@@ -252,7 +257,7 @@ def text_leaves(dtype: pl.DataType) -> pl.DataType:
     return pl.String()
 
 
-def json_dtype(sampled: pl.DataType | None, paths: set[tuple[str, ...]]) -> pl.DataType:
+def json_dtype(sampled: PolarsDataType | None, paths: set[tuple[str, ...]]) -> pl.DataType:
     """The type to decode a JSON-text column with: the fields on ``paths`` (from `path_steps`) and nothing else,
     shaped as the ``sampled`` values are (lists, structs, key/value lists), scalars as text.
 

@@ -14,12 +14,19 @@ from typing import Any
 import polars as pl
 
 from logmap.errors import MappingError
-from logmap.mapping.values import named_groups
+from logmap.frame import ALIVE, drop_when
 from logmap.mapping.model import QueryCondition, Rule, Where
 from logmap.mapping.templates import as_reference
-from logmap.frame import ALIVE, drop_when
+from logmap.mapping.values import named_groups
+from logmap.transform.compiled import Compiled
 from logmap.transform.expressions import (
-    Compiled, Scope, as_number, as_number_list, as_string, as_string_list, compile_template, first_error,
+    Scope,
+    as_number,
+    as_number_list,
+    as_string,
+    as_string_list,
+    compile_template,
+    first_error,
     query_param,
 )
 
@@ -137,6 +144,7 @@ def compile_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], list[t
         elif field in STRING_FIELDS:
             put(field, Compiled(as_string(compile_template(value, scope, where(field))), "str"))
         elif field == "search":
+            assert isinstance(value, dict)  # the loader checked the search section's shape
             if "keywords" in value:
                 compiled = compile_template(value["keywords"], scope, where("search.keywords"))
                 put("search.keywords", Compiled(as_string(compiled), "str", compiled.errors))
@@ -159,14 +167,16 @@ def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.Data
     for index, rule in enumerate(rules):
         rows = by_rule.get(index, frame.clear())
         rule_scope = scope.staging()
+        staged = rule_scope.staged
+        assert staged is not None  # a staging scope
         groups = named_groups(rule.path)
-        if groups:
+        if groups and rule.path is not None:
             rule_scope = rule_scope.with_groups({g: pl.col("_groups").struct.field(g) for g in groups})
-            rule_scope.staged["_groups"] = pl.col("path").str.extract_groups(rule.path)
+            staged["_groups"] = pl.col("path").str.extract_groups(rule.path)
         columns, errors = compile_fields(rule, rule_scope)
-        rows = rows.with_columns(**rule_scope.staged).with_columns(**columns)
+        rows = rows.with_columns(**staged).with_columns(**columns)
         for field, message in errors:
             rows = rows.with_columns(drop_when(message.is_not_null(), f"invalid:{field}",
                                                pl.format("{} is invalid. {}", pl.lit(field), message)))
-        parts.append(rows.drop(list(rule_scope.staged)))
+        parts.append(rows.drop(list(staged)))
     return pl.concat(parts, how="diagonal_relaxed")

@@ -70,7 +70,8 @@ def maintained_matchers() -> tuple[tuple[str, ...], tuple[str, ...]]:
     (``Googlebot``, ``python-requests``, ``CensysInspect\\/``): matched all at once with Aho-Corasick
     (``str.contains_any``) they cost 40 ms per 3,000 user agents, where one regex alternation of all the patterns
     is too big for the regex engine's fast paths and costs 4 s."""
-    literals, regexes = [], []
+    literals: list[str] = []
+    regexes: list[str] = []
     for pattern in maintained_patterns():
         plain = not re.search(r"(?<!\\)[][^$.*+?(){}|]|\\[A-Za-z0-9]", pattern)
         (literals if plain else regexes).append(re.sub(r"\\(.)", r"\1", pattern) if plain else pattern)
