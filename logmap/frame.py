@@ -25,6 +25,8 @@ DUPLICATE = "duplicate"
 FILTERED = "filtered:"
 MISSING = "missing:"
 INVALID = "invalid:"
+#: A page ping (`durations.from: pings`): no record of its own, its page view's duration counts it.
+MERGED_PING = "merged:page_ping"
 
 #: Reasons whose rows are written to rejects.ndjson (filtered and unmatched rows are only counted).
 REJECTED_REASONS = (MALFORMED, INVALID)

@@ -236,22 +236,36 @@ def test_snowplow_real_sample_semantics(run):
     assert len(mobile) == android.height and all(r["anonymous_id"] for r in mobile)
 
 
-@pytest.mark.xfail(strict=True, reason="needs engaged-time durations from page pings (a durations source that counts "
-                                       "a page view's pings), not among the engine features agreed for #12")
 def test_snowplow_durations_come_from_page_pings(tmp_path, monkeypatch):
-    """A page view with three pings (10 s heartbeat) then nothing for 4 minutes: engaged ~30 s, not 240 s."""
+    """A page view with three pings (10 s heartbeat) then nothing for 4 minutes: engaged ~30 s, not 240 s.
+
+    Snowplow's model ties a ping to its page view by the web_page context's id (pings without one count for no
+    page view), so every event here carries it, as the JavaScript tracker sends it: heartbeat 10 s x (3 windows
+    - 1) + min visit 5 s = 25 s. The next page view has no pings: the gap to the visitor's next event.
+    """
+    def web_page(page_view_id):
+        return {"contexts_com_snowplowanalytics_snowplow_web_page_1": [{"id": page_view_id}]}
+
     base = {"event_name": "page_view", "event": "page_view", "domain_userid": "d1",
-            "page_url": "https://shop.example.com/category/shoes"}
+            "page_url": "https://shop.example.com/category/shoes", **web_page("pv-1")}
     rows = [dict(base, event_id="e0", derived_tstamp="2024-03-01T10:00:00Z")]
     rows += [dict(base, event_id=f"p{i}", event="page_ping", event_name="page_ping",
                   derived_tstamp=f"2024-03-01T10:00:{10 * i:02d}Z") for i in (1, 2, 3)]
-    rows.append(dict(base, event_id="e1", page_url="https://shop.example.com/", derived_tstamp="2024-03-01T10:04:00Z"))
+    rows.append(dict(base, event_id="e1", page_url="https://shop.example.com/", derived_tstamp="2024-03-01T10:04:00Z",
+                     **web_page("pv-2")))
+    rows.append(dict(base, event_id="e2", page_url="https://shop.example.com/product/SKU-1",
+                     derived_tstamp="2024-03-01T10:05:30Z", **web_page("pv-3")))
     source = tmp_path / "events.ndjson"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     monkeypatch.setenv("LOGMAP_KEY", "k")
-    convert([str(source)], ROOT / "mappings" / "snowplow-enriched.yaml", tmp_path / "out")
-    category = next(r for r in records_of(tmp_path / "out") if r["type"] == "category_page_view")
+    result = convert([str(source)], ROOT / "mappings" / "snowplow-enriched.yaml", tmp_path / "out")
+    records = records_of(tmp_path / "out")
+    category = next(r for r in records if r["type"] == "category_page_view")
     assert 25 <= category["duration"] <= 40
+    assert category["duration"] == 25                       # Snowplow's engaged_time_in_s, exactly
+    home = next(r for r in records if r["type"] == "home_page_view")
+    assert home["duration"] == 90                            # no pings: the next event, 90 s later
+    assert len(records) == 3 and result.ledger.to_dict()["dropped"] == {"merged:page_ping": 3}
 
 
 # --- warehouse layouts ------------------------------------------------------------------------------------------

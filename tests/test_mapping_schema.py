@@ -201,7 +201,8 @@ def test_every_key_of_the_reference_is_in_the_schema():
         defs["rule"]["properties"])
     assert set(defs["context"]["properties"]) == {
         "page", "user_agent", "truncated_ip", "campaign", "locale", "region", "custom_context"}
-    assert set(defs["durations"]["properties"]) == {"from", "unit", "session_timeout", "max"}
+    assert set(defs["durations"]["properties"]) == {"from", "unit", "session_timeout", "max", "pings"}
+    assert set(defs["durations"]["properties"]["pings"]["properties"]) == {"page", "when", "heartbeat", "min_visit"}
 
 
 def test_type_aliases_suggest_real_types():

@@ -113,12 +113,22 @@ CAMPAIGN_KEYS: tuple[str, ...] = ("name", "source", "medium", "term", "content")
 # --- durations ------------------------------------------------------------------------------------------------
 
 DURATIONS_FROM = "next_event"
+#: `durations.from` values that are methods, not a template of a column: the gap to the visitor's next record,
+#: engaged time from the page's pings (else the next record), never.
+DURATION_METHODS: tuple[str, ...] = ("next_event", "pings", "none")
 DURATION_UNITS: tuple[str, ...] = ("s", "ms", "us")   # of the column `durations.from` names
 DURATION_UNIT = "s"
 SESSION_TIMEOUT = "30m"
 MAX_DURATION = "30m"
 SESSION_TIMEOUT_S = 1800.0
 MAX_DURATION_S = 1800.0
+#: `durations.pings` (`from: pings`): Snowplow's engaged-time model (dbt-snowplow-web's snowplow__heartbeat and
+#: snowplow__min_visit_length, and the JavaScript tracker's activity tracking defaults).
+PING_WHEN: dict[str, str] = {"event_name": "page_ping"}
+HEARTBEAT = "10s"
+HEARTBEAT_S = 10.0
+MIN_VISIT = "5s"
+MIN_VISIT_S = 5.0
 
 # --- suggestions ----------------------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from logmap.mapping.model import (
     Identity,
     KeyedHash,
     Mapping,
+    Pings,
     QueryCondition,
     Reference,
     Rule,
@@ -475,10 +476,16 @@ class _Builder:
 
     def durations(self, spec: dict[str, Any]) -> Durations:
         source = spec.get("from", defaults.DURATIONS_FROM)
-        if source not in ("next_event", "none"):
+        if source not in defaults.DURATION_METHODS:
             self.template("durations.from", source)
         elif "unit" in spec:
             raise self.error("durations.unit", f"'unit' applies when 'from' names a column, not with '{source}'",
+                             at_key=True)
+        if source == "pings" and "pings" not in spec:
+            raise self.error("durations.from", "'from: pings' needs 'pings: {page: <template of the page view id>}' "
+                                               "to tell which page view each ping belongs to")
+        if source != "pings" and "pings" in spec:
+            raise self.error("durations.pings", f"'pings' applies with 'from: pings', not with '{source}'",
                              at_key=True)
         return Durations(
             source=source,
@@ -487,6 +494,22 @@ class _Builder:
                                             defaults.SESSION_TIMEOUT),
             max_s=self.duration("durations.max", spec.get("max"), defaults.MAX_DURATION),
             where=self.where("durations"),
+            pings=self.pings(spec["pings"]) if source == "pings" else None,
+        )
+
+    def pings(self, spec: dict[str, Any]) -> Pings:
+        """``durations.pings``: which rows are pings (a ``when:``), which page view each row belongs to."""
+        key = "durations.pings"
+        when = spec.get("when", defaults.PING_WHEN)
+        for column, condition in when.items():
+            self.when_column(f"{key}.when.{column}", column, condition, key, None)
+        return Pings(
+            page=self.template(f"{key}.page", spec["page"]),
+            when=dict(when),
+            heartbeat_s=self.duration(f"{key}.heartbeat", spec.get("heartbeat"), defaults.HEARTBEAT),
+            min_visit_s=self.duration(f"{key}.min_visit", spec.get("min_visit"), defaults.MIN_VISIT),
+            where=self.value_where(f"{key}.page"),
+            when_where=self.where(f"{key}.when" if "when" in spec else key),
         )
 
     def dedupe(self, spec: dict[str, Any] | None) -> Dedupe | None:

@@ -152,12 +152,29 @@ class Context:
 
 
 @dataclass
+class Pings:
+    """``durations.pings`` (with ``from: pings``): rows meeting ``when`` are a page's heartbeats, not records.
+
+    The records and pings whose ``page`` (a page view id) and visitor are equal belong to one page view; its
+    engaged time is ``heartbeat`` x (distinct heartbeat windows with a ping - 1) + ``min_visit``.
+    """
+
+    page: str                                   # template of the page view id
+    when: dict[str, Any] = field(default_factory=lambda: dict(defaults.PING_WHEN))
+    heartbeat_s: float = defaults.HEARTBEAT_S
+    min_visit_s: float = defaults.MIN_VISIT_S
+    where: Where | None = None                  # of `page`
+    when_where: Where | None = None             # of `when` (of `pings` when the default applies)
+
+
+@dataclass
 class Durations:
-    source: str = defaults.DURATIONS_FROM  # 'next_event', 'none', or a template naming a field (exports)
+    source: str = defaults.DURATIONS_FROM  # one of DURATION_METHODS, or a template naming a field (exports)
     unit: str = defaults.DURATION_UNIT    # unit of the field `source` names: s, ms or us
     session_timeout_s: float = defaults.SESSION_TIMEOUT_S
     max_s: float = defaults.MAX_DURATION_S
     where: Where | None = None
+    pings: Pings | None = None             # with source 'pings'
 
 
 @dataclass

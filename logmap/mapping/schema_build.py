@@ -392,10 +392,25 @@ def _context() -> dict[str, Any]:
 def _durations() -> dict[str, Any]:
     return _object({
         "from": {"type": "string", "default": defaults.DURATIONS_FROM,
-                 "description": "next_event (time to the visitor's next record by event time), none (never infer), "
+                 "description": "next_event (time to the visitor's next record by event time), pings (engaged time "
+                                "from the page view's pings, see `pings`; else next_event), none (never infer), "
                                 "or a template of a column holding seconds (exports).",
-                 "anyOf": [{"enum": ["next_event", "none"]}, {"pattern": "\\{"}],
-                 "errorMessage": "expected next_event, none or a template like '{engagement_seconds}'"},
+                 "anyOf": [{"enum": list(defaults.DURATION_METHODS)}, {"pattern": "\\{"}],
+                 "errorMessage": "expected next_event, pings, none or a template like '{engagement_seconds}'"},
+        "pings": _object({
+            "page": {**_ref("template"),
+                     "description": "Template of the page view id that records and pings share (Snowplow: the "
+                                    "web_page context's id). Required."},
+            "when": {**_ref("when"), "default": defaults.PING_WHEN,
+                     "description": "Column conditions a ping meets, as in a rule's `when:`."},
+            "heartbeat": {**_ref("duration"), "default": defaults.HEARTBEAT,
+                          "description": f"The tracker's ping interval. Default {defaults.HEARTBEAT}."},
+            "min_visit": {**_ref("duration"), "default": defaults.MIN_VISIT,
+                          "description": "Time before the first ping (the page view itself). Default "
+                                         f"{defaults.MIN_VISIT}."},
+        }, "With `from: pings`: rows meeting `when` are not records; a page view's engaged time is heartbeat x "
+           "(distinct heartbeat windows with a ping - 1) + min_visit, given to its records (capped at `max`).",
+            required=["page"]),
         "unit": {"enum": list(defaults.DURATION_UNITS), "default": defaults.DURATION_UNIT,
                  "description": "Unit of the column that `from` names: s, ms or us (GA4's engagement_time_msec: ms)."},
         "session_timeout": {**_ref("duration"), "default": defaults.SESSION_TIMEOUT,

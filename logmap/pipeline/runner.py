@@ -289,13 +289,16 @@ SLICE_ROWS = 100_000
 
 def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepared,
                    timings: Timings | None) -> Generator[pl.DataFrame, None, None]:
-    """Every bucket through durations, validation and encoding, in slices of :data:`SLICE_ROWS` records."""
+    """Every bucket through durations, validation and encoding, in slices of :data:`SLICE_ROWS` records; first
+    the bucket's pings (``durations.from: pings``), already dropped as ``merged:page_ping``."""
     next_index = 0
     started = time.perf_counter()
     for bucket in store:
         tick(timings, "buckets", started)
-        ordered = order_records(prepared, file_starts.rank(bucket), next_index, timings)
+        ordered, merged = split_dropped(order_records(prepared, file_starts.rank(bucket), next_index, timings))
         del bucket  # the ordered copy replaces it: not both held while the slices are encoded
+        if merged.height:  # pings (`durations.from: pings`): counted, never encoded
+            yield merged
         next_index += ordered.height
         for start in range(0, ordered.height, SLICE_ROWS):
             yield check_and_encode(ordered.slice(start, SLICE_ROWS), timings)

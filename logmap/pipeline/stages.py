@@ -23,7 +23,16 @@ from logmap.records.schema import conform
 from logmap.records.validate import validate
 from logmap.sources import empty_frame, is_export, name_input_columns, open_export
 from logmap.transform.context import context_columns
-from logmap.transform.durations import field_durations, infer_durations, order_columns
+from logmap.transform.durations import (
+    PAGE,
+    PING,
+    field_durations,
+    infer_durations,
+    order_columns,
+    page_columns,
+    split_pings,
+    take_pings,
+)
 from logmap.transform.expressions import Scope
 from logmap.transform.filter import apply_filter, check_filter_columns
 from logmap.transform.identity import VISITOR, Hasher, identity_columns
@@ -99,14 +108,19 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
     alive, dropped = split_dropped(apply_filter(chunk, mapping.filter, prepared.bots))
     started = tick(timings, "filter", started)
     scope = Scope(alive.schema)
+    alive, pings = split_pings(alive, mapping.durations, scope)
     alive, more_dropped = split_dropped(apply_rules(alive, mapping.rules, scope))
+    if pings is not None:  # to their visitor's bucket with the records, for the page views' durations
+        alive = pl.concat([alive, pings], how="diagonal")
     started = tick(timings, "rules", started)
     scope = scope.staging()
     columns = {**identity_columns(mapping.identity, scope, prepared.hasher, prepared.hashers.get("user_id")),
                **context_columns(mapping.context, scope),
-               **field_durations(mapping.durations, scope, alive.columns)}
+               **field_durations(mapping.durations, scope, alive.columns),
+               **page_columns(mapping.durations, scope)}
     alive = alive.with_columns(**(scope.staged or {})).with_columns(**columns).with_columns(VISITOR)
-    keep = [*CARRIED, *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
+    keep = [*CARRIED, *[c for c in (PING, PAGE) if c in alive.columns],
+            *[c for c in alive.columns if c.startswith(RECORD_PREFIX)]]
     result = alive.select(keep), pl.concat([dropped, more_dropped], how="diagonal_relaxed")
     tick(timings, "identity+context", started)
     return result
@@ -118,13 +132,15 @@ def order_records(prepared: Prepared, rows: pl.DataFrame, first_index: int = 0,
 
     ``rows`` carry ``_file_order`` (the rank of their file among the run's files by first event time). Adds
     ``_drop`` and ``_detail`` (null) and ``_index``, each record's position in the run from ``first_index``
-    (the N of ``data.N.`` in messages).
+    (the N of ``data.N.`` in messages). Pings (``durations.from: pings``) come last, already dropped as
+    ``merged:page_ping``, without an ``_index``.
     """
     started = time.perf_counter()
     # Output order first (one sort of the bucket's own columns, before conform adds the absent ones); durations
     # then need only a stable sort by visitor.
     rows = rows.sort(order_columns(rows)[1:], nulls_last=True)  # time, file order, line
-    rows = infer_durations(rows, prepared.mapping.durations, in_time_order=True)
+    rows, pings = take_pings(rows)
+    rows = infer_durations(rows, prepared.mapping.durations, in_time_order=True, pings=pings)
     started = tick(timings, "durations", started)
     records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
     records = conform(records.with_columns(pl.col("time").alias("timestamp")))
@@ -133,6 +149,8 @@ def order_records(prepared: Prepared, rows: pl.DataFrame, first_index: int = 0,
         pl.lit(None, pl.String).alias("_detail"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + first_index).alias("_index"),
     )
+    if pings is not None:
+        records = pl.concat([records, pings.drop(PAGE)], how="diagonal_relaxed")
     tick(timings, "validation", started)
     return records
 
