@@ -466,7 +466,8 @@ def _write_rejects(rows: DataFrame, phase1_out: Transport, inputs: Inputs, run: 
 def _write_records(records: DataFrame, records_out: Transport, bucket_rows: dict[int, int], writer: BatchWriter,
                    run: Run) -> None:
     """Phase 2's records fetched bucket range by bucket range, each in its run order: valid ones to the batch
-    files, invalid ones to the rejects, all to the ledger."""
+    files, invalid ones to the rejects (rows merged into another, such as page pings, only to the ledger), all to
+    the ledger."""
     from pyspark.sql import functions as F
 
     assert run.rejects is not None
@@ -474,7 +475,7 @@ def _write_records(records: DataFrame, records_out: Transport, bucket_rows: dict
         table = _user_errors(records.where(F.col("_bucket").between(low, high)).toArrow)
         valid, invalid = split_dropped(records_out.from_arrow(table).sort("_index"))
         run.ledger.add_dropped(invalid)
-        run.rejects.write(invalid)
+        run.rejects.write(invalid.filter(REJECTED))
         run.ledger.add_emitted(valid, run.prepared.rule_names)
         if valid.height:
             writer.write(valid["_json"])
