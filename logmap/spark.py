@@ -47,12 +47,12 @@ from polars.datatypes import DataTypeClass
 from logmap.errors import InputError, LogmapError, MappingError
 from logmap.frame import REJECTED, split_dropped
 from logmap.mapping.model import Mapping
-from logmap.pipeline.runner import FileStarts, resolve_mapping, visitor_bucket
+from logmap.pipeline.runner import FileStarts, account_dropped, resolve_mapping, visitor_bucket
 from logmap.pipeline.stages import Prepared, record_stage, stream_stage
 from logmap.sinks.batches import BatchFormat, BatchWriter
 from logmap.sinks.output import Run
 from logmap.sinks.report import RunResult
-from logmap.sources import empty_frame, is_export, read_source
+from logmap.sources import empty_frame, read_source
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -195,7 +195,7 @@ def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping,
         raise InputError("the Spark engine cannot read standard input: name the files")
     local = [name for name in inputs if not _is_url(name) or name.startswith("file:")]
     remote = [name for name in inputs if name not in local]
-    if is_export(mapping.source):
+    if mapping.source.is_export:
         if remote:
             raise InputError("the Spark engine reads exports from paths the driver can also read (it unifies "
                              "their schemas first): mount the bucket or copy the files; logs may be URLs")
@@ -474,8 +474,7 @@ def _write_records(records: DataFrame, records_out: Transport, bucket_rows: dict
     for low, high in _bucket_ranges(bucket_rows):
         table = _user_errors(records.where(F.col("_bucket").between(low, high)).toArrow)
         valid, invalid = split_dropped(records_out.from_arrow(table).sort("_index"))
-        run.ledger.add_dropped(invalid)
-        run.rejects.write(invalid.filter(REJECTED))
+        account_dropped(invalid, run.ledger, run.rejects)
         run.ledger.add_emitted(valid, run.prepared.rule_names)
         if valid.height:
             writer.write(valid["_json"])

@@ -344,7 +344,7 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
                     parsed = apply_dedupe(parsed, mapping.dedupe, seen_keys)
                 alive, dropped = stream_stage(prepared, parsed, timings)
                 started = time.perf_counter()
-                _account(dropped, ledger, rejects, on_dropped)
+                account_dropped(dropped, ledger, rejects, on_dropped)
                 started = tick(timings, "ledger+rejects", started)
                 store.add(alive)
                 started = tick(timings, "buckets", started)
@@ -353,7 +353,7 @@ def iter_records(inputs: list[str], mapping: Mapping, *, ledger: Ledger, rejects
             for records in record_frames:
                 started = time.perf_counter()
                 valid, invalid = split_dropped(records)
-                _account(invalid, ledger, rejects, on_dropped)
+                account_dropped(invalid, ledger, rejects, on_dropped)
                 ledger.add_emitted(valid, prepared.rule_names)
                 tick(timings, "ledger+rejects", started)
                 if valid.height:
@@ -391,8 +391,10 @@ class _ReadShare:
 
 
 
-def _account(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsSink | None,
-             on_dropped: DroppedObserver | None = None) -> None:
+def account_dropped(dropped: pl.DataFrame, ledger: Ledger, rejects: RejectsSink | None,
+                    on_dropped: DroppedObserver | None = None) -> None:
+    """Dropped rows into the ledger (every one, by reason), and the malformed and invalid ones into the rejects:
+    what every runner does with the rows its stages drop."""
     ledger.add_dropped(dropped)
     if on_dropped is not None and dropped.height:
         on_dropped(dropped)

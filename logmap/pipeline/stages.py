@@ -21,7 +21,7 @@ from logmap.mapping.model import Mapping
 from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
 from logmap.records.validate import validate
-from logmap.sources import empty_frame, is_export, name_input_columns, open_export
+from logmap.sources import empty_frame, name_input_columns, open_export
 from logmap.transform.context import context_columns
 from logmap.transform.durations import (
     PAGE,
@@ -79,7 +79,7 @@ class Prepared:
         self.bots = BotDetector()
         self.rule_names = [rule.name for rule in mapping.rules]
         #: the run's one reader of its export files (None for access logs, or without inputs)
-        self.export_reader = open_export(inputs, mapping.source, mapping) if inputs and is_export(mapping.source) \
+        self.export_reader = open_export(inputs, mapping.source, mapping) if inputs and mapping.source.is_export \
             else None
         # Compile every stage against the source's columns now, so that a template naming a field the source
         # does not have stops the run before any input is read. (An export's columns are those of its files:

@@ -15,11 +15,6 @@ from logmap.sources import accesslog, exports, formatstring
 from logmap.sources.lines import expand_inputs, read_lines
 
 
-def is_export(source: Source) -> bool:
-    """An analytics export (Parquet, NDJSON, CSV, or ``auto`` with options), not an access log."""
-    return source.is_export
-
-
 def source_problems(source: Source) -> list[tuple[str, str]]:
     """What the source finds wrong with its own settings, as (mapping key, message): the loader reports the first
     with its position, before any input is read."""
@@ -28,7 +23,7 @@ def source_problems(source: Source) -> list[tuple[str, str]]:
             formatstring.compile_source(source)
         except MappingError as error:
             return [("source.pattern", error.reason)]
-    if is_export(source):
+    if source.is_export:
         return [(f"source.options.{key}" if key else "source.options", message)
                 for key, message in exports.check_options(source.format, dict(source.options))]
     return []
@@ -61,7 +56,7 @@ def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 10
     mapping never looks at); access logs always give their canonical columns. An export ``reader`` from
     :func:`open_export` is reused rather than opened again.
     """
-    if is_export(source):
+    if source.is_export:
         reader = reader or open_export(inputs, source, mapping)
         reader.chunk_bytes, reader.progress = chunk_bytes, progress
         yield from reader
@@ -78,7 +73,7 @@ def empty_frame(source: Source, reader: exports.ExportReader | None = None) -> p
     An export's columns come from its files' schemas, so for exports this needs their ``reader`` and is None
     without it.
     """
-    if is_export(source):
+    if source.is_export:
         return reader.empty() if reader is not None else None
     return accesslog.parse(pl.DataFrame(schema=LINE_SCHEMA), source)
 

@@ -76,9 +76,6 @@ ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%
 ProgressCallback = Callable[[int], None]
 
 
-def is_export(source: Source) -> bool:
-    return source.is_export
-
 
 def check_options(fmt: str, options: dict[str, Any]) -> list[tuple[str, str]]:
     """Problems with an export source's options, as (key, message): the loader reports them before any input is
@@ -1011,7 +1008,7 @@ class ExportReader:
     def __init__(self, inputs: list[str], source: Source, chunk_bytes: int = 64 * 1024 * 1024,
                  progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None,
                  optional: frozenset[str] = frozenset()) -> None:
-        if not is_export(source):
+        if not source.is_export:
             raise ValueError(f"{source.format} is not an export format")
         check_source(source)
         self.source = source
