@@ -326,3 +326,54 @@ def test_each_export_file_schema_is_read_once_per_run(tmp_path, monkeypatch):
     result = convert(inputs, GA4_MAPPING, tmp_path / "out")
     assert result.ledger.balanced and len(inputs) == 5
     assert sorted(calls) == sorted(inputs)
+
+
+#: every export fixture folder → its shipped mapping
+FIXTURE_MAPPINGS = {
+    "ga4": "ga4-bigquery-export.yaml", "ga4-2021": "ga4-bigquery-export.yaml", "ga4-fivetran": "ga4-fivetran.yaml",
+    "segment": "segment.yaml", "segment-warehouse": "segment-warehouse.yaml",
+    "rudderstack-warehouse": "rudderstack-warehouse.yaml", "snowplow": "snowplow-enriched.yaml",
+    "snowplow-csv": "snowplow-enriched.yaml", "snowplow-warehouse": "snowplow-enriched.yaml",
+    "amplitude": "amplitude-export.yaml", "amplitude-csv": "amplitude-export.yaml",
+    "mixpanel": "mixpanel-export.yaml", "adobe-datafeed": "adobe-datafeed.yaml",
+}
+
+
+@pytest.mark.parametrize("folder", sorted(FIXTURE_MAPPINGS))
+def test_a_reader_opened_from_probes_reads_what_a_reader_probing_its_files_reads(folder):
+    """A Spark run probes export URLs on the cluster (`probe_file` per file) and opens the reader from the probes:
+    the same files, unified schema, projection and JSON-text types, hence the same frames, as the reader that
+    lists and probes the files itself."""
+    import json
+
+    from logmap.sources import open_export
+    from logmap.sources.exports import expand_export_inputs, probe_file
+
+    mapping = load_mapping(ROOT / "mappings" / FIXTURE_MAPPINGS[folder])
+    summary = json.loads((ROOT / "fixtures" / "exports" / folder / "summary.json").read_text())
+    files = [str(ROOT / "fixtures" / "exports" / folder / name) for name in summary["files"]]
+    direct = open_export(files, mapping.source, mapping)
+    probes = [probe_file(item, mapping.source, direct.chunk_bytes, wanted_names(mapping))
+              for item in expand_export_inputs(files, mapping.source.format)]
+    probed = open_export(files, mapping.source, mapping, probes=probes)
+    # (polars infers an NDJSON struct's fields in an order of its own from one pass to the next: names compared)
+    assert probed.files == direct.files and probed.mixed == direct.mixed
+    assert {p: unordered(s) for p, s in probed.schemas.items()} == {p: unordered(s) for p, s in direct.schemas.items()}
+    assert unordered(probed.read_schema) == unordered(direct.read_schema)
+    assert unordered(probed.json_columns) == unordered(direct.json_columns)
+    assert unordered(probed.json_checked) == unordered(direct.json_checked)
+    assert probed.lookups.keys() == direct.lookups.keys()
+    assert pl.concat(list(probed), how="diagonal_relaxed").to_dicts() == \
+        pl.concat(list(direct), how="diagonal_relaxed").to_dicts()
+
+
+def unordered(schema) -> dict:
+    """A schema with struct fields as dicts: equal whatever order the fields were inferred in."""
+    def form(dtype):
+        if isinstance(dtype, pl.Struct):
+            return {f.name: form(f.dtype) for f in dtype.fields}
+        if isinstance(dtype, pl.List | pl.Array):
+            return ["list", form(dtype.inner)]
+        return str(dtype)
+
+    return {name: form(dtype) for name, dtype in dict(schema).items()}

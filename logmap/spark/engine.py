@@ -10,7 +10,9 @@ functions on executors:
    detection, invalid UTF-8, line numbers, malformed export lines and the column projection are exactly those of
    the local engine. Then ``stream_stage``; out come, in one Arrow schema told apart by ``_kind``: surviving rows
    with their visitor bucket, per-reason counts of dropped rows, the rejected rows themselves (file, line,
-   reason, message, raw) and the earliest event time of each file (``FileStarts``).
+   reason, message, raw; each counts itself) and the earliest event time of each file (``FileStarts``). With
+   ``dedupe``, rows carry their key, and a window over the keys turns every later copy into a ``duplicate``
+   before anything is counted (`logmap.spark.dedupe`).
 2. **Phase 2, per visitor bucket** (``groupBy("_bucket").applyInArrow``). Survivors are shuffled by the same
    visitor hash as the local engine's ``--buckets N`` (so a visitor's whole history is in one group), ranked by
    the file starts (collected on the driver, shipped in the closure), then ordered, given durations, validated
@@ -38,13 +40,14 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from polars.datatypes import DataTypeClass
 
-from logmap.errors import InputError, LogmapError, MappingError
+from logmap.errors import InputError, LogmapError
 from logmap.frame import REJECTED, split_dropped
 from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import FileStarts, account_dropped, resolve_mapping, visitor_bucket
@@ -53,6 +56,9 @@ from logmap.sinks.batches import BatchFormat, BatchWriter
 from logmap.sinks.output import Run
 from logmap.sinks.report import RunResult
 from logmap.sources import empty_frame, read_source
+from logmap.sources.exports import expand_export_inputs
+from logmap.spark import dedupe as dedupe_rows
+from logmap.spark.exports import USER_ERROR, open_on_cluster
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -73,8 +79,6 @@ RECORD_COLUMNS = {"_bucket": pl.Int64(), "_index": pl.Int64(), "_json": pl.Strin
 #: Columns of phase 1's output besides the surviving rows' own.
 PHASE1_COLUMNS = {"_kind": pl.String(), "_bucket": pl.Int64(), "_count": pl.Int64(), "_drop": pl.String(),
                   "_detail": pl.String(), "_raw": pl.String()}
-#: Prefix of a user error (a LogmapError) raised on an executor, so that the driver can say it in one line.
-_USER_ERROR = "logmap-user-error:"
 
 
 # --- the transport form of frames ---------------------------------------------------------------------------
@@ -187,18 +191,22 @@ class Inputs:
         self.order = {name: index for index, name in enumerate([*self.names, *remote_names])}
 
 
-def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping,
-             key: str | bytes | None) -> tuple[Prepared, Inputs]:
+def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping, key: str | bytes | None,
+             chunk_bytes: int) -> tuple[Prepared, Inputs]:
     """The stage functions' state (which stops on a missing key or an unknown column before any task runs)
     and the input files."""
     if "-" in inputs:
         raise InputError("the Spark engine cannot read standard input: name the files")
     local = [name for name in inputs if not _is_url(name) or name.startswith("file:")]
     remote = [name for name in inputs if name not in local]
+    if mapping.source.is_export and remote:
+        # the files' schemas are learnt on the cluster (`logmap.spark.exports`): the driver may not read them
+        listed = expand_export_inputs([_file_path(n) for n in local], mapping.source.format) if local else []
+        files = Inputs(spark, [item.path for item in listed], local, remote)
+        named = [replace(item, path=name) for item, name in zip(listed, files.names)]
+        reader = open_on_cluster(files.files, files.name_of, files.order, named, mapping, chunk_bytes, _user_errors)
+        return Prepared(mapping, key=key, export_reader=reader), files
     if mapping.source.is_export:
-        if remote:
-            raise InputError("the Spark engine reads exports from paths the driver can also read (it unifies "
-                             "their schemas first): mount the bucket or copy the files; logs may be URLs")
         prepared = Prepared(mapping, [_file_path(n) for n in local], key=key)
         assert prepared.export_reader is not None
         paths = [item.path for item in prepared.export_reader.files]
@@ -234,7 +242,8 @@ def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileRe
     reader = prepared.export_reader
     if reader is not None:
         reader.chunk_bytes = chunk_bytes
-        item_of = dict(zip(inputs.names, reader.files))
+        # local inputs by the names the user gave (a file: URL's path is the item's); URLs by their own
+        item_of = {**{item.path: item for item in reader.files}, **dict(zip(inputs.names, reader.files))}
 
         def read_export(copy: str, name: str) -> Iterator[pl.DataFrame]:
             return reader.read_file(item_of[name], copy)
@@ -248,27 +257,41 @@ def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileRe
     return read_log
 
 
-def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int) -> list[pl.DataFrame]:
-    """One parsed chunk through the stream stage, as phase 1's rows (see the module's docstring)."""
+def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int, input_order: int) -> list[pl.DataFrame]:
+    """One parsed chunk (of one file, ``input_order``-th in the run's input order) through the stream stage, as
+    phase 1's rows (see the module's docstring). A reject counts itself (``_count`` 1); so does a dropped row
+    with a dedupe key (`logmap.spark.dedupe`: it may turn out to be a duplicate)."""
     parts = []
     if "time" in parsed.columns and parsed.height:
         parts.append(parsed.group_by("_file").agg(pl.col("time").min()).with_columns(_kind=pl.lit("start")))
+    dedupe = prepared.mapping.dedupe
+    keys = dedupe_rows.keyed_lines(parsed, dedupe, input_order) if dedupe is not None else None
     alive, dropped = stream_stage(prepared, parsed)
+    if keys is not None:
+        alive, dropped = dedupe_rows.with_keys(alive, keys), dedupe_rows.with_keys(dropped, keys)
     if dropped.height:
-        parts.append(dropped.group_by("_drop").agg(pl.len().cast(pl.Int64).alias("_count"))
-                     .with_columns(_kind=pl.lit("count")))
         rejected = dropped.filter(REJECTED)
+        counted = dropped.filter(~REJECTED)
+        if keys is not None:
+            keyed = pl.col(dedupe_rows.KEY).is_not_null()
+            parts.append(counted.filter(keyed).select("_file", "_line", "_drop", *dedupe_rows.COLUMNS)
+                         .with_columns(_count=pl.lit(1, pl.Int64), _kind=pl.lit("count")))
+            counted = counted.filter(~keyed)
+        if counted.height:
+            parts.append(counted.group_by("_drop").agg(pl.len().cast(pl.Int64).alias("_count"))
+                         .with_columns(_kind=pl.lit("count")))
         if rejected.height:
-            keep = [c for c in ("_file", "_line", "_drop", "_detail", "_raw") if c in rejected.columns]
-            parts.append(rejected.select(keep).with_columns(_kind=pl.lit("reject")))
+            keep = [c for c in ("_file", "_line", "_drop", "_detail", "_raw", *dedupe_rows.COLUMNS)
+                    if c in rejected.columns]
+            parts.append(rejected.select(keep).with_columns(_count=pl.lit(1, pl.Int64), _kind=pl.lit("reject")))
     if alive.height:
         # the local engine's buckets (``--buckets N``), so that the order and ``data.N`` are those of such a run
         parts.append(alive.with_columns(visitor_bucket(buckets).cast(pl.Int64), _kind=pl.lit("alive")))
     return parts
 
 
-def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], prepared: Prepared,
-            buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
+def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], order: dict[str, int],
+            prepared: Prepared, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
     """Executor side of phase 1: every file of a split, chunk by chunk."""
     with tempfile.TemporaryDirectory(prefix="logmap-split-") as folder:
         for batch in files:
@@ -281,11 +304,11 @@ def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, 
                 try:
                     for parsed in read(copy, name):
                         parsed = parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
-                        parts = _phase1_rows(parsed, prepared, buckets)
+                        parts = _phase1_rows(parsed, prepared, buckets, order.get(name, len(order)))
                         if parts:
                             yield from out.to_arrow(pl.concat(parts, how="diagonal_relaxed")).to_batches()
                 except LogmapError as error:
-                    raise RuntimeError(_USER_ERROR + str(error).replace(copy, name)) from None
+                    raise RuntimeError(USER_ERROR + str(error).replace(copy, name)) from None
                 finally:
                     os.unlink(copy)
 
@@ -299,7 +322,7 @@ def _phase2(key: tuple[Any, ...], table: pa.Table, prepared: Prepared, file_star
         rows = alive.from_arrow(table, [c for c in alive.schema.names() if c != "_bucket"])
         records = record_stage(prepared, file_starts.rank(rows), first_index.get(bucket, 0))
     except LogmapError as error:
-        raise RuntimeError(_USER_ERROR + str(error)) from None
+        raise RuntimeError(USER_ERROR + str(error)) from None
     return out.to_arrow(records.with_columns(pl.lit(bucket, pl.Int64).alias("_bucket")))
 
 
@@ -333,7 +356,7 @@ def _user_errors(action: Callable[[], Any]) -> Any:
     except LogmapError:
         raise
     except Exception as error:
-        found = re.search(re.escape(_USER_ERROR) + r"\s*(.+)", str(error))
+        found = re.search(re.escape(USER_ERROR) + r"\s*(.+)", str(error))
         if found:
             raise InputError(found.group(1).strip()) from None
         raise
@@ -368,23 +391,21 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
     from pyspark import StorageLevel
 
     mapping = resolve_mapping(mapping)
-    if mapping.dedupe is not None:
-        # The local runner drops later copies with a run-wide set of keys seen in input order; a Spark run has no
-        # such order across splits yet. Refusing beats emitting the duplicates the mapping asked to drop.
-        raise MappingError.at("dedupe is not supported by the Spark engine yet: convert this mapping with the "
-                              "local engine (the default)", mapping.dedupe.where)
-    prepared, files = _prepare(spark, list(inputs), mapping, key)
+    prepared, files = _prepare(spark, list(inputs), mapping, key, chunk_bytes)
     buckets = _partitions_for(spark, partitions, files.bytes)
     with Run(inputs, mapping, out_dir=out_dir, replace=overwrite, prepared=prepared) as run:
         alive_schema = _alive_schema(prepared)
-        phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS})
+        phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS,
+                                **(dedupe_rows.COLUMNS if mapping.dedupe is not None else {})})
         read = _file_reader(prepared, files, chunk_bytes)
-        names = files.name_of
+        names, order = files.name_of, files.order
 
         def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            return _phase1(batches, read, names, prepared, buckets, phase1_out)
+            return _phase1(batches, read, names, order, prepared, buckets, phase1_out)
 
         rows = files.files.select("path", "content").mapInArrow(phase1, phase1_out.spark)
+        if mapping.dedupe is not None:
+            rows = dedupe_rows.mark_duplicates(rows)
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             summary = _summarize(rows, run, alive_schema)
@@ -442,8 +463,8 @@ def _summarize(rows: DataFrame, run: Run, alive_schema: dict[str, pl.DataType]) 
     from pyspark.sql import functions as F
 
     kind = F.col("_kind")
-    aggregate = (rows.where(kind != "reject")
-                 .groupBy("_kind", "_drop", F.when(kind == "start", F.col("_file")).alias("_file"), "_bucket")
+    counted = F.when(kind == "reject", F.lit("count")).otherwise(kind).alias("_kind")  # a reject counts itself
+    aggregate = (rows.groupBy(counted, "_drop", F.when(kind == "start", F.col("_file")).alias("_file"), "_bucket")
                  .agg(F.count(F.lit(1)).alias("rows"), F.sum("_count").alias("dropped"), F.min("time").alias("time")))
     return Summary(_user_errors(aggregate.collect), run, alive_schema.get("time", pl.Datetime("ms", "UTC")))
 
