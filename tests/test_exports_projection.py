@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from support import convert
+from support import EXPORT_FIXTURES, convert
 
 from logmap.errors import LogmapError
 from logmap.sources import exports, load_mapping, load_mapping_text
@@ -328,18 +328,7 @@ def test_each_export_file_schema_is_read_once_per_run(tmp_path, monkeypatch):
     assert sorted(calls) == sorted(inputs)
 
 
-#: every export fixture folder → its shipped mapping
-FIXTURE_MAPPINGS = {
-    "ga4": "ga4-bigquery-export.yaml", "ga4-2021": "ga4-bigquery-export.yaml", "ga4-fivetran": "ga4-fivetran.yaml",
-    "segment": "segment.yaml", "segment-warehouse": "segment-warehouse.yaml",
-    "rudderstack-warehouse": "rudderstack-warehouse.yaml", "snowplow": "snowplow-enriched.yaml",
-    "snowplow-csv": "snowplow-enriched.yaml", "snowplow-warehouse": "snowplow-enriched.yaml",
-    "amplitude": "amplitude-export.yaml", "amplitude-csv": "amplitude-export.yaml",
-    "mixpanel": "mixpanel-export.yaml", "adobe-datafeed": "adobe-datafeed.yaml",
-}
-
-
-@pytest.mark.parametrize("folder", sorted(FIXTURE_MAPPINGS))
+@pytest.mark.parametrize("folder", sorted(EXPORT_FIXTURES))
 def test_a_reader_opened_from_probes_reads_what_a_reader_probing_its_files_reads(folder):
     """A Spark run probes export URLs on the cluster (`probe_file` per file) and opens the reader from the probes:
     the same files, unified schema, projection and JSON-text types, hence the same frames, as the reader that
@@ -349,7 +338,7 @@ def test_a_reader_opened_from_probes_reads_what_a_reader_probing_its_files_reads
     from logmap.sources import open_export
     from logmap.sources.exports import expand_export_inputs, probe_file
 
-    mapping = load_mapping(ROOT / "mappings" / FIXTURE_MAPPINGS[folder])
+    mapping = load_mapping(ROOT / "mappings" / EXPORT_FIXTURES[folder])
     summary = json.loads((ROOT / "fixtures" / "exports" / folder / "summary.json").read_text())
     files = [str(ROOT / "fixtures" / "exports" / folder / name) for name in summary["files"]]
     direct = open_export(files, mapping.source, mapping)

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import TEST_KEY, convert, read_batch
+from support import EXPORT_FIXTURES, TEST_KEY, convert, read_batch
 
 from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import RunOptions
@@ -22,15 +22,6 @@ LOGS = ROOT / "fixtures" / "logs"
 STOREFRONT = ROOT / "fixtures" / "storefront" / "access.log"
 MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
 EXPORTS = ROOT / "fixtures" / "exports"
-#: every export fixture folder → its shipped mapping (as in test_exports_mappings)
-EXPORT_MAPPINGS = {
-    "ga4": "ga4-bigquery-export.yaml", "ga4-2021": "ga4-bigquery-export.yaml", "ga4-fivetran": "ga4-fivetran.yaml",
-    "segment": "segment.yaml", "segment-warehouse": "segment-warehouse.yaml",
-    "rudderstack-warehouse": "rudderstack-warehouse.yaml", "snowplow": "snowplow-enriched.yaml",
-    "snowplow-csv": "snowplow-enriched.yaml", "snowplow-warehouse": "snowplow-enriched.yaml",
-    "amplitude": "amplitude-export.yaml", "amplitude-csv": "amplitude-export.yaml",
-    "mixpanel": "mixpanel-export.yaml", "adobe-datafeed": "adobe-datafeed.yaml",
-}
 PARTITIONS = 3
 
 # The first test also starts the JVM and the session (a minute and more on a busy machine).
@@ -89,13 +80,13 @@ def test_every_fixture_log_gives_the_local_engines_records_ledger_and_rejects(sp
     assert malformed == [253, 340, 401, 402, 403]
 
 
-@pytest.mark.parametrize("tool", sorted(EXPORT_MAPPINGS))
+@pytest.mark.parametrize("tool", sorted(EXPORT_FIXTURES))
 def test_every_fixture_export_gives_the_local_engines_records_ledger_and_rejects(spark, tmp_path, tool):
     """Each export fixture with its shipped mapping as it is, `dedupe` included (mixpanel, segment-warehouse and
     snowplow-csv hold a duplicate each)."""
     summary = json.loads((EXPORTS / tool / "summary.json").read_text())
     inputs = [str(EXPORTS / tool / name) for name in summary["files"]]
-    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_MAPPINGS[tool])
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool])
     assert_same_output(spark_result, local_result, tmp_path)
     assert spark_result.ledger.input_rows == summary["input_rows"]
     assert dict(spark_result.ledger.dropped) == summary["dropped"]
@@ -216,7 +207,7 @@ def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool):
     spark.sparkContext._jsc.hadoopConfiguration().set(f"fs.viewfs.mounttable.{table}.link./{tool}",
                                                       f"file://{store}")
     urls = [f"viewfs://{table}/{tool}/{name}" for name in files]
-    spark_result, local_result = both_engines(spark, tmp_path, urls, ROOT / "mappings" / EXPORT_MAPPINGS[tool],
+    spark_result, local_result = both_engines(spark, tmp_path, urls, ROOT / "mappings" / EXPORT_FIXTURES[tool],
                                               local_inputs=[str(store / name) for name in files])
     assert_same_output(spark_result, local_result, tmp_path, same_rejects=False)  # files named by URL here
     spark_rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
