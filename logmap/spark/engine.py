@@ -35,6 +35,7 @@ variable set for executors, a column or a query plan.
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
@@ -56,7 +57,16 @@ from logmap.sinks.batches import BatchFormat, BatchWriter
 from logmap.sinks.output import OutputDir, Run
 from logmap.sinks.report import RunResult
 from logmap.sources import empty_frame, read_source
-from logmap.spark.logs import first_lines, glob_escaped, plain_files, read_ranges, split_size, splittable, text_ranges
+from logmap.spark.logs import (
+    first_lines,
+    glob_escaped,
+    one_range_bytes,
+    plain_files,
+    read_ranges,
+    split_size,
+    splittable,
+    text_ranges,
+)
 from logmap.spark.output import HadoopOutputDir
 
 if TYPE_CHECKING:
@@ -186,7 +196,9 @@ class Inputs:
         #: Spark's path of each file → its name (a remote pattern's matches are named by their URLs)
         self.name_of = {row.path: by_key.get(_local_key(row.path), row.path) if row.path.startswith("file:")
                         else row.path for row in listed}
-        self.bytes = sum(row.length for row in listed)
+        #: Spark's path of each file → its size in bytes
+        self.length_of = {row.path: row.length for row in listed}
+        self.bytes = sum(self.length_of.values())
         remote_names = sorted(set(self.name_of.values()) - set(self.names))
         #: the order the local engine reads files in: what rejects of phase 1 are sorted by
         self.order = {name: index for index, name in enumerate([*self.names, *remote_names])}
@@ -322,22 +334,30 @@ def _phase1_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str
 
 def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_bytes: int, buckets: int,
                   out: Transport) -> DataFrame:
-    """Phase 1 over every input: plain logs in byte ranges, other files whole (see :mod:`logmap.spark.logs`)."""
-    names = files.name_of
-    ranged = plain_files(spark, list(names)) if splittable(prepared.mapping.source) else []
-    parts = []
-    if ranged:
-        ranges = text_ranges(spark, ranged)
-        first_line = _user_errors(lambda: first_lines(ranges))
+    """Phase 1 over every input: plain logs in byte ranges, other files whole (see :mod:`logmap.spark.logs`).
 
-        def phase1_ranges(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    Plain files too small to be cut are read apart from the others, without the count: their one range starts
+    at line 1. (They cannot share a read with counted files: a read's range size depends on all its files.)"""
+    names = files.name_of
+    plain = plain_files(spark, list(names)) if splittable(prepared.mapping.source) else []
+    uncut = one_range_bytes(spark)
+    parts = []
+    for group, counted in (([p for p in plain if files.length_of[p] <= uncut], False),
+                           ([p for p in plain if files.length_of[p] > uncut], True)):
+        if not group:
+            continue
+        ranges = text_ranges(spark, group)
+        first_line = _user_errors(functools.partial(first_lines, ranges)) if counted else {}
+
+        def phase1_ranges(batches: Iterator[pa.RecordBatch],
+                          first_line: dict[tuple[str, int], int] = first_line) -> Iterator[pa.RecordBatch]:
             return _phase1_ranges(batches, first_line, names, prepared, chunk_bytes, buckets, out)
 
         parts.append(ranges.mapInArrow(phase1_ranges, out.spark))
-    whole = sorted(set(names) - set(ranged))
+    whole = sorted(set(names) - set(plain))
     if whole:
         read = _file_reader(prepared, files, chunk_bytes)
-        binary = files.files if not ranged else \
+        binary = files.files if not plain else \
             spark.read.format("binaryFile").load([glob_escaped(path) for path in whole])
 
         def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -346,7 +366,7 @@ def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_
         parts.append(binary.select("path", "content").mapInArrow(phase1, out.spark))
     if not parts:  # no file at all: an empty phase 1 of the right schema
         return spark.createDataFrame([], out.spark)
-    return parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    return functools.reduce(lambda union, part: union.unionByName(part), parts)
 
 
 # --- phase 2: per visitor bucket ----------------------------------------------------------------------------

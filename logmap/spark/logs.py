@@ -111,6 +111,14 @@ def split_size(spark: SparkSession, split_bytes: int | None) -> Iterator[None]:
             spark.conf.set(SPLIT_SETTING, before)
 
 
+def one_range_bytes(spark: SparkSession) -> int:
+    """The size up to which the text source never cuts a file: the least range size Spark may choose,
+    ``min(maxPartitionBytes, openCostInBytes)`` (it takes ``min(maxPartitionBytes, max(openCostInBytes, bytes per
+    core))``). Such files need no count."""
+    conf = spark._jsparkSession.sessionState().conf()
+    return int(min(conf.filesMaxPartitionBytes(), conf.filesOpenCostInBytes()))
+
+
 def glob_escaped(path: str) -> str:
     """``path`` as a literal to Spark, which expands any path holding a glob character (``[``, ``{``, ``*``…)."""
     return "".join("\\" + char if char in "\\{}[]*?" else char for char in path)
@@ -162,10 +170,10 @@ def read_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, i
         for file, start, at, count in runs.select(FILE, START, "_at", "len").iter_rows():  # per range, not per line
             key = (file, start)
             if key not in next_line:
-                if key not in first_line:
+                if key not in first_line and start != 0:  # an uncounted file is one range, from line 1
                     raise RuntimeError(f"logmap: a byte range of {file} at {start} was not counted: the split size "
                                        "changed between the passes")
-                next_line[key] = first_line[key]
+                next_line[key] = first_line.get(key, 1)
             values = lines.slice(at, count)
             joined: Any = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, count], pa.int32()), values), b"\n")
             block = joined[0].as_py() + b"\n"
