@@ -39,17 +39,17 @@ INPUT_ORDER = "_input_order"
 COLUMNS = {KEY: pl.Int64(), INPUT_ORDER: pl.Int64()}
 
 
-def keyed_lines(parsed: pl.DataFrame, spec: Dedupe, input_order: int) -> pl.DataFrame:
-    """``_line``, the key and the file's input order of every row of a parsed chunk (one file's rows)."""
+def keyed_lines(parsed: pl.DataFrame, spec: Dedupe, order: dict[str, int]) -> pl.DataFrame:
+    """File, line, key and the file's input order (``order``: position by name) of every row of a parsed chunk."""
     keys = dedupe_keys(parsed, spec).reinterpret(signed=True)
-    return pl.DataFrame({"_line": parsed["_line"], KEY: keys}).with_columns(
-        pl.lit(input_order, pl.Int64).alias(INPUT_ORDER))
+    return pl.DataFrame({"_file": parsed["_file"], "_line": parsed["_line"], KEY: keys}).with_columns(
+        pl.col("_file").replace_strict(order, default=len(order), return_dtype=pl.Int64).alias(INPUT_ORDER))
 
 
 def with_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     """``frame`` (rows of the chunk ``keys`` was computed on, after the stream stage) with each row's key and
-    input order, found by its line (unique within one file's chunk)."""
-    return frame.join(keys, on="_line", how="left", maintain_order="left")
+    input order, found by its file and line."""
+    return frame.join(keys, on=["_file", "_line"], how="left", maintain_order="left")
 
 
 def mark_duplicates(rows: DataFrame) -> DataFrame:
