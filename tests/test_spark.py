@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import polars as pl
 import pytest
 from support import EXPORT_FIXTURES, TEST_KEY, convert, read_batch
 
@@ -189,3 +190,105 @@ def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool):
     assert [{**r, "file": r["file"].replace(f"viewfs://{table}/{tool}/", "")} for r in spark_rejects] == \
         [{**r, "file": r["file"].replace(f"{store}/", "")} for r in local_rejects]
     assert spark_result.ledger.input_rows == json.loads((EXPORTS / tool / "summary.json").read_text())["input_rows"]
+
+
+def _recorded_scans(monkeypatch) -> list:
+    """The Parquet scans phase 1 builds (`logmap.spark.exports.parquet_scan`), recorded as the engine makes them."""
+    from logmap.spark import engine
+
+    scans: list = []
+
+    def recording(*args, **kwargs):
+        scan = parquet_scan(*args, **kwargs)
+        scans.append(scan)
+        return scan
+
+    parquet_scan = engine.parquet_scan
+    monkeypatch.setattr(engine, "parquet_scan", recording)
+    return scans
+
+
+def _read_schema(scan) -> str:
+    """The ReadSchema of the scan's plan, in full (Spark cuts it to 100 characters by default)."""
+    spark = scan.sparkSession
+    spark.conf.set("spark.sql.maxMetadataStringLength", "100000")
+    try:
+        plan = scan._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.unset("spark.sql.maxMetadataStringLength")
+    assert "FileScan parquet" in plan
+    return plan.split("ReadSchema: ", 1)[1].splitlines()[0]
+
+
+@pytest.mark.parametrize(("tool", "files"), [("ga4", None), ("ga4-2021", None),
+                                             ("snowplow-warehouse", ["parquet/part-00000.parquet"])])
+def test_parquet_exports_are_read_by_sparks_parquet_scan_with_the_mappings_columns(spark, tmp_path, monkeypatch,
+                                                                                   tool, files):
+    """Parquet exports go through Spark's Parquet scan (not whole files; ga4-2021's NDJSON file beside its
+    Parquet one still is), reading only the columns, and struct fields, the mapping reads; the output is the
+    local engine's."""
+    scans = _recorded_scans(monkeypatch)
+    files = files or json.loads((EXPORTS / tool / "summary.json").read_text())["files"]
+    inputs = [str(EXPORTS / tool / name) for name in files]
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool])
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert len(scans) == 1 and scans[0] is not None
+    assert sorted(scans[0].inputFiles()) == sorted(f"file://{p}" for p in inputs if p.endswith(".parquet"))
+    read_schema = _read_schema(scans[0])
+    if tool == "ga4":
+        assert read_schema.startswith("struct<event_timestamp:bigint,event_name:string,event_params:")
+        for unread in ("event_bundle_sequence_id", "user_ltv", "privacy_info", "event_dimensions", "geo:"):
+            assert unread not in read_schema
+        print(read_schema)
+        # struct fields (also inside lists) the mapping reads, and no other
+        assert "ecommerce:struct<purchase_revenue:double>" in read_schema
+        assert "items:array<struct<item_id:string,quantity:bigint>>" in read_schema
+
+
+def test_a_parquet_file_of_many_row_groups_split_across_tasks_keeps_its_row_numbers(spark, tmp_path, monkeypatch):
+    """One Parquet file of many row groups (a few rows without a time), read by Spark in several splits: each
+    split's frames are exactly those `ExportReader.read_file` gives for its rows (row numbers included), and the
+    run's records and ledger are the local engine's."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from polars.testing import assert_frame_equal
+
+    from logmap.pipeline.runner import resolve_mapping
+    from logmap.sources import open_export
+    from logmap.spark.exports import parquet_scan, read_parquet_batches
+
+    scans = _recorded_scans(monkeypatch)
+    table = pa.concat_tables(pq.read_table(p) for p in sorted((EXPORTS / "ga4").glob("*.parquet")))
+    timeless = pc.equal(pc.remainder(pa.array(range(table.num_rows)), 97), 5)
+    table = table.set_column(table.schema.get_field_index("event_timestamp"), "event_timestamp",
+                             pc.if_else(timeless, pa.scalar(None, pa.int64()), table.column("event_timestamp")))
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path, row_group_size=200)
+    assert pq.ParquetFile(path).metadata.num_row_groups >= 10
+    split = path.stat().st_size // 6
+    mapping_file = ROOT / "mappings" / EXPORT_FIXTURES["ga4"]
+    spark_result, local_result = both_engines(spark, tmp_path, [str(path)], mapping_file, split_bytes=split)
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert spark_result.ledger.dropped["missing:event_timestamp"] > pc.sum(timeless.cast(pa.int64())).as_py() - 1
+    assert len(scans) == 1
+
+    mapping = resolve_mapping(mapping_file)
+    reader = open_export([str(path)], mapping.source, mapping)
+    local = pl.concat(reader.read_file(reader.files[0]))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
+    try:
+        scan = parquet_scan(spark, [f"file://{path}"], reader, reader.files)
+        assert scan is not None and scan.rdd.getNumPartitions() > 1
+
+        def frames(batches):
+            for frame in read_parquet_batches(batches, reader, {str(path): reader.files[0]}, {f"file:{path}": str(path)}):
+                yield pa.RecordBatch.from_pydict({"ipc": [frame.write_ipc(None).getvalue()]})
+
+        parts = scan.mapInArrow(frames, "ipc binary").collect()
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert len(parts) > 1
+    split_frames = pl.concat([pl.read_ipc(row.ipc) for row in parts]).sort("_line")
+    assert_frame_equal(split_frames, local)
+    assert local["_line"].to_list() == list(range(1, table.num_rows + 1))

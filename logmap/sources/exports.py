@@ -1156,6 +1156,16 @@ class ExportReader:
         except LogmapError as error:
             raise with_columns(error, self.schema, list(self.schemas)) from None
 
+    def rows_frame(self, rows: pl.DataFrame, item: ExportFile, lines: int | pl.Series) -> pl.DataFrame:
+        """Rows of ``item`` as its reader gives them (a Parquet or CSV batch, decoded NDJSON lines) as
+        `read_file` yields them: in the run's schema (absent columns null, types cast, hive partitions added),
+        numbered from ``lines`` (the first row's number, or each row's), JSON text decoded, canonical columns.
+        A Spark run's Parquet scan hands its batches here too (`logmap.spark.exports`)."""
+        numbered = (_with_provenance(_conform(rows, self.read_schema, item), item.path, lines)
+                    if isinstance(lines, int) else
+                    _with_provenance(_conform(rows, self.read_schema, item), item.path, 0, lines))
+        return self._finish(numbered)
+
     def __iter__(self) -> Iterator[pl.DataFrame]:
         for item in self.files:
             yield from self.read_file(item)
@@ -1181,8 +1191,7 @@ class ExportReader:
                 # decoded with every column (a line that does not fit the export's shape stays malformed)
                 for decoded, lines, good in _read_ndjson(item, self.read_schema, self.mixed, self.chunk_bytes,
                                                          self.progress):
-                    frame = _conform(decoded, self.read_schema, item)
-                    out = self._finish(_with_provenance(frame, item.path, 0, lines["_line"].filter(good)))
+                    out = self.rows_frame(decoded, item, lines["_line"].filter(good))
                     bad = lines.filter(~good)
                     if bad.height:
                         out = pl.concat([out, _malformed(item.path, bad["_line"], bad["_raw"])], how="diagonal_relaxed")
@@ -1193,9 +1202,8 @@ class ExportReader:
                        else _read_csv(item, self.source, self.schema, batch_rows,
                                       [c for c in self.read_schema if c in self.schemas[item.path]]))
             for batch in batches:
-                frame = _with_provenance(_conform(batch, self.read_schema, item), item.path, next_line)
-                next_line += frame.height
-                yield self._finish(frame)
+                yield self.rows_frame(batch, item, next_line)
+                next_line += batch.height
         except LogmapError:
             raise
         except (OSError, pl.exceptions.PolarsError) as error:

@@ -6,7 +6,9 @@ functions on executors:
 1. **Phase 1, a map over input splits** (``mapInArrow``). Spark lists and reads the inputs (local paths,
    ``file://``, ``s3a://``, ``gs://``, ``abfs://``, ``hdfs://``: whatever the cluster's Hadoop file systems read).
    Plain logs are read in byte ranges by Spark's text source, their line numbers known from a first count of
-   lines per range (:mod:`logmap.spark.logs`); other files (compressed, exports, formats with per-file state) are
+   lines per range (:mod:`logmap.spark.logs`); Parquet exports by Spark's Parquet scan with the mapping's
+   projection, in row-group splits, each batch normalised by the run's ``ExportReader``
+   (:mod:`logmap.spark.exports`); other files (compressed, NDJSON and CSV exports, formats with per-file state) are
    read whole: an executor writes the file's bytes to a local temporary file and reads it with logmap's own
    reader (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression detection, invalid
    UTF-8, line numbers, malformed export lines and the column projection are exactly those of the local engine.
@@ -61,9 +63,9 @@ from logmap.sinks.batches import BatchFormat, BatchWriter
 from logmap.sinks.output import OutputDir, Run
 from logmap.sinks.report import RunResult
 from logmap.sources import empty_frame, read_source
-from logmap.sources.exports import expand_export_inputs
+from logmap.sources.exports import ExportFile, ExportReader, expand_export_inputs
 from logmap.spark import dedupe as dedupe_rows
-from logmap.spark.exports import USER_ERROR, open_on_cluster
+from logmap.spark.exports import USER_ERROR, open_on_cluster, parquet_scan, read_parquet_batches
 from logmap.spark.logs import (
     first_lines,
     glob_escaped,
@@ -268,8 +270,7 @@ def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileRe
     reader = prepared.export_reader
     if reader is not None:
         reader.chunk_bytes = chunk_bytes
-        # local inputs by the names the user gave (a file: URL's path is the item's); URLs by their own
-        item_of = {**{item.path: item for item in reader.files}, **dict(zip(inputs.names, reader.files))}
+        item_of = _export_items(reader, inputs)
 
         def read_export(copy: str, name: str) -> Iterator[pl.DataFrame]:
             return reader.read_file(item_of[name], copy)
@@ -281,6 +282,12 @@ def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileRe
         return read_source([copy], source, chunk_bytes=chunk_bytes, mapping=mapping)
 
     return read_log
+
+
+def _export_items(reader: ExportReader, inputs: Inputs) -> dict[str, ExportFile]:
+    """The run's export files by name: local inputs by the names the user gave (a file: URL's path is the
+    item's), URLs by their own."""
+    return {**{item.path: item for item in reader.files}, **dict(zip(inputs.names, reader.files))}
 
 
 def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int, order: dict[str, int]) -> list[pl.DataFrame]:
@@ -357,9 +364,36 @@ def _phase1_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str
         raise RuntimeError(USER_ERROR + str(error)) from None
 
 
+def _phase1_parquet(batches: Iterator[pa.RecordBatch], reader: ExportReader, items: dict[str, ExportFile],
+                    names: dict[str, str], order: dict[str, int], prepared: Prepared, buckets: int,
+                    out: Transport) -> Iterator[pa.RecordBatch]:
+    """Executor side of phase 1 for Parquet exports read by Spark's scan (:mod:`logmap.spark.exports`)."""
+    try:
+        yield from _phase1_batches(read_parquet_batches(batches, reader, items, names), prepared, buckets, order, out)
+    except LogmapError as error:
+        raise RuntimeError(USER_ERROR + str(error)) from None
+
+
+def _parquet_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_bytes: int) -> \
+        tuple[DataFrame, ExportReader, dict[str, ExportFile]] | None:
+    """Spark's Parquet scan of the run's Parquet exports with the columns the mapping reads, the reader and the
+    files by name; None when there are none or Spark cannot read them together."""
+    reader = prepared.export_reader
+    if reader is None:
+        return None
+    reader.chunk_bytes = chunk_bytes
+    item_of = _export_items(reader, files)
+    paths = [path for path, name in files.name_of.items() if item_of[name].format == "parquet"]
+    if not paths:
+        return None
+    scan = parquet_scan(spark, paths, reader, [item_of[files.name_of[path]] for path in paths])
+    return None if scan is None else (scan, reader, item_of)
+
+
 def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_bytes: int, buckets: int,
                   out: Transport) -> DataFrame:
-    """Phase 1 over every input: plain logs in byte ranges, other files whole (see :mod:`logmap.spark.logs`).
+    """Phase 1 over every input: plain logs in byte ranges (see :mod:`logmap.spark.logs`), Parquet exports by
+    Spark's Parquet scan (:mod:`logmap.spark.exports`), other files whole.
 
     Plain files too small to be cut are read apart from the others, without the count: their one range starts
     at line 1. (They cannot share a read with counted files: a read's range size depends on all its files.)"""
@@ -379,10 +413,20 @@ def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_
             return _phase1_ranges(batches, first_line, names, order, prepared, chunk_bytes, buckets, out)
 
         parts.append(ranges.mapInArrow(phase1_ranges, out.spark))
-    whole = sorted(set(names) - set(plain))
+    parquet = _parquet_input(spark, files, prepared, chunk_bytes)
+    scanned: set[str] = set()
+    if parquet is not None:
+        scan, reader, items = parquet
+        scanned = {path for path in names if items[names[path]].format == "parquet"}
+
+        def phase1_parquet(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            return _phase1_parquet(batches, reader, items, names, order, prepared, buckets, out)
+
+        parts.append(scan.mapInArrow(phase1_parquet, out.spark))
+    whole = sorted(set(names) - set(plain) - scanned)
     if whole:
         read = _file_reader(prepared, files, chunk_bytes)
-        binary = files.files if not plain else \
+        binary = files.files if not plain and not scanned else \
             spark.read.format("binaryFile").load([glob_escaped(path) for path in whole])
 
         def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

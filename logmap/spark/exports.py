@@ -1,4 +1,4 @@
-"""Exports on Spark whose files the driver cannot read: their schemas learnt on the cluster.
+"""Exports on Spark: schemas of files the driver cannot read learnt on the cluster; Parquet read by Spark's scan.
 
 An export run reads every file with one schema, unified before any row is read (`logmap.sources.exports`: a
 column some files lack is null there, widths are widened, a conflict stops the run naming the files), and the
@@ -15,6 +15,11 @@ Each file is read twice (the probe, then phase 1), as the local engine reads an 
 schema, then its rows); Parquet's probe reads only its footer and the sampled columns. A CSV without a header row
 takes its column names from ``columns`` or from a ``header_file`` the driver reads (beside a local input, else
 the path as given).
+
+Parquet files (`parquet_scan`) are read by Spark's own Parquet source, not whole: only the columns and struct
+fields the run reads, split by row group, each row with its file and its index in it (hidden ``_metadata``
+columns); the executor turns each batch into the frame `ExportReader.read_file` gives for those rows
+(`read_parquet_batches`, through `ExportReader.rows_frame`). Files Spark cannot read together are read whole.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from logmap.errors import LogmapError
 from logmap.mapping.model import Mapping
@@ -32,8 +38,9 @@ from logmap.sources import open_export
 from logmap.sources.exports import ExportFile, ExportReader, FileProbe, probe_file, wanted_names, with_header
 
 if TYPE_CHECKING:
+    import polars as pl
     import pyarrow as pa
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 #: What an executor raises for a user error (a LogmapError), so that the driver can say it in one line.
 USER_ERROR = "logmap-user-error:"
@@ -84,3 +91,83 @@ def open_on_cluster(files: DataFrame, name_of: dict[str, str], order: dict[str, 
     probes: list[FileProbe] = sorted((pickle.loads(row.probe) for row in rows),
                                      key=lambda p: order.get(p.file.path, len(order)))
     return open_export([p.file.path for p in probes], mapping.source, mapping, probes=probes)
+
+
+# --- Parquet through Spark's own reader ----------------------------------------------------------------------
+
+#: Columns of the Parquet scan besides the export's: the file (URL-encoded, as Spark names it), the row's 0-based
+#: index in it.
+FILE, ROW = "_parquet_file", "_parquet_row"
+
+
+def agreeing_types(reader: ExportReader, items: list[ExportFile]) -> bool:
+    """Whether every column the run reads has one type in all of ``items`` that hold it: Spark's reader merges
+    the files' schemas, but it cannot read one column as an integer in one file and as text in another."""
+    for column in reader.read_schema:
+        if len({str(reader.schemas[item.path][column]) for item in items if column in reader.schemas[item.path]}) > 1:
+            return False
+    return True
+
+
+def _projected(column: Any, dtype: Any, spark_type: Any) -> Any:
+    """``column`` with only the struct fields of ``dtype`` (the run's read type of it: the fields the mapping
+    reads), so that Spark's nested schema pruning reads no other leaf; other columns whole."""
+    import polars as pl
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as t
+
+    if isinstance(dtype, pl.Struct) and isinstance(spark_type, t.StructType):
+        present = {field.name: field.dataType for field in spark_type.fields}
+        fields = [F.lit(None).cast(t.NullType()).alias(f.name) if f.name not in present else
+                  _projected(column.getField(f.name), f.dtype, present[f.name]).alias(f.name) for f in dtype.fields]
+        if not any(f.name in present for f in dtype.fields):
+            return column
+        return F.when(column.isNull(), F.lit(None)).otherwise(F.struct(*fields))  # a null struct stays null
+    if isinstance(dtype, pl.List) and isinstance(spark_type, t.ArrayType) and isinstance(dtype.inner, pl.Struct):
+        return F.transform(column, lambda element: _projected(element, dtype.inner, spark_type.elementType))
+    return column
+
+
+def parquet_scan(spark: SparkSession, paths: list[str], reader: ExportReader,
+                 items: list[ExportFile]) -> DataFrame | None:
+    """Spark's Parquet scan of ``paths`` (Spark's names of the run's Parquet files ``items``) with the columns
+    and struct fields the run reads, each row's file and 0-based index beside them; None when Spark cannot read
+    the files together (the engine then reads them whole, as other exports)."""
+    from pyspark.sql import functions as F
+
+    from logmap.spark.logs import glob_escaped
+
+    if not agreeing_types(reader, items):
+        return None
+    try:
+        files = spark.read.option("mergeSchema", "true").parquet(*[glob_escaped(p) for p in paths])
+    except Exception:  # any schema Spark cannot merge: the files are read whole
+        return None
+    stored = {item.path: reader.schemas[item.path] for item in items}
+    spark_types = {field.name: field.dataType for field in files.schema.fields}
+    columns = [_projected(F.col(f"`{name}`"), dtype, spark_types[name]).alias(name)
+               for name, dtype in reader.read_schema.items()
+               if name in spark_types and any(name in schema for schema in stored.values())]
+    return files.select(F.col("_metadata.file_path").alias(FILE), F.col("_metadata.row_index").alias(ROW), *columns)
+
+
+def read_parquet_batches(batches: Iterator[pa.RecordBatch], reader: ExportReader, items: dict[str, ExportFile],
+                         names: dict[str, str]) -> Iterator[pl.DataFrame]:
+    """Executor side: the frames `ExportReader.read_file` gives for the rows of the scan's ``batches``, each row
+    numbered as there (its index in the file + 1) and named as the user named its file (``names``: Spark's
+    decoded path → name; ``items``: name → the run's `ExportFile`)."""
+    import polars as pl
+
+    for batch in batches:
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        # consecutive rows of one file: one run per batch, or a few where a split holds several files
+        runs = (frame.select(FILE).with_row_index("_at").group_by(pl.col(FILE).rle_id().alias("_run"),
+                                                                  maintain_order=True)
+                .agg(pl.col(FILE).first(), pl.col("_at").first(), pl.len()))
+        for file, at, count in runs.select(FILE, "_at", "len").iter_rows():  # per file, not per row
+            name = names.get(unquote(file), unquote(file))
+            rows = frame.slice(at, count)
+            lines = (rows[ROW] + 1).cast(pl.UInt64)
+            out = reader.rows_frame(rows.drop(FILE, ROW), items[name], lines)
+            yield out.with_columns(pl.lit(name, pl.String).alias("_file"))
