@@ -10,6 +10,9 @@ from support import TEST_KEY
 #: The xdist group of every test that uses the ``spark`` fixture: one worker runs them all, so the JVM and the
 #: session start once per run (``--dist loadgroup`` in pyproject.toml hands out the largest group first).
 SPARK_GROUP = "spark"
+#: Modules whose tests take seconds each (processes killed and resumed, a 6,000-record reference validation, a
+#: conversion per fixture): started first, so that no long test is left running alone at the end of a run.
+START_FIRST = ("test_upload_kill.py", "test_records_agreement.py", "test_output_digest.py")
 
 
 @pytest.fixture
@@ -21,10 +24,13 @@ def anonymous_key(monkeypatch):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test using the ``spark`` fixture, in any module, into one xdist group."""
+    """Put every test using the ``spark`` fixture, in any module, into one xdist group; the ``START_FIRST``
+    modules' tests first, in that order (a stable sort: the same order on every worker, as xdist requires)."""
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group(SPARK_GROUP))
+    first = {name: position for position, name in enumerate(START_FIRST)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))
 
 
 def java_available() -> bool:
