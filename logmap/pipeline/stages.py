@@ -110,6 +110,8 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
     scope = Scope(alive.schema)
     alive, pings = split_pings(alive, mapping.durations, scope)
     alive, more_dropped = split_dropped(apply_rules(alive, mapping.rules, scope))
+    # Rows the rules drop are passed on rule by rule (unmatched first), as rejects.ndjson has always listed them.
+    more_dropped = more_dropped.sort("_rule", nulls_last=False, maintain_order=True)
     if pings is not None:  # to their visitor's bucket with the records, for the page views' durations
         alive = pl.concat([alive, pings], how="diagonal")
     started = tick(timings, "rules", started)

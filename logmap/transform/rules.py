@@ -159,24 +159,41 @@ def compile_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], list[t
 
 
 def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.DataFrame:
-    """Classify rows, then compute each rule's record fields on its own rows."""
+    """Classify rows, then compute each rule's record fields on its own rows. Rows keep their order.
+
+    The rows are split by rule in one pass, with only the columns the rules read: splitting the full-width
+    chunk copied every parsed column (the raw line included) once more, and cost more than the fields.
+    """
     frame = classify(frame, rules, scope)
-    # One pass splits the rows by rule (a filter per rule copied the whole chunk once per rule).
-    by_rule = {key: rows for (key,), rows in frame.partition_by("_rule", as_dict=True, maintain_order=True).items()}
-    parts = [by_rule.get(None, frame.clear())]
-    for index, rule in enumerate(rules):
-        rows = by_rule.get(index, frame.clear())
-        rule_scope = scope.staging()
-        staged = rule_scope.staged
-        assert staged is not None  # a staging scope
-        groups = named_groups(rule.path)
-        if groups and rule.path is not None:
-            rule_scope = rule_scope.with_groups({g: pl.col("_groups").struct.field(g) for g in groups})
-            staged["_groups"] = pl.col("path").str.extract_groups(rule.path)
-        columns, errors = compile_fields(rule, rule_scope)
-        rows = rows.with_columns(**staged).with_columns(**columns)
+    compiled = [_compile_rule(rule, scope) for rule in rules]
+    read = {name for staged, columns, errors in compiled
+            for expr in [*staged.values(), *columns.values(), *(message for _, message in errors)]
+            for name in expr.meta.root_names()}
+    own = ("_rule", "_drop", "_detail")
+    narrow = frame.select(*own, *(c for c in frame.columns if c in read and c not in own)).with_row_index(_ROW)
+    by_rule = {key: rows for (key,), rows in narrow.partition_by("_rule", as_dict=True, maintain_order=True).items()}
+    parts = [by_rule.get(None, narrow.clear()).select(_ROW, "_drop", "_detail")]
+    for index, (staged, columns, errors) in enumerate(compiled):
+        rows = by_rule.get(index, narrow.clear()).with_columns(**staged).with_columns(**columns)
         for field, message in errors:
             rows = rows.with_columns(drop_when(message.is_not_null(), f"invalid:{field}",
                                                pl.format("{} is invalid. {}", pl.lit(field), message)))
-        parts.append(rows.drop(list(staged)))
-    return pl.concat(parts, how="diagonal_relaxed")
+        parts.append(rows.select(_ROW, "_drop", "_detail", *columns))
+    fields = pl.concat(parts, how="diagonal_relaxed").sort(_ROW).drop(_ROW)
+    return frame.with_columns(fields)
+
+
+_ROW = "__rule_row"
+
+
+def _compile_rule(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr], list[tuple[str, pl.Expr]]]:
+    """(temporary columns to compute first, record columns, (field, error message) pairs) of one rule."""
+    rule_scope = scope.staging()
+    staged = rule_scope.staged
+    assert staged is not None  # a staging scope
+    groups = named_groups(rule.path)
+    if groups and rule.path is not None:
+        rule_scope = rule_scope.with_groups({g: pl.col("_groups").struct.field(g) for g in groups})
+        staged["_groups"] = pl.col("path").str.extract_groups(rule.path)
+    columns, errors = compile_fields(rule, rule_scope)
+    return staged, columns, errors
