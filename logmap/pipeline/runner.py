@@ -32,7 +32,7 @@ from logmap.frame import REJECTED, split_dropped
 from logmap.ledger import Ledger
 from logmap.mapping.model import Mapping
 from logmap.pipeline.budget import DEFAULT_MEMORY, MAX_BUCKETS, Budget, format_size, parse_size
-from logmap.pipeline.stages import OrderedRecords, Prepared, Timings, check_and_encode, stream_stage, tick
+from logmap.pipeline.stages import Prepared, Timings, check_and_encode, order_records, stream_stage, tick
 from logmap.sources import load_mapping, read_source
 from logmap.transform.dedupe import SeenKeys, apply_dedupe
 
@@ -249,26 +249,14 @@ class BucketStore:
 
 
 def _concat_all(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """The rows of ``parts`` in one chunk per column; it empties ``parts``, so that nothing is left holding a
-    bucket but its consumer.
+    """The rows of ``parts``, which it empties: nothing is left holding a bucket but its consumer.
 
-    Column by column, each part's copy of a column is let go once the column is joined, so that the rows are
-    held about once, not twice, while they are put together. (And a generator's locals live while it is
-    suspended at ``yield``: a bucket yielded from a local variable would be held through its whole record
-    phase.)
+    (A generator's locals live while it is suspended at ``yield``: a bucket yielded from a local variable would
+    be held through its whole record phase, next to its sorted copy.)
     """
-    schema = pl.concat([part.clear() for part in parts], how="diagonal_relaxed").schema
-    by_part = [{column.name: column for column in part.get_columns()} for part in parts]
-    heights = [part.height for part in parts]
+    rows = pl.concat(parts, how="diagonal_relaxed")
     parts.clear()
-    columns: list[pl.Series] = []
-    for name, dtype in schema.items():
-        pieces = [held.pop(name).cast(dtype) if name in held
-                  else pl.Series(name, dtype=dtype).extend_constant(None, height)
-                  for held, height in zip(by_part, heights)]
-        columns.append(pl.concat(pieces, rechunk=True))
-        del pieces
-    return pl.DataFrame(columns)
+    return rows
 
 
 class FileStarts:
@@ -307,15 +295,13 @@ def _record_frames(store: BucketStore, file_starts: FileStarts, prepared: Prepar
     started = time.perf_counter()
     for bucket in store:
         tick(timings, "buckets", started)
-        ordered = OrderedRecords(prepared, file_starts.rank(bucket), next_index, timings)
-        del bucket  # held by ``ordered`` alone while its slices are encoded
-        merged = ordered.merged()
-        if merged is not None and merged.height:  # pings (`durations.from: pings`): counted, never encoded
+        ordered, merged = split_dropped(order_records(prepared, file_starts.rank(bucket), next_index, timings))
+        del bucket  # the ordered copy replaces it: not both held while the slices are encoded
+        if merged.height:  # pings (`durations.from: pings`): counted, never encoded
             yield merged
         next_index += ordered.height
         for start in range(0, ordered.height, SLICE_ROWS):
             yield check_and_encode(ordered.slice(start, SLICE_ROWS), timings)
-        del ordered
         started = time.perf_counter()
 
 

@@ -128,61 +128,6 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
     return result
 
 
-#: The columns durations need, besides ``r:`` record fields a mapping may not have; pings need ``_file`` and ``_line``.
-DURATION_COLUMNS = ("_file", "_line", "time", "_visitor", "r:type", "r:duration", PING, PAGE)
-
-
-class OrderedRecords:
-    """One bucket's records in output order (event time, then file and line), built a slice at a time.
-
-    Only the positions of the records in output order and their durations are computed for the whole bucket;
-    each slice gathers its own rows of the bucket. Putting the whole bucket in order at once held it twice
-    (the rows and their sorted copy) through the record phase.
-    """
-
-    def __init__(self, prepared: Prepared, rows: pl.DataFrame, first_index: int = 0,
-                 timings: Timings | None = None) -> None:
-        started = time.perf_counter()
-        # Gathering the rows of a slice is cheap from one chunk per column, costly across many.
-        self.rows = rows.rechunk()
-        order = self.rows.select(pl.arg_sort_by(order_columns(rows)[1:], nulls_last=True).alias("_at"))["_at"]
-        narrow = self.rows.select(c for c in DURATION_COLUMNS if c in rows.columns)[order].with_columns(order)
-        narrow, self.pings = take_pings(narrow)
-        narrow = infer_durations(narrow, prepared.mapping.durations, in_time_order=True, pings=self.pings)
-        self.at, self.durations = narrow["_at"], narrow["r:duration"]
-        self.first_index = first_index
-        self.timings = timings
-        tick(timings, "durations", started)
-
-    @property
-    def height(self) -> int:
-        """The number of records (pings, merged into their page views, are none)."""
-        return self.at.len()
-
-    def slice(self, start: int, length: int) -> pl.DataFrame:
-        """Records ``start`` to ``start + length`` in output order, as :func:`order_records` gives them."""
-        started = time.perf_counter()
-        at = self.at.slice(start, length)
-        rows = self.rows[at].drop(PING, PAGE, strict=False).with_columns(self.durations.slice(start, length))
-        started = tick(self.timings, "durations", started)
-        records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
-        records = conform(records.with_columns(pl.col("time").alias("timestamp")))
-        records = records.with_columns(
-            pl.lit(None, pl.String).alias("_drop"),
-            pl.lit(None, pl.String).alias("_detail"),
-            (pl.int_range(pl.len(), dtype=pl.Int64) + self.first_index + start).alias("_index"),
-        )
-        tick(self.timings, "validation", started)
-        return records
-
-    def merged(self) -> pl.DataFrame | None:
-        """The bucket's pings (``durations.from: pings``), dropped as ``merged:page_ping``, with the records'
-        columns (null); None without pings."""
-        if self.pings is None:
-            return None
-        return pl.concat([self.slice(0, 0), self.pings.drop(PAGE)], how="diagonal_relaxed")
-
-
 def order_records(prepared: Prepared, rows: pl.DataFrame, first_index: int = 0,
                   timings: Timings | None = None) -> pl.DataFrame:
     """Durations and the record frame of one bucket, in output order (event time, then file and line).
@@ -190,11 +135,26 @@ def order_records(prepared: Prepared, rows: pl.DataFrame, first_index: int = 0,
     ``rows`` carry ``_file_order`` (the rank of their file among the run's files by first event time). Adds
     ``_drop`` and ``_detail`` (null) and ``_index``, each record's position in the run from ``first_index``
     (the N of ``data.N.`` in messages). Pings (``durations.from: pings``) come last, already dropped as
-    ``merged:page_ping``, without an ``_index``. (:class:`OrderedRecords` gives the same a slice at a time.)
+    ``merged:page_ping``, without an ``_index``.
     """
-    ordered = OrderedRecords(prepared, rows, first_index, timings)
-    records, merged = ordered.slice(0, ordered.height), ordered.merged()
-    return records if merged is None else pl.concat([records, merged], how="diagonal_relaxed")
+    started = time.perf_counter()
+    # Output order first (one sort of the bucket's own columns, before conform adds the absent ones); durations
+    # then need only a stable sort by visitor.
+    rows = rows.sort(order_columns(rows)[1:], nulls_last=True)  # time, file order, line
+    rows, pings = take_pings(rows)
+    rows = infer_durations(rows, prepared.mapping.durations, in_time_order=True, pings=pings)
+    started = tick(timings, "durations", started)
+    records = rows.rename({c: c[len(RECORD_PREFIX):] for c in rows.columns if c.startswith(RECORD_PREFIX)})
+    records = conform(records.with_columns(pl.col("time").alias("timestamp")))
+    records = records.with_columns(
+        pl.lit(None, pl.String).alias("_drop"),
+        pl.lit(None, pl.String).alias("_detail"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + first_index).alias("_index"),
+    )
+    if pings is not None:
+        records = pl.concat([records, pings.drop(PAGE)], how="diagonal_relaxed")
+    tick(timings, "validation", started)
+    return records
 
 
 def check_and_encode(records: pl.DataFrame, timings: Timings | None = None) -> pl.DataFrame:
