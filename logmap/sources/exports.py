@@ -1044,7 +1044,8 @@ class ExportReader:
             self._json_columns(wanted, optional)
         decoded = pl.Schema({column: self.json_columns.get(column, dtype)
                              for column, dtype in self.read_schema.items()})
-        #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
+        #: key/value lookups computed once per row (each list's in one pass: `key_value_columns`), replacing their list
+        #: columns (`key_value_lookups`)
         self.lookups = {} if wanted is None else key_value_lookups(
             decoded, wanted, frozenset([_time_spec(source)["column"]]))
 
