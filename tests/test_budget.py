@@ -148,3 +148,15 @@ def test_the_hasher_memory_is_bounded_and_its_digests_unchanged(monkeypatch) -> 
         assert hasher.series(part).to_list() == expected.slice(start, 40).to_list()
         assert len(hasher._known) <= 60
     assert hasher.series(values).to_list() == expected.to_list() and expected[-1] is None
+
+
+def test_the_hasher_is_exact_when_two_values_share_a_64_bit_hash(monkeypatch) -> None:
+    from logmap.transform import identity
+
+    values = pl.Series(["1.2.3.4\x1fMozilla", None, "5.6.7.8\x1fcurl", "1.2.3.4\x1fMozilla", "9.9.9.9\x1fMozilla"])
+    hasher = identity.Hasher(b"key")
+    expected = [None if v is None else hasher.digest(v) for v in values.to_list()]
+    assert hasher.series(values).to_list() == expected
+    # Every value colliding on one integer: the digests still follow the text.
+    monkeypatch.setattr(pl.Series, "hash", lambda self, *a, **k: pl.Series([7] * self.len(), dtype=pl.UInt64))
+    assert identity.Hasher(b"key").series(values).to_list() == expected

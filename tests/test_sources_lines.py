@@ -551,3 +551,19 @@ def test_a_panic_in_the_csv_reader_falls_back_to_the_python_split(monkeypatch: p
     frames = list(read_lines(str(NGINX_ERRORS), chunk_bytes=4096))
     assert python_splits  # every block went the reference way, and the run went on
     assert_same_frames(frames, original_frames(NGINX_ERRORS.read_bytes(), str(NGINX_ERRORS), 4096))
+
+
+
+@pytest.mark.parametrize("fixture", [LATIN1, NGINX_ERRORS, DREAMHOST])
+def test_block_lines_gives_read_lines_rows_from_any_line(tmp_path: Path, fixture: Path) -> None:
+    """A run of whole lines (what a Spark byte range hands over), numbered from its first line: the rows
+    ``read_lines`` gives for those lines, invalid UTF-8, NUL, CRLF, lone CR and blank lines included."""
+    data = fixture.read_bytes().rstrip(b"\n") + b"\n\r\n\n\x00\xc3\r\rend\r\nlast"
+    path = write(tmp_path, "input.log", data)
+    expected = read_all(path)
+    starts = [0, *(at + 1 for at, byte in enumerate(data) if byte == 0x0A)]
+    for line in (1, 2, len(starts) // 2, len(starts) - 3):
+        block = data[starts[line - 1]:] + b"\n"
+        assert_frame_equal(lines_module.block_lines(block, str(path), line), expected.slice(line - 1))
+    with pytest.raises(ValueError, match="must end with a newline"):
+        lines_module.block_lines(b"no newline", "x", 1)

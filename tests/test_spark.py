@@ -1,14 +1,12 @@
 """The Spark engine (`logmap.spark`) on local[2] gives what the local engine gives: the same records (as a
 multiset, and in the same order as `--buckets N` with N partitions), the same ledger and the same rejects with
-file and line, on every fixture log and export; visitors whose events span files and splits get the same
-durations; the anonymous-id key shows up in no plan and no configuration."""
+file and line, on every fixture log and export; the anonymous-id key shows up in no plan and no configuration.
+Logs in byte ranges, visitors spanning ranges and files, and Hadoop file systems: test_spark_logs.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -29,7 +27,8 @@ EXPORT_MAPPINGS = {"ga4": "ga4-bigquery-export.yaml", "segment": "segment.yaml",
 PARTITIONS = 3
 
 # The first test also starts the JVM and the session (a minute and more on a busy machine).
-pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900)]
+# xdist_group: with `-n 2 --dist loadgroup` every Spark test runs on one worker, which starts one JVM, not two.
+pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900), pytest.mark.xdist_group("spark")]
 
 
 def lines_of(out: Path, name: str) -> list[str]:
@@ -97,34 +96,6 @@ def test_every_fixture_export_gives_the_local_engines_records_and_ledger(spark, 
     assert dict(spark_result.ledger.dropped) == summary["dropped"]
 
 
-def test_visitors_spanning_files_and_splits_get_the_same_durations(spark, tmp_path):
-    """A 20,000-line generated log dealt round-robin into three files (every visitor's events span all three,
-    and each file is its own split), given as file:// URLs: the records of the local engine on the same files.
-    (Not those of the whole log: events of one second are ordered by file, then line.)"""
-    generated = subprocess.run([sys.executable, str(ROOT / "bench" / "storefront_log.py"), "--lines", "20000",
-                                "--visitors", "300", "--seed", "3"], capture_output=True, check=True).stdout
-    lines = generated.splitlines(keepends=True)
-    parts = []
-    for index in range(3):
-        part = tmp_path / f"part{index}.log"
-        part.write_bytes(b"".join(lines[index::3]))
-        parts.append(str(part))
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "1")  # one split per file
-    try:
-        spark_result, local_result = both_engines(spark, tmp_path, [f"file://{p}" for p in parts], MAPPING,
-                                                  local_inputs=parts)
-    finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    assert spark_result.ledger.input_rows == 20_000
-    assert_same_output(spark_result, local_result, tmp_path, same_rejects=False)  # files named by URL here
-    spark_rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
-    local_rejects = [json.loads(line) for line in lines_of(tmp_path / "local", "rejects.ndjson")]
-    assert sorted((r["file"], r["line"]) for r in spark_rejects) == \
-        sorted((f"file://{r['file']}", r["line"]) for r in local_rejects)
-    durations = [r for r in records_of(tmp_path / "spark") if '"duration"' in r]
-    assert len(durations) > 1000
-
-
 def test_the_key_is_in_no_plan_and_no_configuration(spark, tmp_path):
     from logmap.spark import convert_spark
 
@@ -167,7 +138,7 @@ def test_cli_engine_spark(spark, tmp_path):
 
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["convert", str(STOREFRONT), "-m", str(MAPPING), "-o", str(out), "--engine",
-                                       "spark", "--partitions", "2", "--batch-size", "100", "-q"])
+                                       "spark", "--partitions", "2", "--batch-size", "100", "--split-mb", "1", "-q"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["ledger"]["input_rows"] == 406 and report["ledger"]["balanced"]
@@ -175,6 +146,9 @@ def test_cli_engine_spark(spark, tmp_path):
     assert [len(read_batch(p)) for p in sorted(out.glob("interactions-*"))] == [100, 100, 48]
     refused = CliRunner().invoke(main, ["convert", str(STOREFRONT), "-m", str(MAPPING), "-o", str(tmp_path / "x"),
                                         "--partitions", "2"])
+    assert refused.exit_code == 2 and "--engine spark" in refused.output
+    refused = CliRunner().invoke(main, ["convert", str(STOREFRONT), "-m", str(MAPPING), "-o", str(tmp_path / "x"),
+                                        "--split-mb", "1"])
     assert refused.exit_code == 2 and "--engine spark" in refused.output
 
 

@@ -45,11 +45,14 @@ if TYPE_CHECKING:  # imported where used, to keep --help fast
 @click.option("--partitions", type=click.IntRange(1, 1_000_000), default=None,
               help="Spark: visitor buckets, one task each [default: the cluster's cores, or one per 256 MiB of "
                    "input].")
+@click.option("--split-mb", type=click.IntRange(1, 1_000_000), default=None,
+              help="Spark: input per phase-1 task, in MiB; a bigger plain log is read in byte ranges of this size "
+                   "[default: spark.sql.files.maxPartitionBytes, 128].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size: int,
             fmt: BatchFormat,  # one of click.Choice's values
             overwrite: bool, memory: str | None, buckets: int | None, chunk_mb: int | None, profile: bool,
-            engine: str, master: str | None, partitions: int | None, quiet: bool) -> None:
+            engine: str, master: str | None, partitions: int | None, split_mb: int | None, quiet: bool) -> None:
     """Convert INPUT files (globs, .gz, .bz2, .zst; - for stdin) into validated interaction batches.
 
     \b
@@ -69,10 +72,10 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
     key = anonymous_key_from_environment(mapping)
     if engine == "spark":
         _convert_on_spark(list(inputs), mapping, key, out_dir, batch_size, fmt, overwrite, memory, buckets,
-                          chunk_mb, profile, master, partitions, quiet)
+                          chunk_mb, profile, master, partitions, split_mb, quiet)
         return
-    if master is not None or partitions is not None:
-        raise click.UsageError("--master and --partitions are for --engine spark")
+    if master is not None or partitions is not None or split_mb is not None:
+        raise click.UsageError("--master, --partitions and --split-mb are for --engine spark")
     from logmap.conversion import convert as run_convert
     from logmap.pipeline.runner import RunOptions
 
@@ -93,7 +96,7 @@ def convert(inputs: tuple[str, ...], mapping_path: str, out_dir: str, batch_size
 def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_dir: str, batch_size: int,
                       fmt: BatchFormat, overwrite: bool, memory: str | None, buckets: int | None,
                       chunk_mb: int | None, profile: bool, master: str | None, partitions: int | None,
-                      quiet: bool) -> None:
+                      split_mb: int | None, quiet: bool) -> None:
     if memory is not None or buckets is not None or profile:
         raise click.UsageError("--memory, --buckets and --profile are for the local engine; on Spark, --partitions "
                                "sets the visitor buckets")
@@ -101,8 +104,9 @@ def _convert_on_spark(inputs: list[str], mapping: Mapping, key: str | None, out_
 
     spark = spark_session(master)
     chunk_bytes = (chunk_mb or 64) * 1024 * 1024
-    result = convert_spark(spark, inputs, mapping, Path(out_dir), key=key, batch_size=batch_size,
-                           fmt=fmt, overwrite=overwrite, partitions=partitions, chunk_bytes=chunk_bytes)
+    result = convert_spark(spark, inputs, mapping, out_dir, key=key, batch_size=batch_size,  # a path or a URL
+                           fmt=fmt, overwrite=overwrite, partitions=partitions, chunk_bytes=chunk_bytes,
+                           split_bytes=None if split_mb is None else split_mb * 1024 * 1024)
     if not quiet:
         print_warnings(result.warnings)
         print_summary(result, title=f"logmap convert --engine spark → {out_dir}")

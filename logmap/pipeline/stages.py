@@ -36,7 +36,7 @@ from logmap.transform.durations import (
 from logmap.transform.expressions import Scope
 from logmap.transform.filter import apply_filter, check_filter_columns
 from logmap.transform.identity import VISITOR, Hasher, identity_columns
-from logmap.transform.rules import RECORD_PREFIX, apply_rules, in_rule_order
+from logmap.transform.rules import RECORD_PREFIX, apply_rules
 from logmap.transform.useragents import BotDetector
 
 #: Seconds per stage, accumulated across chunks and buckets when a dict is passed (``logmap convert --profile``).
@@ -110,7 +110,8 @@ def stream_stage(prepared: Prepared, chunk: pl.DataFrame,
     scope = Scope(alive.schema)
     alive, pings = split_pings(alive, mapping.durations, scope)
     alive, more_dropped = split_dropped(apply_rules(alive, mapping.rules, scope))
-    more_dropped = in_rule_order(more_dropped)
+    # Rows the rules drop are passed on rule by rule (unmatched first), as rejects.ndjson has always listed them.
+    more_dropped = more_dropped.sort("_rule", nulls_last=False, maintain_order=True)
     if pings is not None:  # to their visitor's bucket with the records, for the page views' durations
         alive = pl.concat([alive, pings], how="diagonal")
     started = tick(timings, "rules", started)

@@ -112,7 +112,8 @@ class Run:
     """
 
     def __init__(self, inputs: list[str], mapping: Mapping | str | Path, *, key: str | bytes | None = None,
-                 out_dir: str | Path | None = None, replace: bool = False, options: RunOptions | None = None,
+                 out_dir: str | Path | OutputDir | None = None, replace: bool = False,
+                 options: RunOptions | None = None,
                  progress: ProgressCallback | None = None, timings: Timings | None = None,
                  on_dropped: DroppedObserver | None = None, prepared: Prepared | None = None) -> None:
         self.started = time.perf_counter()
@@ -125,7 +126,9 @@ class Run:
         self.progress = progress
         self.timings = timings
         self.on_dropped = on_dropped
-        self.output = OutputDir(out_dir, replace=replace) if out_dir is not None else None
+        # An OutputDir of another kind (the Spark engine's on a Hadoop file system) is taken as it is.
+        self.output = out_dir if isinstance(out_dir, OutputDir) or out_dir is None else OutputDir(out_dir,
+                                                                                                   replace=replace)
         self.partitioning: dict[str, object] = {}  # filled by iter_records when the run ends
         self.rejects = RejectsWriter(self.output.staged(REJECTS_NAME)) if self.output is not None else None
 

@@ -316,6 +316,16 @@ def _take_lines(block: bytes, pending: list[bytes], lines: list[pl.Series], fast
     return [block[cut + 1:]] if cut + 1 < len(block) else []
 
 
+def block_lines(block: bytes, path: str, first_line: int) -> pl.DataFrame:
+    """The line frame of ``block``: whole lines of a file, each ending with a newline, numbered from
+    ``first_line``. Split, decoded and stripped of one ``\\r`` exactly as :func:`read_lines` does a chunk (the
+    Spark engine's byte-range splits of a log go through here)."""
+    lines: list[pl.Series] = []
+    if _take_lines(block, [], lines, True):
+        raise ValueError("block_lines: the block must end with a newline")
+    return _frame(lines, path, first_line) if lines else pl.DataFrame(schema=LINE_SCHEMA)
+
+
 def _read_error(path: str, kind: str | None, error: BaseException) -> InputError:
     what = {"gzip": "gzip", "bzip2": "bzip2", "xz": "xz", "zstd": "zstd"}.get(kind or "", "")
     reason = str(error) or type(error).__name__

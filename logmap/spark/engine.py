@@ -3,14 +3,16 @@
 The two phases of the local engine (docs/architecture.md) map onto two Spark stages, running the very same stage
 functions on executors:
 
-1. **Phase 1, a map over input files** (``mapInArrow``). Spark's ``binaryFile`` reader lists and reads the inputs
-   (local paths, ``file://``, ``s3a://``, ``gs://``, ``abfs://``, ``hdfs://``: whatever the cluster's Hadoop file
-   systems read). Each input file is one split: an executor writes its bytes to a local temporary file and reads
-   it with logmap's own reader (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression
-   detection, invalid UTF-8, line numbers, malformed export lines and the column projection are exactly those of
-   the local engine. Then ``stream_stage``; out come, in one Arrow schema told apart by ``_kind``: surviving rows
-   with their visitor bucket, per-reason counts of dropped rows, the rejected rows themselves (file, line,
-   reason, message, raw) and the earliest event time of each file (``FileStarts``).
+1. **Phase 1, a map over input splits** (``mapInArrow``). Spark lists and reads the inputs (local paths,
+   ``file://``, ``s3a://``, ``gs://``, ``abfs://``, ``hdfs://``: whatever the cluster's Hadoop file systems read).
+   Plain logs are read in byte ranges by Spark's text source, their line numbers known from a first count of
+   lines per range (:mod:`logmap.spark.logs`); other files (compressed, exports, formats with per-file state) are
+   read whole: an executor writes the file's bytes to a local temporary file and reads it with logmap's own
+   reader (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression detection, invalid
+   UTF-8, line numbers, malformed export lines and the column projection are exactly those of the local engine.
+   Then ``stream_stage``; out come, in one Arrow schema told apart by ``_kind``: surviving rows with their
+   visitor bucket, per-reason counts of dropped rows, the rejected rows themselves (file, line, reason, message,
+   raw) and the earliest event time of each file (``FileStarts``).
 2. **Phase 2, per visitor bucket** (``groupBy("_bucket").applyInArrow``). Survivors are shuffled by the same
    visitor hash as the local engine's ``--buckets N`` (so a visitor's whole history is in one group), ranked by
    the file starts (collected on the driver, shipped in the closure), then ordered, given durations, validated
@@ -19,7 +21,8 @@ functions on executors:
    reject message, and the order of the output, are those of ``logmap convert --buckets N`` with N = partitions.
 
 The driver then merges everything into the local engine's layout: batch files of at most ``batch_size`` records
-(fetched bucket range by bucket range, in order), ``rejects.ndjson`` and ``report.json`` with the exact ledger.
+(fetched bucket range by bucket range, in order), ``rejects.ndjson`` and ``report.json`` with the exact ledger, in
+a local directory or, through Hadoop's FileSystem, at a URL (:mod:`logmap.spark.output`).
 
 Arrow between polars and Spark: Spark checks the types of returned batches exactly, so frames cross in a
 *transport* form (``transport_dtype``: times as epoch integers, every integer as Int64, nulls as strings) cast to
@@ -32,6 +35,7 @@ variable set for executors, a column or a query plan.
 
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
@@ -50,9 +54,20 @@ from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import FileStarts, account_dropped, resolve_mapping, visitor_bucket
 from logmap.pipeline.stages import Prepared, record_stage, stream_stage
 from logmap.sinks.batches import BatchFormat, BatchWriter
-from logmap.sinks.output import Run
+from logmap.sinks.output import OutputDir, Run
 from logmap.sinks.report import RunResult
 from logmap.sources import empty_frame, read_source
+from logmap.spark.logs import (
+    first_lines,
+    glob_escaped,
+    one_range_bytes,
+    plain_files,
+    read_ranges,
+    split_size,
+    splittable,
+    text_ranges,
+)
+from logmap.spark.output import HadoopOutputDir
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -181,7 +196,9 @@ class Inputs:
         #: Spark's path of each file → its name (a remote pattern's matches are named by their URLs)
         self.name_of = {row.path: by_key.get(_local_key(row.path), row.path) if row.path.startswith("file:")
                         else row.path for row in listed}
-        self.bytes = sum(row.length for row in listed)
+        #: Spark's path of each file → its size in bytes
+        self.length_of = {row.path: row.length for row in listed}
+        self.bytes = sum(self.length_of.values())
         remote_names = sorted(set(self.name_of.values()) - set(self.names))
         #: the order the local engine reads files in: what rejects of phase 1 are sorted by
         self.order = {name: index for index, name in enumerate([*self.names, *remote_names])}
@@ -217,6 +234,14 @@ def _file_path(name: str) -> str:
         return name
     path = name[len("file:"):]
     return path[2:] if path.startswith("///") else path
+
+
+def _output_dir(spark: SparkSession, out_dir: str | Path, overwrite: bool) -> str | Path | OutputDir:
+    """A local path (or ``file:`` URL) as it is; another file system's URL as a :class:`HadoopOutputDir`."""
+    name = str(out_dir)
+    if not _is_url(name) or name.startswith("file:"):
+        return _file_path(name) if isinstance(out_dir, str) else out_dir
+    return HadoopOutputDir(spark, name, replace=overwrite)
 
 
 def _first_line(text: str) -> str:
@@ -267,9 +292,18 @@ def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int) -> list
     return parts
 
 
+def _phase1_batches(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets: int,
+                    out: Transport) -> Iterator[pa.RecordBatch]:
+    """Parsed chunks as phase 1's output batches."""
+    for parsed in chunks:
+        parts = _phase1_rows(parsed, prepared, buckets)
+        if parts:
+            yield from out.to_arrow(pl.concat(parts, how="diagonal_relaxed")).to_batches()
+
+
 def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], prepared: Prepared,
             buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
-    """Executor side of phase 1: every file of a split, chunk by chunk."""
+    """Executor side of phase 1 for files read whole: every file of a split, chunk by chunk."""
     with tempfile.TemporaryDirectory(prefix="logmap-split-") as folder:
         for batch in files:
             for index in range(batch.num_rows):  # per file, not per row
@@ -279,15 +313,60 @@ def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, 
                 with open(copy, "wb") as handle:
                     handle.write(memoryview(batch.column("content")[index].as_buffer()))
                 try:
-                    for parsed in read(copy, name):
-                        parsed = parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
-                        parts = _phase1_rows(parsed, prepared, buckets)
-                        if parts:
-                            yield from out.to_arrow(pl.concat(parts, how="diagonal_relaxed")).to_batches()
+                    chunks = (parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
+                              for parsed in read(copy, name))
+                    yield from _phase1_batches(chunks, prepared, buckets, out)
                 except LogmapError as error:
                     raise RuntimeError(_USER_ERROR + str(error).replace(copy, name)) from None
                 finally:
                     os.unlink(copy)
+
+
+def _phase1_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int], names: dict[str, str],
+                   prepared: Prepared, chunk_bytes: int, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
+    """Executor side of phase 1 for logs read in byte ranges (:mod:`logmap.spark.logs`)."""
+    try:
+        chunks = read_ranges(batches, first_line, names, prepared.mapping.source, chunk_bytes)
+        yield from _phase1_batches(chunks, prepared, buckets, out)
+    except LogmapError as error:
+        raise RuntimeError(_USER_ERROR + str(error)) from None
+
+
+def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_bytes: int, buckets: int,
+                  out: Transport) -> DataFrame:
+    """Phase 1 over every input: plain logs in byte ranges, other files whole (see :mod:`logmap.spark.logs`).
+
+    Plain files too small to be cut are read apart from the others, without the count: their one range starts
+    at line 1. (They cannot share a read with counted files: a read's range size depends on all its files.)"""
+    names = files.name_of
+    plain = plain_files(spark, list(names)) if splittable(prepared.mapping.source) else []
+    uncut = one_range_bytes(spark)
+    parts = []
+    for group, counted in (([p for p in plain if files.length_of[p] <= uncut], False),
+                           ([p for p in plain if files.length_of[p] > uncut], True)):
+        if not group:
+            continue
+        ranges = text_ranges(spark, group)
+        first_line = _user_errors(functools.partial(first_lines, ranges)) if counted else {}
+
+        def phase1_ranges(batches: Iterator[pa.RecordBatch],
+                          first_line: dict[tuple[str, int], int] = first_line) -> Iterator[pa.RecordBatch]:
+            return _phase1_ranges(batches, first_line, names, prepared, chunk_bytes, buckets, out)
+
+        parts.append(ranges.mapInArrow(phase1_ranges, out.spark))
+    whole = sorted(set(names) - set(plain))
+    if whole:
+        read = _file_reader(prepared, files, chunk_bytes)
+        binary = files.files if not plain else \
+            spark.read.format("binaryFile").load([glob_escaped(path) for path in whole])
+
+        def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            return _phase1(batches, read, names, prepared, buckets, out)
+
+        parts.append(binary.select("path", "content").mapInArrow(phase1, out.spark))
+    if not parts:  # no file at all: an empty phase 1 of the right schema
+        return spark.createDataFrame([], out.spark)
+    return functools.reduce(lambda union, part: union.unionByName(part), parts)
 
 
 # --- phase 2: per visitor bucket ----------------------------------------------------------------------------
@@ -357,14 +436,24 @@ def _alive_schema(prepared: Prepared) -> dict[str, pl.DataType]:
 def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *,
                   key: str | bytes | None = None, batch_size: int = 10_000, fmt: BatchFormat = "ndjson",
                   overwrite: bool = False, partitions: int | None = None,
-                  chunk_bytes: int = 64 * 1024 * 1024) -> RunResult:
+                  chunk_bytes: int = 64 * 1024 * 1024, split_bytes: int | None = None) -> RunResult:
     """Convert ``inputs`` with ``mapping`` on ``spark`` into ``out_dir``: the same batch files, rejects.ndjson and
     report.json as :func:`logmap.conversion.convert`, computed by the cluster (see the module's docstring).
 
     ``key`` is the anonymous-id HMAC key (read it from your secret store on the driver; the CLI reads the
     variable the mapping names). ``partitions`` is the number of visitor buckets, one Spark task each (default:
-    the cluster's parallelism, or one per 256 MiB of input when that is more).
+    the cluster's parallelism, or one per 256 MiB of input when that is more). ``split_bytes`` is the most
+    input bytes per phase-1 task: a plain log bigger than that is read in byte ranges of at most this size
+    (default: the session's ``spark.sql.files.maxPartitionBytes``, 128 MiB unless set; :mod:`logmap.spark.logs`).
     """
+    with split_size(spark, split_bytes):
+        return _convert(spark, inputs, mapping, out_dir, key=key, batch_size=batch_size, fmt=fmt, overwrite=overwrite,
+                        partitions=partitions, chunk_bytes=chunk_bytes)
+
+
+def _convert(spark: SparkSession, inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *,
+             key: str | bytes | None, batch_size: int, fmt: BatchFormat, overwrite: bool, partitions: int | None,
+             chunk_bytes: int) -> RunResult:
     from pyspark import StorageLevel
 
     mapping = resolve_mapping(mapping)
@@ -375,16 +464,11 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
                               "local engine (the default)", mapping.dedupe.where)
     prepared, files = _prepare(spark, list(inputs), mapping, key)
     buckets = _partitions_for(spark, partitions, files.bytes)
-    with Run(inputs, mapping, out_dir=out_dir, replace=overwrite, prepared=prepared) as run:
+    with Run(inputs, mapping, out_dir=_output_dir(spark, out_dir, overwrite), replace=overwrite,
+             prepared=prepared) as run:
         alive_schema = _alive_schema(prepared)
         phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS})
-        read = _file_reader(prepared, files, chunk_bytes)
-        names = files.name_of
-
-        def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            return _phase1(batches, read, names, prepared, buckets, phase1_out)
-
-        rows = files.files.select("path", "content").mapInArrow(phase1, phase1_out.spark)
+        rows = _phase1_input(spark, files, prepared, chunk_bytes, buckets, phase1_out)
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             summary = _summarize(rows, run, alive_schema)

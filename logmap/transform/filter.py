@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from logmap.errors import MappingError
-from logmap.frame import any_match, drop_when
+from logmap.frame import ALIVE, any_match, drop_when
 from logmap.mapping.model import Filter
 from logmap.transform.expressions import Scope
 from logmap.transform.rules import in_ranges, when_conditions
@@ -48,19 +48,26 @@ def apply_filter(frame: pl.DataFrame, spec: Filter, bots: BotDetector | None = N
         frame = frame.with_columns(drop_when(~in_ranges(pl.col("status"), spec.status), "filtered:status"))
     if spec.methods and "method" in columns:
         frame = frame.with_columns(drop_when(~pl.col("method").is_in(spec.methods), "filtered:method"))
+    # The costly tests below read only the rows still alive (null elsewhere, which costs next to nothing): a row
+    # keeps the first reason that drops it, so the rest never need to be looked at.
     if spec.static_extensions and "path" in columns:
-        static = extension(pl.col("path")).is_in(spec.static_extensions)
+        static = extension(_alive("path")).is_in(spec.static_extensions)
         frame = frame.with_columns(drop_when(static, "filtered:static"))
     if "user_agent" in columns and (spec.exclude_bots or spec.bot_patterns):
         bots = bots or BotDetector()
-        bot = bots.expr("user_agent", parser=spec.exclude_bots, maintained=spec.exclude_bots,
+        bot = bots.expr(_alive("user_agent"), parser=spec.exclude_bots, maintained=spec.exclude_bots,
                         patterns=spec.bot_patterns or ())
         if spec.exclude_bots and spec.exclude_empty_user_agents:
             bot = bot | bots.empty_agent(frame)
         frame = frame.with_columns(drop_when(bot, "filtered:bot"))
     if "path" in columns:
         if spec.include_paths:
-            frame = frame.with_columns(drop_when(~any_match(pl.col("path"), spec.include_paths), "filtered:path"))
+            frame = frame.with_columns(drop_when(~any_match(_alive("path"), spec.include_paths), "filtered:path"))
         if spec.exclude_paths:
-            frame = frame.with_columns(drop_when(any_match(pl.col("path"), spec.exclude_paths), "filtered:path"))
+            frame = frame.with_columns(drop_when(any_match(_alive("path"), spec.exclude_paths), "filtered:path"))
     return frame
+
+
+def _alive(column: str) -> pl.Expr:
+    """``column`` on rows no stage has dropped, null on the others."""
+    return pl.when(ALIVE).then(pl.col(column))

@@ -157,8 +157,37 @@ def compile_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], list[t
     return columns, errors
 
 
-def _rule_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr], list[tuple[str, pl.Expr]]]:
-    """A rule's staged columns (computed once, then dropped), record columns and conversion errors."""
+
+def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.DataFrame:
+    """Classify rows, then compute each rule's record fields on its own rows. Rows keep their order.
+
+    The rows are split by rule in one pass, with only the columns the rules read: splitting the full-width
+    chunk copied every parsed column (the raw line included) once more, and cost more than the fields.
+    """
+    frame = classify(frame, rules, scope)
+    compiled = [_compile_rule(rule, scope) for rule in rules]
+    read = {name for staged, columns, errors in compiled
+            for expr in [*staged.values(), *columns.values(), *(message for _, message in errors)]
+            for name in expr.meta.root_names()}
+    own = ("_rule", "_drop", "_detail")
+    narrow = frame.select(*own, *(c for c in frame.columns if c in read and c not in own)).with_row_index(_ROW)
+    by_rule = {key: rows for (key,), rows in narrow.partition_by("_rule", as_dict=True, maintain_order=True).items()}
+    parts = [by_rule.get(None, narrow.clear()).select(_ROW, "_drop", "_detail")]
+    for index, (staged, columns, errors) in enumerate(compiled):
+        rows = by_rule.get(index, narrow.clear()).with_columns(**staged).with_columns(**columns)
+        for field, message in errors:
+            rows = rows.with_columns(drop_when(message.is_not_null(), f"invalid:{field}",
+                                               pl.format("{} is invalid. {}", pl.lit(field), message)))
+        parts.append(rows.select(_ROW, "_drop", "_detail", *columns))
+    fields = pl.concat(parts, how="diagonal_relaxed").sort(_ROW).drop(_ROW)
+    return frame.with_columns(fields)
+
+
+_ROW = "__rule_row"
+
+
+def _compile_rule(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr], list[tuple[str, pl.Expr]]]:
+    """(temporary columns to compute first, record columns, (field, error message) pairs) of one rule."""
     rule_scope = scope.staging()
     staged = rule_scope.staged
     assert staged is not None  # a staging scope
@@ -168,39 +197,3 @@ def _rule_fields(rule: Rule, scope: Scope) -> tuple[dict[str, pl.Expr], dict[str
         staged["_groups"] = pl.col("path").str.extract_groups(rule.path)
     columns, errors = compile_fields(rule, rule_scope)
     return staged, columns, errors
-
-
-def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.DataFrame:
-    """Classify rows, then compute each rule's record fields on its own rows. Rows keep their order.
-
-    The rows are split by rule with only the columns the rules' fields read (one `partition_by`; splitting
-    whole rows copied every column of the chunk twice, into the parts and back), and the fields come back to
-    their rows with one gather.
-    """
-    frame = classify(frame, rules, scope)
-    compiled = [_rule_fields(rule, scope) for rule in rules]
-    read = {"_rule", "_drop", "_detail"}
-    for staged, columns, errors in compiled:
-        exprs = [*staged.values(), *columns.values(), *(message for _, message in errors)]
-        read |= {name for expr in exprs for name in expr.meta.root_names()}
-    narrow = frame.select(c for c in frame.columns if c in read)
-    by_rule = {key: rows for (key,), rows in narrow.partition_by("_rule", as_dict=True, maintain_order=True).items()}
-    # the parts in rule order (rows no rule matched first), each in input order: a stable sort by `_rule`
-    parts = [by_rule.get(None, narrow.clear()).select("_drop", "_detail")]
-    for index, (staged, columns, errors) in enumerate(compiled):
-        rows = by_rule.get(index, narrow.clear()).with_columns(**staged).with_columns(**columns)
-        for field, message in errors:
-            rows = rows.with_columns(drop_when(message.is_not_null(), f"invalid:{field}",
-                                               pl.format("{} is invalid. {}", pl.lit(field), message)))
-        parts.append(rows.select("_drop", "_detail", *columns))
-    fields = pl.concat(parts, how="diagonal_relaxed", rechunk=True)  # a gather from many chunks costs 8x more
-    in_parts = frame.select(pl.arg_sort_by("_rule", nulls_last=False, maintain_order=True)).to_series()
-    return frame.with_columns(fields.gather(in_parts.arg_sort()).get_columns())
-
-
-def in_rule_order(dropped: pl.DataFrame) -> pl.DataFrame:
-    """Rows the rules dropped in the order rejects list them: unmatched first, then rule by rule, each in input
-    order."""
-    if dropped.height == 0 or dropped["_rule"].null_count() == dropped.height:
-        return dropped
-    return dropped.sort("_rule", nulls_last=False, maintain_order=True)

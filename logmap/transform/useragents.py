@@ -116,12 +116,15 @@ class BotDetector:
         new = [ua for ua in values if ua not in known]
         if new:
             known.update(zip(new, judge(new, parser=parser, maintained=maintained, patterns=patterns)))
-        verdicts = pl.Series([known[ua] for ua in values], dtype=pl.Boolean)
-        return series.replace_strict(distinct, verdicts, default=False, return_dtype=pl.Boolean)
+        # Membership in the (few) bots found: one small hash table, rather than a verdict looked up per value.
+        bots = pl.Series([ua for ua in values if known[ua]], dtype=pl.String)
+        return series.is_in(bots).fill_null(False)
 
-    def expr(self, column: str = "user_agent", *, parser: bool = True, maintained: bool = False,
+    def expr(self, column: str | pl.Expr = "user_agent", *, parser: bool = True, maintained: bool = False,
              patterns: Sequence[str] = ()) -> pl.Expr:
-        return pl.col(column).map_batches(
+        """:meth:`is_bot` of a column (or an expression giving the user agents), once per distinct value."""
+        agents = pl.col(column) if isinstance(column, str) else column
+        return agents.map_batches(
             lambda s: self.is_bot(s, parser=parser, maintained=maintained, patterns=patterns),
             return_dtype=pl.Boolean, is_elementwise=True)
 
@@ -132,6 +135,6 @@ class BotDetector:
         empty = agent.is_null() | agent.str.strip_chars().is_in(["", "-"])
         if "_file" not in frame.columns:
             return empty & ~empty.all()
-        seen = frame.filter(~empty.fill_null(True)).get_column("_file").unique().to_list()
+        seen = frame.select(pl.col("_file").filter(~empty.fill_null(True)).unique()).to_series().to_list()
         self._files_with_agents.update(str(f) for f in seen)
         return empty & pl.col("_file").cast(pl.String).is_in(sorted(self._files_with_agents))

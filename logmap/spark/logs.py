@@ -1,0 +1,187 @@
+"""Access logs on Spark in byte-range splits, every line keeping its exact 1-based number.
+
+A plain (uncompressed) log is read by Spark's own text source (``spark.read.text`` with ``lineSep="\\n"``), which
+cuts a file into byte ranges of at most ``spark.sql.files.maxPartitionBytes`` (``convert_spark(split_bytes=…)``)
+and gives each range the lines that *start* in it: Hadoop's rule, every line in exactly one range. Line numbers
+across ranges come from two passes:
+
+1. **Counting, in the JVM only**: ``groupBy(file, block start).count()`` over the same text source (no Python,
+   no parsing) gives each range's number of lines; prefix sums over each file's ranges in byte order give each
+   range's first line number (:func:`first_lines`), collected on the driver and shipped in phase 1's closure.
+2. **Phase 1** (``mapInArrow``) numbers a range's lines from there in the order they arrive (a range is read
+   front to back by one task; ranges sharing a task are told apart by their file and block start) and hands
+   them, a chunk at a time, to the local engine's own line splitting (:func:`logmap.sources.lines.block_lines`:
+   UTF-8 with U+FFFD for invalid bytes, one ``\\r`` stripped, blank lines kept) and parser
+   (:func:`logmap.sources.accesslog.parse`).
+
+The line crosses into Python as binary (cast in the JVM), so invalid UTF-8 and NUL bytes reach logmap's decoder as
+they are on disk. ``lineSep="\\n"`` because Hadoop's default also ends a line at a lone ``\\r``; the local engine
+does not.
+
+A file is **read whole** instead, by the local engine's reader (the engine's ``binaryFile`` path), when the
+text source would not read it as the local engine does, or a range could not be parsed on its own:
+
+* compressed content (gzip, bzip2, xz, zstd: sniffed from the first bytes on the driver, as the local reader
+  decides by content, not by name; gzip cannot be split anyway, so Hadoop would read it as one split too);
+* a name Hadoop would decompress (``x.gz`` holding plain text is text to the local reader);
+* ``source.encoding`` other than UTF-8 (the local reader transcodes the whole stream);
+* a format whose parser carries state from a file's first lines to the rest: the W3C family's ``#Fields:``
+  header in force (``w3c``, ``cloudfront``, ``shoutcast``, ``incapsula``) and ``format: auto``'s choice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import polars as pl
+
+from logmap.mapping.model import Source
+from logmap.sources import accesslog
+from logmap.sources.lines import block_lines, compression_of, is_utf8
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+#: Modules of parsers that carry state from a file's first lines to its later ones (``accesslog.PLUGINS``).
+_PER_FILE_PARSERS = frozenset({"w3c", "cloudfront", "detect"})
+#: Bytes read from each file's start on the driver: enough for every compression magic.
+_HEAD_BYTES = 8
+#: Files sniffed at once (each a round trip to the file system: an object store's latency, not its bandwidth).
+_SNIFF_THREADS = 16
+#: Columns of the text source as phase 1 reads it: the file (URL-encoded, as Spark names it), the byte offset of
+#: the range, the line's bytes.
+FILE, START, LINE = "_split_file", "_split_start", "_split_line"
+#: The session setting that sizes the text source's byte ranges (and packs small files into a task).
+SPLIT_SETTING = "spark.sql.files.maxPartitionBytes"
+
+
+def splittable(source: Source) -> bool:
+    """Whether ``source``'s lines can be parsed range by range (its files may then be split)."""
+    module = accesslog.PLUGINS.get(source.format, (source.format,))[0]
+    return not source.is_export and is_utf8(source.encoding) and module not in _PER_FILE_PARSERS
+
+
+def plain_files(spark: SparkSession, paths: list[str]) -> list[str]:
+    """Those of ``paths`` (Spark's names of the listed files) that the text source reads as the local engine
+    does: no compression magic at their start and no name Hadoop would decompress."""
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    assert jvm is not None
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf)
+
+    def plain(name: str) -> bool:
+        path = jvm.org.apache.hadoop.fs.Path(name)
+        if codecs.getCodec(path) is not None:
+            return False
+        stream = path.getFileSystem(conf).open(path)
+        try:
+            head = bytes(stream.readNBytes(_HEAD_BYTES))
+        finally:
+            stream.close()
+        return compression_of(head) is None
+
+    with ThreadPoolExecutor(_SNIFF_THREADS) as pool:
+        return [name for name, keep in zip(paths, pool.map(plain, paths)) if keep]
+
+
+@contextmanager
+def split_size(spark: SparkSession, split_bytes: int | None) -> Iterator[None]:
+    """The session's :data:`SPLIT_SETTING` at ``split_bytes`` for a run (None: as it is), restored after it.
+
+    Held for the whole run: the count and phase 1 must cut a file into the same ranges, and phase 1 may be
+    computed again (a persisted partition lost with its executor)."""
+    if split_bytes is None:
+        yield
+        return
+    if split_bytes < 1:
+        raise ValueError("split_bytes must be positive")
+    before = spark.conf.get(SPLIT_SETTING, None)
+    spark.conf.set(SPLIT_SETTING, str(split_bytes))
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(SPLIT_SETTING)
+        else:
+            spark.conf.set(SPLIT_SETTING, before)
+
+
+def one_range_bytes(spark: SparkSession) -> int:
+    """The size up to which the text source never cuts a file: the least range size Spark may choose,
+    ``min(maxPartitionBytes, openCostInBytes)`` (it takes ``min(maxPartitionBytes, max(openCostInBytes, bytes per
+    core))``). Such files need no count."""
+    conf = spark._jsparkSession.sessionState().conf()
+    return int(min(conf.filesMaxPartitionBytes(), conf.filesOpenCostInBytes()))
+
+
+def glob_escaped(path: str) -> str:
+    """``path`` as a literal to Spark, which expands any path holding a glob character (``[``, ``{``, ``*``…)."""
+    return "".join("\\" + char if char in "\\{}[]*?" else char for char in path)
+
+
+def text_ranges(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """The lines of ``paths`` as Spark's text source splits them: (file, range start, line bytes)."""
+    from pyspark.sql import functions as F
+
+    return (spark.read.option("lineSep", "\n").text([glob_escaped(p) for p in paths])
+            .select(F.col("_metadata.file_path").alias(FILE), F.col("_metadata.file_block_start").alias(START),
+                    F.col("value").cast("binary").alias(LINE)))
+
+
+def first_lines(ranges: DataFrame) -> dict[tuple[str, int], int]:
+    """(file, range start) → the 1-based number of the range's first line, from a count of lines per range (a
+    pass over the input in the JVM alone). Ranges that hold no line start (inside one long line) are absent."""
+    counts = ranges.groupBy(FILE, START).count().collect()
+    per_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for row in counts:
+        per_file[row[FILE]].append((row[START], row["count"]))
+    first: dict[tuple[str, int], int] = {}
+    for file, spans in per_file.items():
+        line = 1
+        for start, count in sorted(spans):
+            first[(file, start)] = line
+            line += count
+    return first
+
+
+def read_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int], names: dict[str, str],
+                source: Source, chunk_bytes: int) -> Iterator[pl.DataFrame]:
+    """Executor side: the parsed chunks (of about ``chunk_bytes`` of lines) of the ranges in ``batches``, each
+    line numbered from its range's first line and named as the user named its file (``names``: Spark's
+    decoded path → name)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    next_line: dict[tuple[str, int], int] = {}  # where each range seen so far continues
+    held: list[pl.DataFrame] = []
+    held_bytes = 0
+    for batch in batches:
+        keys = pl.from_arrow(batch.select([FILE, START]))
+        assert isinstance(keys, pl.DataFrame)
+        # consecutive rows of one range: one run per batch, or a few where a range ends and the next begins
+        runs = (keys.with_row_index("_at").group_by(pl.struct(FILE, START).rle_id().alias("_run"), maintain_order=True)
+                .agg(pl.col(FILE).first(), pl.col(START).first(), pl.col("_at").first(), pl.len()))
+        lines = batch.column(LINE)
+        for file, start, at, count in runs.select(FILE, START, "_at", "len").iter_rows():  # per range, not per line
+            key = (file, start)
+            if key not in next_line:
+                if key not in first_line and start != 0:  # an uncounted file is one range, from line 1
+                    raise RuntimeError(f"logmap: a byte range of {file} at {start} was not counted: the split size "
+                                       "changed between the passes")
+                next_line[key] = first_line.get(key, 1)
+            values = lines.slice(at, count)
+            joined: Any = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, count], pa.int32()), values), b"\n")
+            block = joined[0].as_py() + b"\n"
+            held.append(block_lines(block, names.get(unquote(file), unquote(file)), next_line[key]))
+            next_line[key] += count
+            held_bytes += len(block)
+        if held_bytes >= chunk_bytes:
+            yield accesslog.parse(pl.concat(held), source)
+            held, held_bytes = [], 0
+    if held:
+        yield accesslog.parse(pl.concat(held), source)
