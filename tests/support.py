@@ -13,6 +13,22 @@ from logmap.reports import dryrun
 
 #: A throwaway anonymous-id key; tests that must not see it in any output compare against this value.
 TEST_KEY = "test-key-not-secret"
+#: every export fixture folder (fixtures/exports/) → the shipped mapping that converts it unchanged
+EXPORT_FIXTURES = {
+    "ga4": "ga4-bigquery-export.yaml",
+    "ga4-2021": "ga4-bigquery-export.yaml",
+    "ga4-fivetran": "ga4-fivetran.yaml",
+    "segment": "segment.yaml",
+    "segment-warehouse": "segment-warehouse.yaml",
+    "rudderstack-warehouse": "rudderstack-warehouse.yaml",
+    "snowplow": "snowplow-enriched.yaml",
+    "snowplow-csv": "snowplow-enriched.yaml",
+    "snowplow-warehouse": "snowplow-enriched.yaml",
+    "amplitude": "amplitude-export.yaml",
+    "amplitude-csv": "amplitude-export.yaml",
+    "mixpanel": "mixpanel-export.yaml",
+    "adobe-datafeed": "adobe-datafeed.yaml",
+}
 
 convert = partial(conversion.convert, key=TEST_KEY)
 iter_records = partial(runner.iter_records, key=TEST_KEY)

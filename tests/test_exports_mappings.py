@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from support import convert, read_batch
+from support import EXPORT_FIXTURES, convert, read_batch
 
 from logmap.records.types import interaction_schema
 from logmap.sources import load_mapping
@@ -17,21 +17,7 @@ from logmap.sources import load_mapping
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "exports"
 #: fixture folder → the shipped mapping that converts it unchanged
-TOOLS = {
-    "ga4": "ga4-bigquery-export.yaml",
-    "ga4-2021": "ga4-bigquery-export.yaml",
-    "ga4-fivetran": "ga4-fivetran.yaml",
-    "segment": "segment.yaml",
-    "segment-warehouse": "segment-warehouse.yaml",
-    "rudderstack-warehouse": "rudderstack-warehouse.yaml",
-    "snowplow": "snowplow-enriched.yaml",
-    "snowplow-csv": "snowplow-enriched.yaml",
-    "snowplow-warehouse": "snowplow-enriched.yaml",
-    "amplitude": "amplitude-export.yaml",
-    "amplitude-csv": "amplitude-export.yaml",
-    "mixpanel": "mixpanel-export.yaml",
-    "adobe-datafeed": "adobe-datafeed.yaml",
-}
+TOOLS = EXPORT_FIXTURES
 #: fixtures holding the simulated shop's three-item purchase (the real Snowplow sample does not)
 THREE_ITEMS = [t for t in TOOLS if t not in {"snowplow-warehouse", "ga4-fivetran"}]
 #: ... and those whose data carry its revenue (Adobe's is per product line, with no total)

@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from support import convert
+from support import EXPORT_FIXTURES, convert
 
 from logmap.errors import LogmapError
 from logmap.sources import exports, load_mapping, load_mapping_text
 from logmap.sources.exports import ExportReader, needed_columns, read_export, read_paths, wanted_names
-from logmap.transform.nested import prune_dtype, read_path
+from logmap.transform.nested import key_value_columns, key_value_lookup, prune_dtype, read_path
 
 ROOT = Path(__file__).resolve().parents[1]
 GA4 = ROOT / "fixtures" / "exports" / "ga4"
@@ -285,6 +285,41 @@ def test_a_column_named_like_a_lookup_wins(tmp_path):
     assert reader.lookups == {} and next(iter(reader))["params.k"].to_list() == ["the column"]
 
 
+TYPED_VALUE = pl.Struct({"string_value": pl.String, "int_value": pl.Int64, "float_value": pl.Float32,
+                         "double_value": pl.Float64})
+
+
+@pytest.mark.parametrize("value_dtype", [TYPED_VALUE, pl.String, pl.Struct({"int_value": pl.Int64}),
+                                         pl.Struct({"string_value": pl.String, "int_value": pl.Null}),
+                                         pl.Struct({"a_value": pl.Boolean, "b_value": pl.Float64})])
+@pytest.mark.parametrize("key_dtype", [pl.String, pl.Categorical])
+def test_key_value_columns_give_what_the_lookup_expressions_give(value_dtype, key_dtype):
+    # null and empty lists, null entries and keys, a key twice in a row (the first wins, even when its value is
+    # null), values in any of the typed fields or in none, keys absent from every row
+    fields = [f.name for f in value_dtype.fields if f.dtype != pl.Null] if isinstance(value_dtype, pl.Struct) else []
+
+    def value(n: int):
+        if not fields:
+            return None if n % 4 == 0 else f"v{n}"
+        name = fields[n % len(fields)]
+        raw = {"string_value": f"s{n}", "int_value": n, "float_value": n + 0.5, "double_value": n / 3,
+               "a_value": n % 2 == 0, "b_value": n * 1.25}[name]
+        return {f: (raw if f == name and n % 5 else None) for f in fields}  # a Null field is left out
+
+    rows = []
+    for row in range(60):
+        entries = [None if (row + i) % 13 == 0 else {"key": None if (row + i) % 11 == 0 else f"k{(row * 7 + i) % 4}",
+                                                    "value": value(row * 3 + i)} for i in range(row % 6)]
+        rows.append(None if row % 9 == 4 else entries)
+    dtype = pl.List(pl.Struct({"key": key_dtype, "value": value_dtype}))
+    frame = pl.DataFrame({"params": pl.Series(rows, dtype=dtype)})
+    names = [f"params.k{i}" for i in range(6)]
+    schema = dict(frame.schema)
+    for rows_read in (frame, frame.filter(pl.col("params").list.len() < 5), frame.clear()):  # key twice, not
+        expected = rows_read.select(**{name: key_value_lookup(name, schema) for name in names})
+        assert pl.DataFrame(list(key_value_columns(rows_read, names).values())).equals(expected)
+
+
 # --- errors still list every column -----------------------------------------------------------------------------
 
 def test_unknown_column_fails_before_reading_and_lists_every_column(tmp_path, monkeypatch):
@@ -326,3 +361,43 @@ def test_each_export_file_schema_is_read_once_per_run(tmp_path, monkeypatch):
     result = convert(inputs, GA4_MAPPING, tmp_path / "out")
     assert result.ledger.balanced and len(inputs) == 5
     assert sorted(calls) == sorted(inputs)
+
+
+@pytest.mark.parametrize("folder", sorted(EXPORT_FIXTURES))
+def test_a_reader_opened_from_probes_reads_what_a_reader_probing_its_files_reads(folder):
+    """A Spark run probes export URLs on the cluster (`probe_file` per file) and opens the reader from the probes:
+    the same files, unified schema, projection and JSON-text types, hence the same frames, as the reader that
+    lists and probes the files itself."""
+    import json
+
+    from logmap.sources import open_export
+    from logmap.sources.exports import expand_export_inputs, probe_file
+
+    mapping = load_mapping(ROOT / "mappings" / EXPORT_FIXTURES[folder])
+    summary = json.loads((ROOT / "fixtures" / "exports" / folder / "summary.json").read_text())
+    files = [str(ROOT / "fixtures" / "exports" / folder / name) for name in summary["files"]]
+    direct = open_export(files, mapping.source, mapping)
+    probes = [probe_file(item, mapping.source, direct.chunk_bytes, wanted_names(mapping))
+              for item in expand_export_inputs(files, mapping.source.format)]
+    probed = open_export(files, mapping.source, mapping, probes=probes)
+    # (polars infers an NDJSON struct's fields in an order of its own from one pass to the next: names compared)
+    assert probed.files == direct.files and probed.mixed == direct.mixed
+    assert {p: unordered(s) for p, s in probed.schemas.items()} == {p: unordered(s) for p, s in direct.schemas.items()}
+    assert unordered(probed.read_schema) == unordered(direct.read_schema)
+    assert unordered(probed.json_columns) == unordered(direct.json_columns)
+    assert unordered(probed.json_checked) == unordered(direct.json_checked)
+    assert probed.lookups.keys() == direct.lookups.keys()
+    assert pl.concat(list(probed), how="diagonal_relaxed").to_dicts() == \
+        pl.concat(list(direct), how="diagonal_relaxed").to_dicts()
+
+
+def unordered(schema) -> dict:
+    """A schema with struct fields as dicts: equal whatever order the fields were inferred in."""
+    def form(dtype):
+        if isinstance(dtype, pl.Struct):
+            return {f.name: form(f.dtype) for f in dtype.fields}
+        if isinstance(dtype, pl.List | pl.Array):
+            return ["list", form(dtype.inner)]
+        return str(dtype)
+
+    return {name: form(dtype) for name, dtype in dict(schema).items()}

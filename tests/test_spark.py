@@ -5,25 +5,21 @@ Logs in byte ranges, visitors spanning ranges and files, and Hadoop file systems
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import TEST_KEY, convert, read_batch
+from support import EXPORT_FIXTURES, TEST_KEY, convert, read_batch
 
 from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import RunOptions
-from logmap.sources import load_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "fixtures" / "logs"
 STOREFRONT = ROOT / "fixtures" / "storefront" / "access.log"
 MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
 EXPORTS = ROOT / "fixtures" / "exports"
-EXPORT_MAPPINGS = {"ga4": "ga4-bigquery-export.yaml", "segment": "segment.yaml",
-                   "snowplow": "snowplow-enriched.yaml", "amplitude": "amplitude-export.yaml"}
 PARTITIONS = 3
 
 # The first test also starts the JVM and the session (a minute and more on a busy machine).
@@ -83,14 +79,13 @@ def test_every_fixture_log_gives_the_local_engines_records_ledger_and_rejects(sp
     assert malformed == [253, 340, 401, 402, 403]
 
 
-@pytest.mark.parametrize("tool", sorted(EXPORT_MAPPINGS))
-def test_every_fixture_export_gives_the_local_engines_records_and_ledger(spark, tmp_path, tool):
+@pytest.mark.parametrize("tool", sorted(EXPORT_FIXTURES))
+def test_every_fixture_export_gives_the_local_engines_records_ledger_and_rejects(spark, tmp_path, tool):
+    """Each export fixture with its shipped mapping as it is, `dedupe` included (mixpanel, segment-warehouse and
+    snowplow-csv hold a duplicate each)."""
     summary = json.loads((EXPORTS / tool / "summary.json").read_text())
     inputs = [str(EXPORTS / tool / name) for name in summary["files"]]
-    # The Spark engine refuses `dedupe` (tested below); these fixtures hold no duplicate, so both engines compare
-    # on the mapping without it.
-    mapping = dataclasses.replace(load_mapping(ROOT / "mappings" / EXPORT_MAPPINGS[tool]), dedupe=None)
-    spark_result, local_result = both_engines(spark, tmp_path, inputs, mapping)
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool])
     assert_same_output(spark_result, local_result, tmp_path)
     assert spark_result.ledger.input_rows == summary["input_rows"]
     assert dict(spark_result.ledger.dropped) == summary["dropped"]
@@ -152,10 +147,45 @@ def test_cli_engine_spark(spark, tmp_path):
     assert refused.exit_code == 2 and "--engine spark" in refused.output
 
 
-def test_a_mapping_with_dedupe_is_refused_rather_than_converted_differently(tmp_path):
-    from logmap.errors import MappingError
-    from logmap.spark import convert_spark
+def test_dedupe_on_the_real_snowplow_sample_delivered_twice(spark, tmp_path):
+    """The real e-commerce events twice (at-least-once delivery), the second copy first in the run's input
+    order: every row of the file given second is a `duplicate` (834), wherever Spark's tasks read it, and the
+    records, ledger and rejects are the local engine's."""
+    real = EXPORTS / "snowplow-warehouse" / "csv" / "snowplow_ecommerce_events.csv.gz"
+    again = tmp_path / "redelivered.csv.gz"
+    again.write_bytes(real.read_bytes())
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1")  # one task per file
+    try:
+        spark_result, local_result = both_engines(spark, tmp_path, [str(again), str(real)],
+                                                  ROOT / "mappings" / "snowplow-enriched.yaml")
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert spark_result.ledger.input_rows == 1668 and spark_result.ledger.dropped["duplicate"] == 834
 
-    mapping = (ROOT / "mappings" / "snowplow-enriched.yaml")
-    with pytest.raises(MappingError, match="dedupe is not supported by the Spark engine"):
-        convert_spark(None, [str(tmp_path / "none.csv")], mapping, tmp_path / "out", key="k")  # type: ignore[arg-type]
+
+@pytest.mark.parametrize("tool", ["ga4-2021", "snowplow-csv"])
+def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool):
+    """Exports the driver cannot read as paths: a `viewfs://` mount table (Hadoop's, in pyspark's jars) over a
+    local folder stands for a remote store. Formats (Parquet and gzipped NDJSON for GA4's 2021 schema; CSV with
+    JSON-text entities for Snowplow, deduplicated) are sniffed, schemas unified and JSON text sampled on the
+    cluster: the records, ledger and rejects are the local engine's on the same files."""
+    import shutil
+
+    files = json.loads((EXPORTS / tool / "summary.json").read_text())["files"]
+    store = tmp_path / "store"
+    for name in files:
+        (store / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EXPORTS / tool / name, store / name)
+    table = f"exports{abs(hash(str(tmp_path)))}"  # its own mount table: Hadoop caches a file system per authority
+    spark.sparkContext._jsc.hadoopConfiguration().set(f"fs.viewfs.mounttable.{table}.link./{tool}",
+                                                      f"file://{store}")
+    urls = [f"viewfs://{table}/{tool}/{name}" for name in files]
+    spark_result, local_result = both_engines(spark, tmp_path, urls, ROOT / "mappings" / EXPORT_FIXTURES[tool],
+                                              local_inputs=[str(store / name) for name in files])
+    assert_same_output(spark_result, local_result, tmp_path, same_rejects=False)  # files named by URL here
+    spark_rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
+    local_rejects = [json.loads(line) for line in lines_of(tmp_path / "local", "rejects.ndjson")]
+    assert [{**r, "file": r["file"].replace(f"viewfs://{table}/{tool}/", "")} for r in spark_rejects] == \
+        [{**r, "file": r["file"].replace(f"{store}/", "")} for r in local_rejects]
+    assert spark_result.ledger.input_rows == json.loads((EXPORTS / tool / "summary.json").read_text())["input_rows"]

@@ -22,6 +22,7 @@ from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
 from logmap.records.validate import validate
 from logmap.sources import empty_frame, name_input_columns, open_export
+from logmap.sources.exports import ExportReader
 from logmap.transform.context import context_columns
 from logmap.transform.durations import (
     PAGE,
@@ -63,7 +64,8 @@ class Prepared:
     variable the mapping names); a mapping that needs one stops here without it, before any input is read.
     """
 
-    def __init__(self, mapping: Mapping, inputs: list[str] | None = None, *, key: str | bytes | None = None) -> None:
+    def __init__(self, mapping: Mapping, inputs: list[str] | None = None, *, key: str | bytes | None = None,
+                 export_reader: ExportReader | None = None) -> None:
         self.mapping = mapping
         self.warnings: list[str] = []
         #: identity field → the Hasher of its keyed hash (``anonymous_id``, a hashed ``user_id``)
@@ -78,9 +80,10 @@ class Prepared:
         self.hasher = self.hashers.get("anonymous_id")
         self.bots = BotDetector()
         self.rule_names = [rule.name for rule in mapping.rules]
-        #: the run's one reader of its export files (None for access logs, or without inputs)
-        self.export_reader = open_export(inputs, mapping.source, mapping) if inputs and mapping.source.is_export \
-            else None
+        #: the run's one reader of its export files (None for access logs, or without inputs); given when the
+        #: caller opened it (a Spark run, whose files are probed on the cluster)
+        self.export_reader = export_reader or (open_export(inputs, mapping.source, mapping)
+                                               if inputs and mapping.source.is_export else None)
         # Compile every stage against the source's columns now, so that a template naming a field the source
         # does not have stops the run before any input is read. (An export's columns are those of its files:
         # without inputs they are unknown and the check waits for them.)

@@ -39,12 +39,14 @@ def load_mapping_text(text: str, name: str = "<mapping>") -> Mapping:
     return loader.load_mapping_text(text, name, source_check=source_problems)
 
 
-def open_export(inputs: list[str], source: Source, mapping: Mapping | None = None) -> exports.ExportReader:
+def open_export(inputs: list[str], source: Source, mapping: Mapping | None = None,
+                probes: list[exports.FileProbe] | None = None) -> exports.ExportReader:
     """The one reader of a run's export files: their schemas are read (from metadata, or a first pass) once,
-    for the checks before reading and for the rows. With ``mapping``, only the columns it uses are read."""
+    for the checks before reading and for the rows. With ``mapping``, only the columns it uses are read.
+    ``probes``: the files as probed elsewhere (`exports.probe_file`), instead of listing and probing ``inputs``."""
     wanted = exports.wanted_names(mapping) if mapping is not None else None
     optional = exports.optional_names(mapping) if mapping is not None else frozenset()
-    return exports.ExportReader(inputs, source, wanted=wanted, optional=optional)
+    return exports.ExportReader(inputs, source, wanted=wanted, optional=optional, probes=probes)
 
 
 def read_source(inputs: list[str], source: Source, *, chunk_bytes: int = 64 * 1024 * 1024,

@@ -48,7 +48,15 @@ from logmap.sources.accesslog import parse_time
 from logmap.sources.lines import compression_of, open_input, read_lines
 from logmap.transform.compiled import null_if_empty
 from logmap.transform.expressions import Scope, as_string, compile_template
-from logmap.transform.nested import column_of, json_dtype, key_value_lookup, path_steps, prune_dtype, read_path
+from logmap.transform.nested import (
+    column_of,
+    json_dtype,
+    key_value_columns,
+    key_value_lookup,
+    path_steps,
+    prune_dtype,
+    read_path,
+)
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -152,12 +160,15 @@ class ExportFile:
     """One input file, as the user named it, and the hive partition values of its folders (``k=v``).
 
     ``format`` is the export format it is read as (the mapping's, or with ``auto`` the one its content shows);
-    ``separator`` the CSV separator (the mapping's, or the one its first line shows)."""
+    ``separator`` the CSV separator (the mapping's, or the one its first line shows); ``header`` the column names
+    of a CSV without a header row (`_csv_names`), read once where the file is listed: a copy of the file read
+    elsewhere (a Spark executor's) has no ``header_file`` beside it."""
 
     path: str
     partitions: tuple[tuple[str, str], ...] = ()
     format: str = ""
     separator: str = ","
+    header: tuple[str, ...] | None = None
 
 
 #: What a file's first bytes can show, for messages: format → description.
@@ -214,7 +225,15 @@ def _typed(item: ExportFile, source: Source) -> ExportFile:
         separator = options["separator"]
     elif declared != AUTO or separator is None:
         separator = ","
-    return ExportFile(item.path, item.partitions, fmt, separator)
+    typed = ExportFile(item.path, item.partitions, fmt, separator, item.header)
+    return with_header(typed, source) if fmt == "csv" else typed
+
+
+def with_header(item: ExportFile, source: Source) -> ExportFile:
+    """``item`` with the column names of a CSV without a header row (``columns`` or ``header_file``, read beside
+    the file first: `_csv_names`), when the source names them that way."""
+    names = _csv_names(source, item)
+    return item if names is None else replace(item, header=tuple(names))
 
 
 _HIVE = re.compile(r"^([^=/\\]+)=([^/\\]*)$")
@@ -400,6 +419,8 @@ def _csv_names(source: Source, item: ExportFile) -> list[str] | None:
     split on the file's separator. A relative ``header_file`` is looked for next to the input file first (a
     data feed delivers its headers with its data), then in the current directory."""
     options = _options(source)
+    if item.header is not None:
+        return list(item.header)
     if "columns" in options:
         return list(options["columns"])
     if "header_file" not in options:
@@ -1002,22 +1023,63 @@ def decode_json_text(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl
     return frame.with_columns(drop_when(pl.col("_bad"), f"invalid:{column}", detail)).drop("_bad", "_bad_text")
 
 
+@dataclass(frozen=True)
+class FileProbe:
+    """What the reader learns of one file before reading its rows: its format (`_typed`), its schema
+    (`file_schema`), its NDJSON columns of mixed shape, and the first values of the text columns a mapping may
+    walk into as JSON (`_first_values`). `probe_file` computes it where the file is: on the reader's machine,
+    or on the cluster for a Spark run (`logmap.spark.exports`), whose driver may not read the files."""
+
+    file: ExportFile
+    schema: pl.Schema
+    mixed: frozenset[str]
+    first_values: dict[str, pl.Series]
+
+
+def probe_file(item: ExportFile, source: Source, chunk_bytes: int, wanted: frozenset[str] | None) -> FileProbe:
+    """`FileProbe` of ``item``; the values of every column that a ``wanted`` name walks into are sampled (the
+    reader decides, with the run's unified schema, which of them are JSON text)."""
+    typed = _typed(item, source)
+    mixed: set[str] = set()
+    schema = file_schema(typed, source, chunk_bytes, mixed)
+    walked = set()
+    for name in wanted or ():  # as `ExportReader._json_columns` chooses them, but for this file's types
+        column, steps = path_steps(name)
+        if (steps and name not in schema and column in schema and column not in ("query", "referrer_query")
+                and not isinstance(schema[column], pl.Struct | pl.List | pl.Array)):
+            walked.add(column)
+    return FileProbe(typed, schema, frozenset(mixed),
+                     {column: _first_values(typed, source, column, chunk_bytes) for column in sorted(walked)})
+
+
 class ExportReader:
-    """Reads one run's export files with one unified schema; ``frame_schema`` is known before any row is read."""
+    """Reads one run's export files with one unified schema; ``frame_schema`` is known before any row is read.
+
+    ``probes`` are the files' `FileProbe` in the run's order when they were probed elsewhere (a Spark run's
+    cluster); by default the reader lists ``inputs`` and probes each file itself."""
 
     def __init__(self, inputs: list[str], source: Source, chunk_bytes: int = 64 * 1024 * 1024,
                  progress: ProgressCallback | None = None, wanted: frozenset[str] | None = None,
-                 optional: frozenset[str] = frozenset()) -> None:
+                 optional: frozenset[str] = frozenset(), probes: list[FileProbe] | None = None) -> None:
         if not source.is_export:
             raise ValueError(f"{source.format} is not an export format")
         check_source(source)
         self.source = source
         self.chunk_bytes = chunk_bytes
         self.progress = progress
-        self.files = [_typed(item, source) for item in expand_export_inputs(inputs, source.format)]
-        #: NDJSON columns whose shape differs between lines or files: read as text
-        self.mixed: set[str] = set()
-        self.schemas = {item.path: file_schema(item, source, chunk_bytes, self.mixed) for item in self.files}
+        #: the first values of JSON-text candidates per (file, column), when probed elsewhere
+        self._first_values: dict[tuple[str, str], pl.Series] | None = None
+        if probes is None:
+            self.files = [_typed(item, source) for item in expand_export_inputs(inputs, source.format)]
+            #: NDJSON columns whose shape differs between lines or files: read as text
+            self.mixed: set[str] = set()
+            self.schemas = {item.path: file_schema(item, source, chunk_bytes, self.mixed) for item in self.files}
+        else:
+            self.files = [probe.file for probe in probes]
+            self.mixed = {column for probe in probes for column in probe.mixed}
+            self.schemas = {probe.file.path: probe.schema for probe in probes}
+            self._first_values = {(probe.file.path, column): values for probe in probes
+                                  for column, values in probe.first_values.items()}
         #: every column of the files (what errors list)
         self.schema = unify_schemas(self.schemas, None if wanted is None else _used_columns(wanted),
                                     self.mixed if {f.format for f in self.files} == {"ndjson"} else None)
@@ -1036,7 +1098,8 @@ class ExportReader:
             self._json_columns(wanted, optional)
         decoded = pl.Schema({column: self.json_columns.get(column, dtype)
                              for column, dtype in self.read_schema.items()})
-        #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
+        #: key/value lookups computed once per row (each list's in one pass: `key_value_columns`), replacing their list
+        #: columns (`key_value_lookups`)
         self.lookups = {} if wanted is None else key_value_lookups(
             decoded, wanted, frozenset([_time_spec(source)["column"]]))
 
@@ -1071,7 +1134,8 @@ class ExportReader:
         found: list[pl.Series] = []
         for item in self.files:
             if column in self.schemas[item.path]:
-                found.append(_first_values(item, self.source, column, self.chunk_bytes))
+                found.append(_first_values(item, self.source, column, self.chunk_bytes) if self._first_values is None
+                             else self._first_values.get((item.path, column), pl.Series([], dtype=pl.String)))
                 if sum(len(f) for f in found) >= JSON_SAMPLE_ROWS:
                     break
         texts = pl.concat(found) if found else pl.Series([], dtype=pl.String)
@@ -1095,7 +1159,7 @@ class ExportReader:
             frame = decode_json_columns(frame, self.json_columns)
         if self.lookups:
             lists = {column_of(name) for name in self.lookups}
-            frame = frame.with_columns(**self.lookups).drop(lists)
+            frame = frame.with_columns(**key_value_columns(frame, list(self.lookups))).drop(lists)
         try:
             return canonicalize(frame, self.source)
         except LogmapError as error:

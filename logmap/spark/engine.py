@@ -10,9 +10,12 @@ functions on executors:
    read whole: an executor writes the file's bytes to a local temporary file and reads it with logmap's own
    reader (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression detection, invalid
    UTF-8, line numbers, malformed export lines and the column projection are exactly those of the local engine.
+   (Export URLs are probed on the cluster first, for the run's schema: :mod:`logmap.spark.exports`.)
    Then ``stream_stage``; out come, in one Arrow schema told apart by ``_kind``: surviving rows with their
    visitor bucket, per-reason counts of dropped rows, the rejected rows themselves (file, line, reason, message,
-   raw) and the earliest event time of each file (``FileStarts``).
+   raw; each counts itself) and the earliest event time of each file (``FileStarts``). With ``dedupe``, rows
+   carry their key, and a window over the keys turns every later copy into a ``duplicate`` before anything is
+   counted (:mod:`logmap.spark.dedupe`).
 2. **Phase 2, per visitor bucket** (``groupBy("_bucket").applyInArrow``). Survivors are shuffled by the same
    visitor hash as the local engine's ``--buckets N`` (so a visitor's whole history is in one group), ranked by
    the file starts (collected on the driver, shipped in the closure), then ordered, given durations, validated
@@ -42,13 +45,14 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from polars.datatypes import DataTypeClass
 
-from logmap.errors import InputError, LogmapError, MappingError
+from logmap.errors import InputError, LogmapError
 from logmap.frame import REJECTED, split_dropped
 from logmap.mapping.model import Mapping
 from logmap.pipeline.runner import FileStarts, account_dropped, resolve_mapping, visitor_bucket
@@ -57,6 +61,9 @@ from logmap.sinks.batches import BatchFormat, BatchWriter
 from logmap.sinks.output import OutputDir, Run
 from logmap.sinks.report import RunResult
 from logmap.sources import empty_frame, read_source
+from logmap.sources.exports import expand_export_inputs
+from logmap.spark import dedupe as dedupe_rows
+from logmap.spark.exports import USER_ERROR, open_on_cluster
 from logmap.spark.logs import (
     first_lines,
     glob_escaped,
@@ -88,8 +95,6 @@ RECORD_COLUMNS = {"_bucket": pl.Int64(), "_index": pl.Int64(), "_json": pl.Strin
 #: Columns of phase 1's output besides the surviving rows' own.
 PHASE1_COLUMNS = {"_kind": pl.String(), "_bucket": pl.Int64(), "_count": pl.Int64(), "_drop": pl.String(),
                   "_detail": pl.String(), "_raw": pl.String()}
-#: Prefix of a user error (a LogmapError) raised on an executor, so that the driver can say it in one line.
-_USER_ERROR = "logmap-user-error:"
 
 
 # --- the transport form of frames ---------------------------------------------------------------------------
@@ -204,18 +209,22 @@ class Inputs:
         self.order = {name: index for index, name in enumerate([*self.names, *remote_names])}
 
 
-def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping,
-             key: str | bytes | None) -> tuple[Prepared, Inputs]:
+def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping, key: str | bytes | None,
+             chunk_bytes: int) -> tuple[Prepared, Inputs]:
     """The stage functions' state (which stops on a missing key or an unknown column before any task runs)
     and the input files."""
     if "-" in inputs:
         raise InputError("the Spark engine cannot read standard input: name the files")
     local = [name for name in inputs if not _is_url(name) or name.startswith("file:")]
     remote = [name for name in inputs if name not in local]
+    if mapping.source.is_export and remote:
+        # the files' schemas are learnt on the cluster (`logmap.spark.exports`): the driver may not read them
+        listed = expand_export_inputs([_file_path(n) for n in local], mapping.source.format) if local else []
+        files = Inputs(spark, [item.path for item in listed], local, remote)
+        named = [replace(item, path=name) for item, name in zip(listed, files.names)]
+        reader = open_on_cluster(files.files, files.name_of, files.order, named, mapping, chunk_bytes, _user_errors)
+        return Prepared(mapping, key=key, export_reader=reader), files
     if mapping.source.is_export:
-        if remote:
-            raise InputError("the Spark engine reads exports from paths the driver can also read (it unifies "
-                             "their schemas first): mount the bucket or copy the files; logs may be URLs")
         prepared = Prepared(mapping, [_file_path(n) for n in local], key=key)
         assert prepared.export_reader is not None
         paths = [item.path for item in prepared.export_reader.files]
@@ -259,7 +268,8 @@ def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileRe
     reader = prepared.export_reader
     if reader is not None:
         reader.chunk_bytes = chunk_bytes
-        item_of = dict(zip(inputs.names, reader.files))
+        # local inputs by the names the user gave (a file: URL's path is the item's); URLs by their own
+        item_of = {**{item.path: item for item in reader.files}, **dict(zip(inputs.names, reader.files))}
 
         def read_export(copy: str, name: str) -> Iterator[pl.DataFrame]:
             return reader.read_file(item_of[name], copy)
@@ -273,36 +283,50 @@ def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileRe
     return read_log
 
 
-def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int) -> list[pl.DataFrame]:
-    """One parsed chunk through the stream stage, as phase 1's rows (see the module's docstring)."""
+def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int, order: dict[str, int]) -> list[pl.DataFrame]:
+    """One parsed chunk through the stream stage, as phase 1's rows (see the module's docstring; ``order`` is the
+    run's input order of the files, by name). A reject counts itself (``_count`` 1); so does a dropped row with
+    a dedupe key (`logmap.spark.dedupe`: it may turn out to be a duplicate)."""
     parts = []
     if "time" in parsed.columns and parsed.height:
         parts.append(parsed.group_by("_file").agg(pl.col("time").min()).with_columns(_kind=pl.lit("start")))
+    dedupe = prepared.mapping.dedupe
+    keys = dedupe_rows.keyed_lines(parsed, dedupe, order) if dedupe is not None else None
     alive, dropped = stream_stage(prepared, parsed)
+    if keys is not None:
+        alive, dropped = dedupe_rows.with_keys(alive, keys), dedupe_rows.with_keys(dropped, keys)
     if dropped.height:
-        parts.append(dropped.group_by("_drop").agg(pl.len().cast(pl.Int64).alias("_count"))
-                     .with_columns(_kind=pl.lit("count")))
         rejected = dropped.filter(REJECTED)
+        counted = dropped.filter(~REJECTED)
+        if keys is not None:
+            keyed = pl.col(dedupe_rows.KEY).is_not_null()
+            parts.append(counted.filter(keyed).select("_file", "_line", "_drop", *dedupe_rows.COLUMNS)
+                         .with_columns(_count=pl.lit(1, pl.Int64), _kind=pl.lit("count")))
+            counted = counted.filter(~keyed)
+        if counted.height:
+            parts.append(counted.group_by("_drop").agg(pl.len().cast(pl.Int64).alias("_count"))
+                         .with_columns(_kind=pl.lit("count")))
         if rejected.height:
-            keep = [c for c in ("_file", "_line", "_drop", "_detail", "_raw") if c in rejected.columns]
-            parts.append(rejected.select(keep).with_columns(_kind=pl.lit("reject")))
+            keep = [c for c in ("_file", "_line", "_drop", "_detail", "_raw", *dedupe_rows.COLUMNS)
+                    if c in rejected.columns]
+            parts.append(rejected.select(keep).with_columns(_count=pl.lit(1, pl.Int64), _kind=pl.lit("reject")))
     if alive.height:
         # the local engine's buckets (``--buckets N``), so that the order and ``data.N`` are those of such a run
         parts.append(alive.with_columns(visitor_bucket(buckets).cast(pl.Int64), _kind=pl.lit("alive")))
     return parts
 
 
-def _phase1_batches(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets: int,
+def _phase1_batches(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets: int, order: dict[str, int],
                     out: Transport) -> Iterator[pa.RecordBatch]:
-    """Parsed chunks as phase 1's output batches."""
+    """Parsed chunks as phase 1's output batches (``order``: the run's input order of the files, by name)."""
     for parsed in chunks:
-        parts = _phase1_rows(parsed, prepared, buckets)
+        parts = _phase1_rows(parsed, prepared, buckets, order)
         if parts:
             yield from out.to_arrow(pl.concat(parts, how="diagonal_relaxed")).to_batches()
 
 
-def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], prepared: Prepared,
-            buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
+def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], order: dict[str, int],
+            prepared: Prepared, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
     """Executor side of phase 1 for files read whole: every file of a split, chunk by chunk."""
     with tempfile.TemporaryDirectory(prefix="logmap-split-") as folder:
         for batch in files:
@@ -315,21 +339,22 @@ def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, 
                 try:
                     chunks = (parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
                               for parsed in read(copy, name))
-                    yield from _phase1_batches(chunks, prepared, buckets, out)
+                    yield from _phase1_batches(chunks, prepared, buckets, order, out)
                 except LogmapError as error:
-                    raise RuntimeError(_USER_ERROR + str(error).replace(copy, name)) from None
+                    raise RuntimeError(USER_ERROR + str(error).replace(copy, name)) from None
                 finally:
                     os.unlink(copy)
 
 
 def _phase1_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int], names: dict[str, str],
-                   prepared: Prepared, chunk_bytes: int, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
+                   order: dict[str, int], prepared: Prepared, chunk_bytes: int, buckets: int,
+                   out: Transport) -> Iterator[pa.RecordBatch]:
     """Executor side of phase 1 for logs read in byte ranges (:mod:`logmap.spark.logs`)."""
     try:
         chunks = read_ranges(batches, first_line, names, prepared.mapping.source, chunk_bytes)
-        yield from _phase1_batches(chunks, prepared, buckets, out)
+        yield from _phase1_batches(chunks, prepared, buckets, order, out)
     except LogmapError as error:
-        raise RuntimeError(_USER_ERROR + str(error)) from None
+        raise RuntimeError(USER_ERROR + str(error)) from None
 
 
 def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_bytes: int, buckets: int,
@@ -338,7 +363,7 @@ def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_
 
     Plain files too small to be cut are read apart from the others, without the count: their one range starts
     at line 1. (They cannot share a read with counted files: a read's range size depends on all its files.)"""
-    names = files.name_of
+    names, order = files.name_of, files.order
     plain = plain_files(spark, list(names)) if splittable(prepared.mapping.source) else []
     uncut = one_range_bytes(spark)
     parts = []
@@ -351,7 +376,7 @@ def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_
 
         def phase1_ranges(batches: Iterator[pa.RecordBatch],
                           first_line: dict[tuple[str, int], int] = first_line) -> Iterator[pa.RecordBatch]:
-            return _phase1_ranges(batches, first_line, names, prepared, chunk_bytes, buckets, out)
+            return _phase1_ranges(batches, first_line, names, order, prepared, chunk_bytes, buckets, out)
 
         parts.append(ranges.mapInArrow(phase1_ranges, out.spark))
     whole = sorted(set(names) - set(plain))
@@ -361,7 +386,7 @@ def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_
             spark.read.format("binaryFile").load([glob_escaped(path) for path in whole])
 
         def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            return _phase1(batches, read, names, prepared, buckets, out)
+            return _phase1(batches, read, names, order, prepared, buckets, out)
 
         parts.append(binary.select("path", "content").mapInArrow(phase1, out.spark))
     if not parts:  # no file at all: an empty phase 1 of the right schema
@@ -378,7 +403,7 @@ def _phase2(key: tuple[Any, ...], table: pa.Table, prepared: Prepared, file_star
         rows = alive.from_arrow(table, [c for c in alive.schema.names() if c != "_bucket"])
         records = record_stage(prepared, file_starts.rank(rows), first_index.get(bucket, 0))
     except LogmapError as error:
-        raise RuntimeError(_USER_ERROR + str(error)) from None
+        raise RuntimeError(USER_ERROR + str(error)) from None
     return out.to_arrow(records.with_columns(pl.lit(bucket, pl.Int64).alias("_bucket")))
 
 
@@ -412,7 +437,7 @@ def _user_errors(action: Callable[[], Any]) -> Any:
     except LogmapError:
         raise
     except Exception as error:
-        found = re.search(re.escape(_USER_ERROR) + r"\s*(.+)", str(error))
+        found = re.search(re.escape(USER_ERROR) + r"\s*(.+)", str(error))
         if found:
             raise InputError(found.group(1).strip()) from None
         raise
@@ -457,18 +482,16 @@ def _convert(spark: SparkSession, inputs: list[str], mapping: Mapping | str | Pa
     from pyspark import StorageLevel
 
     mapping = resolve_mapping(mapping)
-    if mapping.dedupe is not None:
-        # The local runner drops later copies with a run-wide set of keys seen in input order; a Spark run has no
-        # such order across splits yet. Refusing beats emitting the duplicates the mapping asked to drop.
-        raise MappingError.at("dedupe is not supported by the Spark engine yet: convert this mapping with the "
-                              "local engine (the default)", mapping.dedupe.where)
-    prepared, files = _prepare(spark, list(inputs), mapping, key)
+    prepared, files = _prepare(spark, list(inputs), mapping, key, chunk_bytes)
     buckets = _partitions_for(spark, partitions, files.bytes)
     with Run(inputs, mapping, out_dir=_output_dir(spark, out_dir, overwrite), replace=overwrite,
              prepared=prepared) as run:
         alive_schema = _alive_schema(prepared)
-        phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS})
+        phase1_out = Transport({**alive_schema, **PHASE1_COLUMNS,
+                                **(dedupe_rows.COLUMNS if mapping.dedupe is not None else {})})
         rows = _phase1_input(spark, files, prepared, chunk_bytes, buckets, phase1_out)
+        if mapping.dedupe is not None:
+            rows = dedupe_rows.mark_duplicates(rows)
         rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             summary = _summarize(rows, run, alive_schema)
@@ -526,8 +549,8 @@ def _summarize(rows: DataFrame, run: Run, alive_schema: dict[str, pl.DataType]) 
     from pyspark.sql import functions as F
 
     kind = F.col("_kind")
-    aggregate = (rows.where(kind != "reject")
-                 .groupBy("_kind", "_drop", F.when(kind == "start", F.col("_file")).alias("_file"), "_bucket")
+    counted = F.when(kind == "reject", F.lit("count")).otherwise(kind).alias("_kind")  # a reject counts itself
+    aggregate = (rows.groupBy(counted, "_drop", F.when(kind == "start", F.col("_file")).alias("_file"), "_bucket")
                  .agg(F.count(F.lit(1)).alias("rows"), F.sum("_count").alias("dropped"), F.min("time").alias("time")))
     return Summary(_user_errors(aggregate.collect), run, alive_schema.get("time", pl.Datetime("ms", "UTC")))
 

@@ -60,9 +60,17 @@ def key_hash(spec: Dedupe, scope: Scope) -> pl.Expr:
     return pl.when(complete).then(key.hash(seed=12))
 
 
+def dedupe_keys(frame: pl.DataFrame, spec: Dedupe) -> pl.Series:
+    """The key hash of each row of a parsed chunk (`key_hash`); null for a row already dropped by the reader
+    (malformed, missing, invalid), which is counted as what it is and never as a duplicate. Every engine takes
+    its keys from here: the local runner checks them against the run's `SeenKeys`, the Spark engine ranks the
+    rows of each key across the cluster (`logmap.spark.dedupe`)."""
+    return frame.select(pl.when(ALIVE).then(key_hash(spec, Scope(frame.schema))).alias(_KEY))[_KEY]
+
+
 def apply_dedupe(frame: pl.DataFrame, spec: Dedupe, seen: SeenKeys) -> pl.DataFrame:
     """Mark rows whose key an earlier row had (in this chunk or an earlier one) as ``duplicate``."""
-    keyed = frame.select(pl.when(ALIVE).then(key_hash(spec, Scope(frame.schema))).alias(_KEY))[_KEY]
+    keyed = dedupe_keys(frame, spec)
     present = keyed.is_not_null()
     hashes = keyed.filter(present)
     earlier = seen.contains(hashes) | ~hashes.is_first_distinct()
