@@ -65,7 +65,9 @@ def cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
         if log.suffix in (".log", ".jsonl"):
             found.append((log.name, [str(log)], catch_all))
     # each export fixture's own input files (its summary lists them; the folder also holds the golden records)
-    sys.path.insert(0, str(ROOT / "tests"))
+    tests = str(ROOT / "tests")
+    if tests not in sys.path:  # already there when tests/test_output_digest.py calls this
+        sys.path.insert(0, tests)
     from test_exports_mappings import TOOLS
 
     for folder, mapping in TOOLS.items():
@@ -75,17 +77,22 @@ def cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
     return found
 
 
+def digest_case(inputs: list[str], mapping: Path, tmp: Path) -> dict[str, object]:
+    """The digest of one case, converted into ``tmp/out`` (replaced if there); ``tmp`` reads ``<tmp>`` in errors."""
+    out = tmp / "out"
+    try:
+        _convert(inputs, mapping, out)
+        return _digest(out)
+    except Exception as error:  # recorded, so that a difference in failures shows up too
+        return {"error": f"{type(error).__name__}: {error}".replace(str(tmp), "<tmp>")}
+
+
 def main() -> None:
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name, inputs, mapping in cases(tmp):
-            out = tmp / "out"
-            try:
-                _convert(inputs, mapping, out)
-                results[name] = _digest(out)
-            except Exception as error:  # recorded, so that a difference in failures shows up too
-                results[name] = {"error": f"{type(error).__name__}: {error}".replace(tmp_name, "<tmp>")}
+            results[name] = digest_case(inputs, mapping, tmp)
     json.dump(results, sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
 

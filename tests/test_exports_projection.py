@@ -14,7 +14,7 @@ from support import EXPORT_FIXTURES, convert
 from logmap.errors import LogmapError
 from logmap.sources import exports, load_mapping, load_mapping_text
 from logmap.sources.exports import ExportReader, needed_columns, read_export, read_paths, wanted_names
-from logmap.transform.nested import prune_dtype, read_path
+from logmap.transform.nested import key_value_columns, key_value_lookup, prune_dtype, read_path
 
 ROOT = Path(__file__).resolve().parents[1]
 GA4 = ROOT / "fixtures" / "exports" / "ga4"
@@ -283,6 +283,41 @@ def test_a_column_named_like_a_lookup_wins(tmp_path):
                   "params.k": ["the column"]}).write_parquet(tmp_path / "a.pq")
     reader = ExportReader([str(tmp_path / "a.pq")], kv_source(), wanted=frozenset({"ts", "params.k"}))
     assert reader.lookups == {} and next(iter(reader))["params.k"].to_list() == ["the column"]
+
+
+TYPED_VALUE = pl.Struct({"string_value": pl.String, "int_value": pl.Int64, "float_value": pl.Float32,
+                         "double_value": pl.Float64})
+
+
+@pytest.mark.parametrize("value_dtype", [TYPED_VALUE, pl.String, pl.Struct({"int_value": pl.Int64}),
+                                         pl.Struct({"string_value": pl.String, "int_value": pl.Null}),
+                                         pl.Struct({"a_value": pl.Boolean, "b_value": pl.Float64})])
+@pytest.mark.parametrize("key_dtype", [pl.String, pl.Categorical])
+def test_key_value_columns_give_what_the_lookup_expressions_give(value_dtype, key_dtype):
+    # null and empty lists, null entries and keys, a key twice in a row (the first wins, even when its value is
+    # null), values in any of the typed fields or in none, keys absent from every row
+    fields = [f.name for f in value_dtype.fields if f.dtype != pl.Null] if isinstance(value_dtype, pl.Struct) else []
+
+    def value(n: int):
+        if not fields:
+            return None if n % 4 == 0 else f"v{n}"
+        name = fields[n % len(fields)]
+        raw = {"string_value": f"s{n}", "int_value": n, "float_value": n + 0.5, "double_value": n / 3,
+               "a_value": n % 2 == 0, "b_value": n * 1.25}[name]
+        return {f: (raw if f == name and n % 5 else None) for f in fields}  # a Null field is left out
+
+    rows = []
+    for row in range(60):
+        entries = [None if (row + i) % 13 == 0 else {"key": None if (row + i) % 11 == 0 else f"k{(row * 7 + i) % 4}",
+                                                    "value": value(row * 3 + i)} for i in range(row % 6)]
+        rows.append(None if row % 9 == 4 else entries)
+    dtype = pl.List(pl.Struct({"key": key_dtype, "value": value_dtype}))
+    frame = pl.DataFrame({"params": pl.Series(rows, dtype=dtype)})
+    names = [f"params.k{i}" for i in range(6)]
+    schema = dict(frame.schema)
+    for rows_read in (frame, frame.filter(pl.col("params").list.len() < 5), frame.clear()):  # key twice, not
+        expected = rows_read.select(**{name: key_value_lookup(name, schema) for name in names})
+        assert pl.DataFrame(list(key_value_columns(rows_read, names).values())).equals(expected)
 
 
 # --- errors still list every column -----------------------------------------------------------------------------

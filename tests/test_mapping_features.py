@@ -10,7 +10,8 @@ import pytest
 from support import TEST_KEY, iter_records
 
 from logmap.ledger import Ledger
-from logmap.sources import load_mapping_text
+from logmap.pipeline.stages import Prepared, stream_stage
+from logmap.sources import load_mapping_text, read_source
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
 
@@ -200,3 +201,23 @@ identity: {anonymous_id: '{ip}'}
 """
     records, _ = run(tmp_path, mapping, ["1.2.3.4 [2024-03-01 10:00:00] GET / 200"])
     assert records[0]["timestamp"].isoformat() == "2024-03-01T09:00:00+00:00"
+
+
+def test_rules_keep_the_row_order_and_list_dropped_rows_unmatched_first_then_rule_by_rule(tmp_path):
+    mapping = load_mapping_text(textwrap.dedent(BASE + """
+rules:
+  - {name: cart, path: '^/cart$', type: add_to_cart, product_ids: '{query.sku}', quantities: '{query.qty|int}'}
+  - {name: buy, path: '^/buy$', type: checkout, product_ids: '{query.sku}', revenue: '{query.total|float}'}
+"""), "m.yaml")
+    targets = ["/buy?sku=1&total=x", "/cart?sku=2&qty=x", "/nothing", "/buy?sku=3&total=9.5", "/cart?sku=4&qty=1",
+               "/cart?sku=5&qty=y", "/other"]
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(line(t) for t in targets) + "\n")
+    chunk = next(iter(read_source([str(log)], mapping.source)))
+    alive, dropped = stream_stage(Prepared(mapping, [str(log)], key=TEST_KEY), chunk)
+    assert alive["_line"].to_list() == [4, 5]  # in input order, whatever their rules
+    assert alive["r:product_ids"].to_list() == [["3"], ["4"]] and alive["r:revenue"].to_list() == [9.5, None]
+    # as rejects have always listed them: unmatched rows first, then the first rule's, then the second's
+    assert list(zip(dropped["_line"], dropped["_drop"])) == [
+        (3, "unmatched"), (7, "unmatched"), (2, "invalid:quantities"), (6, "invalid:quantities"),
+        (1, "invalid:revenue")]

@@ -24,8 +24,8 @@ EXPORTS = ROOT / "fixtures" / "exports"
 PARTITIONS = 3
 
 # The first test also starts the JVM and the session (a minute and more on a busy machine).
-# xdist_group: with `-n 2 --dist loadgroup` every Spark test runs on one worker, which starts one JVM, not two.
-pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900), pytest.mark.xdist_group("spark")]
+# Every test taking the `spark` fixture runs on one xdist worker, which starts one JVM (tests/conftest.py).
+pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900)]
 
 
 def lines_of(out: Path, name: str) -> list[str]:

@@ -32,7 +32,7 @@ COMBINED_LOGS = ["advertools_combined_latin1_2023.log", "advertools_dreamhost_ap
 LINE = (b'203.0.113.%d - - [01/Mar/2024:10:00:%02d +0000] "GET /products/%d HTTP/1.1" 200 512 "-" '
         b'"Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0"')
 
-pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900), pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900)]
 
 
 def awkward_log() -> bytes:

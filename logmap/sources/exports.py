@@ -48,7 +48,15 @@ from logmap.sources.accesslog import parse_time
 from logmap.sources.lines import compression_of, open_input, read_lines
 from logmap.transform.compiled import null_if_empty
 from logmap.transform.expressions import Scope, as_string, compile_template
-from logmap.transform.nested import column_of, json_dtype, key_value_lookup, path_steps, prune_dtype, read_path
+from logmap.transform.nested import (
+    column_of,
+    json_dtype,
+    key_value_columns,
+    key_value_lookup,
+    path_steps,
+    prune_dtype,
+    read_path,
+)
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -1090,7 +1098,8 @@ class ExportReader:
             self._json_columns(wanted, optional)
         decoded = pl.Schema({column: self.json_columns.get(column, dtype)
                              for column, dtype in self.read_schema.items()})
-        #: key/value lookups computed once per row, replacing their list columns (`key_value_lookups`)
+        #: key/value lookups computed once per row (each list's in one pass: `key_value_columns`), replacing their list
+        #: columns (`key_value_lookups`)
         self.lookups = {} if wanted is None else key_value_lookups(
             decoded, wanted, frozenset([_time_spec(source)["column"]]))
 
@@ -1150,7 +1159,7 @@ class ExportReader:
             frame = decode_json_columns(frame, self.json_columns)
         if self.lookups:
             lists = {column_of(name) for name in self.lookups}
-            frame = frame.with_columns(**self.lookups).drop(lists)
+            frame = frame.with_columns(**key_value_columns(frame, list(self.lookups))).drop(lists)
         try:
             return canonicalize(frame, self.source)
         except LogmapError as error:

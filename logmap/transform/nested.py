@@ -50,12 +50,17 @@ def is_key_value_list(dtype: PolarsDataType) -> bool:
     return KEY_FIELD in fields and VALUE_FIELD in fields
 
 
+def _value_fields(fields: dict[str, PolarsDataType]) -> list[str]:
+    """The fields of a value struct that may hold the value, in the order they are tried."""
+    return [n for n in VALUE_FIELDS if n in fields] or [n for n in fields if n.endswith("value")] or list(fields)
+
+
 def _pick_value(value: pl.Expr, dtype: PolarsDataType) -> tuple[pl.Expr, PolarsDataType]:
     """Whichever value field is set. A typed value struct gives text (converters make numbers of it)."""
     fields = _fields(dtype)
     if not fields:
         return value, dtype
-    names = [n for n in VALUE_FIELDS if n in fields] or [n for n in fields if n.endswith("value")] or list(fields)
+    names = _value_fields(fields)
     if len(names) == 1:
         return value.struct.field(names[0]), fields[names[0]]
     parts = [value.struct.field(n).cast(pl.String) for n in names if fields[n] != pl.Null]
@@ -187,6 +192,81 @@ def key_value_lookup(name: str, schema: dict[str, pl.DataType]) -> pl.Expr | Non
     assert isinstance(dtype, pl.List)
     expr, picked = _lookup(pl.col(segments[0]), dtype, segments[1])
     return expr if picked == pl.String or picked == pl.Boolean or picked.is_numeric() else None
+
+
+def key_value_columns(frame: pl.DataFrame, names: list[str]) -> dict[str, pl.Series]:
+    """The values of `key_value_lookup` references (``event_params.page_location``, …), each as the series its
+    expression gives, computed with one pass over each list column's entries instead of one list filter per
+    reference (a list filter copies every entry of the keys it keeps, once per reference).
+
+    Each list's entries are flattened once, with the row each came from, and their keys coded once; each entry
+    with a key looked up has a slot (row × keys + key), and its value is picked once (`_picked_values`), then
+    spread to one column per key. Where a row has a key twice, the first entry wins, as in the expression.
+    """
+    by_column: dict[str, list[str]] = {}
+    for name in names:
+        by_column.setdefault(column_of(name), []).append(name)
+    out: dict[str, pl.Series] = {}
+    for column, column_names in by_column.items():
+        dtype = frame.schema[column]
+        assert isinstance(dtype, pl.List) and is_key_value_list(dtype)
+        if _fields(dtype.inner)[KEY_FIELD] != pl.String:  # keys of another type: one expression per lookup
+            schema = dict(frame.schema)
+            out.update((name, frame.select(key_value_lookup(name, schema)).to_series().alias(name))
+                       for name in column_names)
+            continue
+        keys = [split_path(name)[1] for name in column_names]
+        entries = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), pl.col(column).alias("entry"))
+        entries = entries.explode("entry", keep_nulls=False)  # empty and null lists have no entries
+        found = entries.select(
+            pl.col("row").cast(pl.UInt64) * len(keys)
+            + pl.col("entry").struct.field(KEY_FIELD).cast(pl.Enum(keys), strict=False).to_physical(),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("entry"),
+        ).rename({"row": "slot"}).drop_nulls("slot")
+        # where: slot → the entry found there (its position in `found`), null for none
+        where = _spread(found["slot"], frame.height * len(keys))
+        if where.null_count() != where.len() - found.height:  # a row has a key twice: keep its first entry
+            found = found.sort("slot", maintain_order=True).filter(pl.col("slot").diff().fill_null(1) != 0)
+            where = _spread(found["slot"], frame.height * len(keys))
+        picked = _picked_values(entries["entry"].struct.field(VALUE_FIELD).gather(found["entry"]))
+        for index, name in enumerate(column_names):
+            out[name] = picked.gather(where.gather_every(len(keys), index)).alias(name)
+    return {name: out[name] for name in names}
+
+
+def _picked_values(values: pl.Series) -> pl.Series:
+    """`_pick_value` of each entry's value. A typed value struct gives text: its first value field that is set,
+    cast to text; only the values picked are cast (a cast formats a column's null slots too, and most of each
+    value field is null)."""
+    fields = _fields(values.dtype)
+    if not fields:
+        return values
+    names = _value_fields(fields)
+    if len(names) == 1:
+        return values.struct.field(names[0])
+    picked: pl.Series | None = None
+    for name in names:
+        if fields[name] == pl.Null:
+            continue
+        field = values.struct.field(name)
+        if picked is None and field.dtype == pl.String:
+            picked = field
+            continue
+        if picked is None:
+            picked = _nulls(pl.String, values.len())
+        setting = (picked.is_null() & field.is_not_null()).arg_true()
+        if setting.len():
+            picked = picked.scatter(setting, field.gather(setting).cast(pl.String))
+    return _nulls(pl.String, values.len()) if picked is None else picked
+
+
+def _spread(slots: pl.Series, length: int) -> pl.Series:
+    """A series of ``length`` positions: ``i`` at ``slots[i]``, null elsewhere."""
+    return _nulls(pl.UInt32, length).scatter(slots, pl.int_range(slots.len(), dtype=pl.UInt32, eager=True))
+
+
+def _nulls(dtype: PolarsDataType, length: int) -> pl.Series:
+    return pl.repeat(None, length, dtype=dtype, eager=True)
 
 
 def split_path(name: str) -> list[str]:

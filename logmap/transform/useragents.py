@@ -118,7 +118,7 @@ class BotDetector:
             known.update(zip(new, judge(new, parser=parser, maintained=maintained, patterns=patterns)))
         # Membership in the (few) bots found: one small hash table, rather than a verdict looked up per value.
         bots = pl.Series([ua for ua in values if known[ua]], dtype=pl.String)
-        return series.is_in(bots).fill_null(False)
+        return series.is_in(bots.implode()).fill_null(False)
 
     def expr(self, column: str | pl.Expr = "user_agent", *, parser: bool = True, maintained: bool = False,
              patterns: Sequence[str] = ()) -> pl.Expr:
