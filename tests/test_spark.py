@@ -292,3 +292,26 @@ def test_a_parquet_file_of_many_row_groups_split_across_tasks_keeps_its_row_numb
     split_frames = pl.concat([pl.read_ipc(row.ipc) for row in parts]).sort("_line")
     assert_frame_equal(split_frames, local)
     assert local["_line"].to_list() == list(range(1, table.num_rows + 1))
+
+
+def test_parquet_files_with_a_read_column_of_different_types_are_read_whole(spark, tmp_path, monkeypatch):
+    """A struct field the mapping reads (GA4's `ecommerce.purchase_revenue`) as float in one file and double in
+    the other: the run's schema widens it, Spark's scan would not, so the files are read whole; the output is
+    the local engine's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scans = _recorded_scans(monkeypatch)
+    first, second = sorted((EXPORTS / "ga4").glob("*.parquet"))[:2]
+    narrow = pq.read_table(second)
+    ecommerce = narrow.schema.field("ecommerce").type
+    fields = [pa.field(f.name, pa.float32()) if f.name == "purchase_revenue" else f for f in ecommerce]
+    narrow = narrow.set_column(narrow.schema.get_field_index("ecommerce"), "ecommerce",
+                               narrow.column("ecommerce").cast(pa.struct(fields)))
+    inputs = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    pq.write_table(pq.read_table(first), inputs[0])
+    pq.write_table(narrow, inputs[1])
+    spark_result, local_result = both_engines(spark, tmp_path, [str(p) for p in inputs],
+                                              ROOT / "mappings" / EXPORT_FIXTURES["ga4"])
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert scans == [None]
