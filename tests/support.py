@@ -41,3 +41,8 @@ def read_batch(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".json":
         return json.loads(text)["data"]
     return [json.loads(line) for line in text.splitlines() if line]
+
+
+def records_of(out: Path) -> list[str]:
+    """Every record of an output directory's batch files as sorted canonical JSON: a multiset to compare runs."""
+    return sorted(json.dumps(r, sort_keys=True) for p in sorted(out.glob("interactions-*")) for r in read_batch(p))

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support import convert, read_batch
+from support import convert, records_of
 
 from logmap.cli import main
 from logmap.pipeline.budget import MAX_BUCKETS, Budget, parse_size
@@ -20,9 +20,6 @@ MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
 
 pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
-
-def records_of(out: Path) -> list[str]:
-    return sorted(json.dumps(r, sort_keys=True) for p in sorted(out.glob("interactions-*")) for r in read_batch(p))
 
 
 @pytest.mark.parametrize(("text", "size"), [("1G", 1 << 30), ("512M", 512 << 20), ("1.5GB", 3 << 29),

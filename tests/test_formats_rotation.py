@@ -4,12 +4,11 @@ same records: durations are computed across files by event time, not by input or
 from __future__ import annotations
 
 import gzip
-import json
 import random
 from pathlib import Path
 
 import pytest
-from support import convert, read_batch
+from support import convert, records_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -18,9 +17,6 @@ MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
 
 pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
-
-def records(out: Path) -> list[str]:
-    return sorted(json.dumps(r, sort_keys=True) for p in sorted(out.glob("interactions-*")) for r in read_batch(p))
 
 
 def rotation_set(directory: Path) -> list[Path]:
@@ -42,17 +38,17 @@ def rotation_set(directory: Path) -> list[Path]:
 def test_rotation_set_in_shuffled_order_gives_identical_records(tmp_path: Path) -> None:
     files = rotation_set(tmp_path / "logs")
     first = convert([str(p) for p in files], MAPPING, tmp_path / "first")
-    expected = records(tmp_path / "first")
+    expected = records_of(tmp_path / "first")
     assert len(expected) > 200 and sum('"duration"' in r for r in expected) > 50
     orders = [list(reversed(files))] + [random.Random(seed).sample(files, len(files)) for seed in (1, 2, 3)]
     for i, order in enumerate(orders):
         result = convert([str(p) for p in order], MAPPING, tmp_path / f"run{i}")
         assert result.ledger.balanced and result.ledger.input_rows == first.ledger.input_rows == 406
-        assert records(tmp_path / f"run{i}") == expected, [p.name for p in order]
+        assert records_of(tmp_path / f"run{i}") == expected, [p.name for p in order]
 
 
 def test_rotation_set_gives_the_records_of_the_unsplit_file(tmp_path: Path) -> None:
     files = rotation_set(tmp_path / "logs")
     convert([str(SAMPLE)], MAPPING, tmp_path / "whole")
     convert([str(p) for p in files], MAPPING, tmp_path / "split")
-    assert records(tmp_path / "split") == records(tmp_path / "whole")
+    assert records_of(tmp_path / "split") == records_of(tmp_path / "whole")
