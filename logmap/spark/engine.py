@@ -45,7 +45,6 @@ import glob
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -65,7 +64,8 @@ from logmap.sinks.report import RunResult
 from logmap.sources import empty_frame, read_source
 from logmap.sources.exports import ExportFile, ExportReader, expand_export_inputs
 from logmap.spark import dedupe as dedupe_rows
-from logmap.spark.exports import USER_ERROR, open_on_cluster, parquet_scan, read_parquet_batches
+from logmap.spark.exports import open_on_cluster, parquet_scan, read_parquet_batches
+from logmap.spark.files import USER_ERROR, local_copies, user_error
 from logmap.spark.logs import (
     first_lines,
     glob_escaped,
@@ -335,22 +335,13 @@ def _phase1_batches(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets:
 def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], order: dict[str, int],
             prepared: Prepared, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
     """Executor side of phase 1 for files read whole: every file of a split, chunk by chunk."""
-    with tempfile.TemporaryDirectory(prefix="logmap-split-") as folder:
-        for batch in files:
-            for index in range(batch.num_rows):  # per file, not per row
-                path = batch.column("path")[index].as_py()
-                name = names.get(path, path)
-                copy = os.path.join(folder, os.path.basename(_file_path(name)) or "input")
-                with open(copy, "wb") as handle:
-                    handle.write(memoryview(batch.column("content")[index].as_buffer()))
-                try:
-                    chunks = (parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
-                              for parsed in read(copy, name))
-                    yield from _phase1_batches(chunks, prepared, buckets, order, out)
-                except LogmapError as error:
-                    raise RuntimeError(USER_ERROR + str(error).replace(copy, name)) from None
-                finally:
-                    os.unlink(copy)
+    for path, copy in local_copies(files, lambda path: _file_path(names.get(path, path))):
+        name = names.get(path, path)
+        try:
+            chunks = (parsed.with_columns(pl.lit(name, pl.String).alias("_file")) for parsed in read(copy, name))
+            yield from _phase1_batches(chunks, prepared, buckets, order, out)
+        except LogmapError as error:
+            raise user_error(error, copy, name) from None
 
 
 def _phase1_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int], names: dict[str, str],
@@ -361,7 +352,7 @@ def _phase1_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str
         chunks = read_ranges(batches, first_line, names, prepared.mapping.source, chunk_bytes)
         yield from _phase1_batches(chunks, prepared, buckets, order, out)
     except LogmapError as error:
-        raise RuntimeError(USER_ERROR + str(error)) from None
+        raise user_error(error) from None
 
 
 def _phase1_parquet(batches: Iterator[pa.RecordBatch], reader: ExportReader, items: dict[str, ExportFile],
@@ -371,7 +362,7 @@ def _phase1_parquet(batches: Iterator[pa.RecordBatch], reader: ExportReader, ite
     try:
         yield from _phase1_batches(read_parquet_batches(batches, reader, items, names), prepared, buckets, order, out)
     except LogmapError as error:
-        raise RuntimeError(USER_ERROR + str(error)) from None
+        raise user_error(error) from None
 
 
 def _parquet_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_bytes: int) -> \
@@ -447,7 +438,7 @@ def _phase2(key: tuple[Any, ...], table: pa.Table, prepared: Prepared, file_star
         rows = alive.from_arrow(table, [c for c in alive.schema.names() if c != "_bucket"])
         records = record_stage(prepared, file_starts.rank(rows), first_index.get(bucket, 0))
     except LogmapError as error:
-        raise RuntimeError(USER_ERROR + str(error)) from None
+        raise user_error(error) from None
     return out.to_arrow(records.with_columns(pl.lit(bucket, pl.Int64).alias("_bucket")))
 
 

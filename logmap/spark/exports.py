@@ -24,9 +24,7 @@ columns); the executor turns each batch into the frame `ExportReader.read_file` 
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -36,15 +34,12 @@ from logmap.errors import LogmapError
 from logmap.mapping.model import Mapping
 from logmap.sources import open_export
 from logmap.sources.exports import ExportFile, ExportReader, FileProbe, probe_file, wanted_names, with_header
+from logmap.spark.files import local_copies, user_error
 
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
-
-#: What an executor raises for a user error (a LogmapError), so that the driver can say it in one line.
-USER_ERROR = "logmap-user-error:"
-
 
 def _probe_files(batches: Iterator[pa.RecordBatch], items: dict[str, ExportFile], mapping: Mapping,
                  chunk_bytes: int) -> Iterator[pa.RecordBatch]:
@@ -52,22 +47,14 @@ def _probe_files(batches: Iterator[pa.RecordBatch], items: dict[str, ExportFile]
     import pyarrow as pa
 
     wanted = wanted_names(mapping)
-    with tempfile.TemporaryDirectory(prefix="logmap-probe-") as folder:
-        for batch in batches:
-            for index in range(batch.num_rows):  # per file, not per row
-                path = batch.column("path")[index].as_py()
-                item = items[path]
-                copy = os.path.join(folder, os.path.basename(item.path.rstrip("/")) or "input")
-                with open(copy, "wb") as handle:
-                    handle.write(memoryview(batch.column("content")[index].as_buffer()))
-                try:
-                    probe = probe_file(replace(item, path=copy), mapping.source, chunk_bytes, wanted)
-                except LogmapError as error:
-                    raise RuntimeError(USER_ERROR + str(error).replace(copy, item.path)) from None
-                finally:
-                    os.unlink(copy)
-                probe = replace(probe, file=replace(probe.file, path=item.path))
-                yield pa.RecordBatch.from_pydict({"path": [path], "probe": [pickle.dumps(probe)]})  # string, binary
+    for path, copy in local_copies(batches, lambda path: items[path].path):
+        item = items[path]
+        try:
+            probe = probe_file(replace(item, path=copy), mapping.source, chunk_bytes, wanted)
+        except LogmapError as error:
+            raise user_error(error, copy, item.path) from None
+        probe = replace(probe, file=replace(probe.file, path=item.path))
+        yield pa.RecordBatch.from_pydict({"path": [path], "probe": [pickle.dumps(probe)]})  # string, binary
 
 
 def open_on_cluster(files: DataFrame, name_of: dict[str, str], order: dict[str, int], local: list[ExportFile],
