@@ -154,3 +154,30 @@ def test_a_hadoop_file_system_for_input_and_output(spark, tmp_path):
          "report.json"]
     with pytest.raises(OutputError, match="cannot write to nofs://x/out"):
         convert_spark(spark, [str(STOREFRONT)], MAPPING, "nofs://x/out", key=TEST_KEY)
+
+
+#: Real one-line formats other than combined (fixtures/logs/SOURCES.md): read in ranges as the combined logs are.
+OTHER_FORMATS = {"caddy": "caddy_json_lnav.jsonl", "traefik": "traefik_doc_example.jsonl",
+                 "nginx_json": "nginx_json_doc_example.jsonl", "alb": "alb_aws_doc_example.log",
+                 "elb": "elb_aws_doc_example.log", "haproxy": "haproxy_doc_example.log"}
+
+
+@pytest.mark.parametrize("fmt", sorted(OTHER_FORMATS))
+def test_other_one_line_formats_in_byte_ranges_give_the_local_engines_lines(spark, tmp_path, fmt):
+    """JSON-line and load-balancer logs (0.5–5 KB) cut into 200-byte ranges, lines across every boundary: the same
+    records, ledger and rejects (file, line)."""
+    from logmap.spark.logs import first_lines, plain_files, text_ranges
+
+    log = str(LOGS / OTHER_FORMATS[fmt])
+    assert plain_files(spark, [f"file:{log}"]) == [f"file:{log}"]  # read in ranges, not whole
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "200")
+    try:
+        assert len(first_lines(text_ranges(spark, [f"file:{log}"]))) >= 2
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(MAPPING.read_text().replace("format: combined", f"format: {fmt}"))
+    spark_result, local_result = both_engines(spark, tmp_path, [log], mapping, split_bytes=200)
+    assert spark_result.ledger.input_rows > 0
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert lines_of(tmp_path / "spark", "rejects.ndjson") == lines_of(tmp_path / "local", "rejects.ndjson")
