@@ -50,16 +50,20 @@ class HadoopOutputDir(OutputDir):
     def commit(self) -> list[Path]:
         """Copy the staged files in, after removing the run's own older files, ``report.json`` first removed and
         last written."""
-        fs, directory = self._fs, self._directory
-        fs.mkdirs(directory)
-        fs.delete(self._hadoop_path(directory, REPORT_NAME), False)  # from here on it holds no finished run
-        for pattern in OWN_PATTERNS:
-            for old in fs.globStatus(self._hadoop_path(directory, pattern)) or []:
-                fs.delete(old.getPath(), False)
-        names = sorted(p.name for p in self.staging.iterdir())
-        for name in [n for n in names if n != REPORT_NAME] + [n for n in names if n == REPORT_NAME]:
-            local = self._hadoop_path((self.staging / name).absolute().as_uri())
-            fs.copyFromLocalFile(True, True, local, self._hadoop_path(directory, name))
+        try:
+            fs, directory = self._fs, self._directory
+            fs.mkdirs(directory)
+            fs.delete(self._hadoop_path(directory, REPORT_NAME), False)  # from here on it holds no finished run
+            for pattern in OWN_PATTERNS:
+                for old in fs.globStatus(self._hadoop_path(directory, pattern)) or []:
+                    fs.delete(old.getPath(), False)
+            names = sorted(p.name for p in self.staging.iterdir())
+            for name in [n for n in names if n != REPORT_NAME] + [n for n in names if n == REPORT_NAME]:
+                local = self._hadoop_path((self.staging / name).absolute().as_uri())
+                fs.copyFromLocalFile(True, True, local, self._hadoop_path(directory, name))
+        except Exception as error:  # a py4j error mid-copy (access refused, the store unreachable)
+            raise OutputError(f"cannot write to {self.url}: {_java_message(error)} (it holds no report.json: "
+                              "not a finished run; run again)") from None
         self.discard()
         return [self.path / n for n in names]
 
