@@ -65,7 +65,7 @@ from logmap.sources import empty_frame, read_source
 from logmap.sources.exports import ExportFile, ExportReader, expand_export_inputs
 from logmap.spark import dedupe as dedupe_rows
 from logmap.spark.exports import open_on_cluster, parquet_scan, read_parquet_batches
-from logmap.spark.files import USER_ERROR, local_copies, user_error
+from logmap.spark.files import USER_ERROR, freeze_modules, local_copies, user_error
 from logmap.spark.logs import (
     first_lines,
     glob_escaped,
@@ -326,6 +326,7 @@ def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int, order: 
 def _phase1_batches(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets: int, order: dict[str, int],
                     out: Transport) -> Iterator[pa.RecordBatch]:
     """Parsed chunks as phase 1's output batches (``order``: the run's input order of the files, by name)."""
+    freeze_modules()
     for parsed in chunks:
         parts = _phase1_rows(parsed, prepared, buckets, order)
         if parts:
@@ -433,6 +434,7 @@ def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_
 
 def _phase2(key: tuple[Any, ...], table: pa.Table, prepared: Prepared, file_starts: FileStarts,
             first_index: dict[int, int], alive: Transport, out: Transport) -> pa.Table:
+    freeze_modules()
     bucket = key[0].as_py() if hasattr(key[0], "as_py") else key[0]
     try:
         rows = alive.from_arrow(table, [c for c in alive.schema.names() if c != "_bucket"])

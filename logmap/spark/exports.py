@@ -34,7 +34,7 @@ from logmap.errors import LogmapError
 from logmap.mapping.model import Mapping
 from logmap.sources import open_export
 from logmap.sources.exports import ExportFile, ExportReader, FileProbe, probe_file, wanted_names, with_header
-from logmap.spark.files import local_copies, user_error
+from logmap.spark.files import freeze_modules, local_copies, user_error
 
 if TYPE_CHECKING:
     import polars as pl
@@ -46,6 +46,7 @@ def _probe_files(batches: Iterator[pa.RecordBatch], items: dict[str, ExportFile]
     """Executor side: the `FileProbe` of every file of a split, pickled, named by Spark's path."""
     import pyarrow as pa
 
+    freeze_modules()
     wanted = wanted_names(mapping)
     for path, copy in local_copies(batches, lambda path: items[path].path):
         item = items[path]
