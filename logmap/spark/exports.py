@@ -8,13 +8,17 @@ file's format and schema on the driver (`ExportReader`). Files named by URLs (``
 each file to an executor's temporary file and runs `probe_file` on it (the format sniffed from its content, its
 schema, its NDJSON columns of mixed shape, the first values of the text columns the mapping walks into as JSON),
 the very code the reader runs on the driver otherwise; the driver collects these small probes and opens the run's
-`ExportReader` from them. Phase 1 then reads the rows as it does for local files (`ExportReader.read_file` on the
-executor's copy), so records, ledger and rejects are the local engine's for the same files.
+`ExportReader` from them. Phase 1 then reads the rows as it does for local files, so records, ledger and rejects
+are the local engine's for the same files.
 
 Each file is read twice (the probe, then phase 1), as the local engine reads an NDJSON or CSV file twice (its
 schema, then its rows); Parquet's probe reads only its footer and the sampled columns. A CSV without a header row
 takes its column names from ``columns`` or from a ``header_file`` the driver reads (beside a local input, else
 the path as given).
+
+Plain NDJSON and CSV files are read in byte ranges by Spark's text source, as plain logs are (`text_exports`,
+`read_text_ranges`): each range's lines go through the reader's own NDJSON or CSV step, numbered from the count of
+lines per range; a CSV file whose records span lines (`csv_continues`) is read whole.
 
 Parquet files (`parquet_scan`) are read by Spark's own Parquet source, not whole: only the columns and struct
 fields the run reads, split by row group, each row with its file and its index in it (hidden ``_metadata``
@@ -30,16 +34,28 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from logmap.errors import LogmapError
-from logmap.mapping.model import Mapping
+from logmap.errors import InputError, LogmapError
+from logmap.mapping.model import Mapping, Source
 from logmap.sources import open_export
-from logmap.sources.exports import ExportFile, ExportReader, FileProbe, probe_file, wanted_names, with_header
+from logmap.sources.exports import (
+    ExportFile,
+    ExportReader,
+    FileProbe,
+    csv_escape,
+    csv_header_row,
+    csv_quote,
+    probe_file,
+    wanted_names,
+    with_header,
+)
+from logmap.sources.lines import block_lines
 from logmap.spark.files import local_copies, user_error
+from logmap.spark.logs import LINE, file_heads, plain_files, range_blocks
 
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 def _probe_files(batches: Iterator[pa.RecordBatch], items: dict[str, ExportFile], mapping: Mapping,
                  chunk_bytes: int) -> Iterator[pa.RecordBatch]:
@@ -158,3 +174,77 @@ def read_parquet_batches(batches: Iterator[pa.RecordBatch], reader: ExportReader
             lines = (rows[ROW] + 1).cast(pl.UInt64)
             out = reader.rows_frame(rows.drop(FILE, ROW), items[name], lines)
             yield out.with_columns(pl.lit(name, pl.String).alias("_file"))
+
+
+# --- NDJSON and CSV through Spark's text source -------------------------------------------------------------
+
+#: Bytes of a CSV file's start read on the driver for its header line (a longer header: the file is read whole).
+HEADER_BYTES = 64 * 1024
+
+
+def text_exports(spark: SparkSession, paths: list[str], names: dict[str, str], items: dict[str, ExportFile],
+                 source: Source) -> tuple[list[str], list[str], dict[str, bytes]]:
+    """Those of ``paths`` (Spark's names of the run's files) read in byte ranges by Spark's text source: (NDJSON
+    files, CSV files, the header line of each CSV file that has one). Read so are plain files (no compression: see
+    `logmap.spark.logs.plain_files`), for CSV unless an ``escape`` character and a ``quote`` are both set (an
+    escaped quote cannot be told from a quote line by line) or the header line is longer than
+    :data:`HEADER_BYTES`."""
+    text = [path for path in paths if items[names[path]].format in ("ndjson", "csv")]
+    plain = plain_files(spark, text) if text else []
+    ndjson = [path for path in plain if items[names[path]].format == "ndjson"]
+    csv = [path for path in plain if items[names[path]].format == "csv"]
+    if not csv or (csv_quote(source) and csv_escape(source)):
+        return ndjson, [], {}
+    headed = [path for path in csv if csv_header_row(items[names[path]], source)]
+    heads = file_heads(spark, headed, HEADER_BYTES)
+    headers = {names[path]: head[:head.index(b"\n") + 1] for path, head in heads.items() if b"\n" in head}
+    return ndjson, [path for path in csv if path not in heads or names[path] in headers], headers
+
+
+def csv_continues(source: Source) -> Column | None:
+    """True for a line of the text source (``logs.LINE``, binary) whose CSV record goes on past its newline, by the
+    source's quoting: an odd number of quote characters (a quoted field left open: a doubled quote counts twice),
+    or, without quotes, an odd run of escape characters at its end (an escaped newline); None when no record can
+    span lines. A file holding such a line is read whole (`logmap.spark.logs.count_ranges`)."""
+    import re
+
+    from pyspark.sql import functions as F
+
+    line = F.col(LINE).cast("string")
+    quote, escape = csv_quote(source), csv_escape(source)
+    if quote:
+        size = len(quote.encode())
+        quotes = (F.octet_length(line) - F.octet_length(F.replace(line, F.lit(quote), F.lit("")))) / size
+        return quotes % 2 == 1
+    if escape:
+        mark = re.escape(escape)
+        return line.rlike(f"(^|[^{mark}])({mark}{mark})*{mark}$")
+    return None
+
+
+def read_text_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int],
+                     names: dict[str, str], reader: ExportReader, items: dict[str, ExportFile],
+                     headers: dict[str, bytes]) -> Iterator[pl.DataFrame]:
+    """Executor side: the frames `ExportReader.read_file` gives for the NDJSON and CSV lines of the text source's
+    ``batches`` (`logmap.spark.logs.range_blocks`: each run of a range's lines, numbered), by the reader's own
+    steps: an NDJSON run split into lines as `read_lines` splits a file (`block_lines`) and decoded by
+    `ExportReader.ndjson_rows`; a CSV run (after the file's header line, ``headers`` by name, when it is not the
+    file's start) parsed by `ExportReader.csv_rows`, its rows numbered from its first line's (a line is a row:
+    no record spans lines in a file read so)."""
+    import polars as pl
+
+    for name, line, block, count in range_blocks(batches, first_line, names):
+        item = items[name]
+        if item.format == "ndjson":
+            frames = list(reader.ndjson_rows(item, [block_lines(block, name, line)]))
+        else:
+            header = headers.get(name)
+            data, first_row, rows = ((block, line, count) if header is None else
+                                     (block, 1, count - 1) if line == 1 else (header + block, line - 1, count))
+            frames = list(reader.csv_rows(item, data, first_row))
+            if sum(frame.height for frame in frames) != rows:
+                raise InputError(f"cannot read {name} in byte ranges: its lines {line}–{line + count - 1} hold "
+                                 f"{sum(frame.height for frame in frames)} CSV records, not {rows} (a quoted field "
+                                 "goes on past a line's end although the line's quotes pair up); gzip the file to "
+                                 "have it read whole")
+        yield from (frame.with_columns(pl.lit(name, pl.String).alias("_file")) for frame in frames)

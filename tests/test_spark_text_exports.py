@@ -1,0 +1,192 @@
+"""The Spark engine reads plain NDJSON and CSV exports in byte ranges with Spark's text source
+(`logmap.spark.exports.read_text_ranges`): each range's lines go through the local reader's own steps
+(`ExportReader.ndjson_rows`, `ExportReader.csv_rows`), numbered from the count of lines per range, and give the local
+engine's records, ledger and rejects (file and line), malformed lines and awkward bytes included. A CSV file whose
+records span lines (a quoted newline, an escaped one) is read whole beside the others."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from support import EXPORT_FIXTURES
+from test_spark import assert_same_output, both_engines, lines_of
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPORTS = ROOT / "fixtures" / "exports"
+#: Ranges this small cut each fixture file (0.3–5 MB unpacked, lines of about 1 KiB) into several ranges, with
+#: lines across every boundary, at a few tasks per file.
+SPLIT = 256 * 1024
+#: NDJSON lines a range reader could get wrong, put into a file's lines at these positions: a blank line, text
+#: that is no JSON, a cut object, a JSON array, a CRLF line, invalid UTF-8 and a NUL byte inside a value.
+AWKWARD_NDJSON = {1: b"", 3: b"not json at all", 5: b'{"broken": ', 7: b"[1, 2]", 9: b"\r", 11: b"\xff", 13: b"\x00"}
+
+pytestmark = [pytest.mark.usefixtures("anonymous_key"), pytest.mark.timeout(900)]
+
+
+def fixture_files(tool: str) -> list[str]:
+    return json.loads((EXPORTS / tool / "summary.json").read_text())["files"]
+
+
+def is_ndjson(name: str) -> bool:
+    return any(ending in name for ending in (".json", ".ndjson", ".jsonl"))
+
+
+def is_csv(name: str) -> bool:
+    return any(ending in name for ending in (".csv", ".tsv"))
+
+
+NDJSON_TOOLS = sorted(tool for tool in EXPORT_FIXTURES if any(is_ndjson(name) for name in fixture_files(tool)))
+CSV_TOOLS = sorted(tool for tool in EXPORT_FIXTURES if any(is_csv(name) for name in fixture_files(tool)))
+
+
+def unpacked(tool: str, folder: Path) -> list[str]:
+    """The fixture's files, gunzipped (plain files are read in ranges), at their relative paths (hive folders
+    kept) in ``folder``, lookup files (Adobe's ``column_headers.tsv``) beside them."""
+    inputs = []
+    for name in fixture_files(tool):
+        source = EXPORTS / tool / name
+        target = folder / (name[:-3] if name.endswith(".gz") else name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(gzip.decompress(source.read_bytes()) if name.endswith(".gz") else source.read_bytes())
+        for lookup in source.parent.glob("*.tsv"):
+            shutil.copyfile(lookup, target.parent / lookup.name)
+        inputs.append(str(target))
+    return inputs
+
+
+def with_lines(path: Path, inserted: dict[int, bytes], newline_at_end: bool = True) -> None:
+    """``path`` with lines put in at the given 0-based positions; ``b"\\r"`` there: that line as CRLF; ``b"\\xff"``
+    or ``b"\\x00"``: invalid UTF-8 or a NUL byte in that line's first JSON text value."""
+    lines = path.read_bytes().rstrip(b"\n").split(b"\n")
+    for at in sorted(inserted, reverse=True):
+        if inserted[at] == b"\r":
+            lines[at] += b"\r"
+        elif inserted[at] in (b"\xff", b"\x00"):
+            lines[at] = lines[at].replace(b'":"', b'":"' + inserted[at] * 2, 1)
+        else:
+            lines.insert(at, inserted[at])
+    path.write_bytes(b"\n".join(lines) + (b"\n" if newline_at_end else b""))
+
+
+@pytest.fixture
+def ranges_read(monkeypatch):
+    """What phase 1 read in ranges: the first line of each counted range, and the files with lines that continue
+    (read whole), as the driver's count pass (`count_ranges`) found them, and the files chosen for ranges."""
+    from logmap.spark import engine
+
+    seen: dict[str, list] = {"counted": [], "whole": [], "ranged": []}
+    count, choose = engine.count_ranges, engine.text_exports
+
+    def counting(*args, **kwargs):
+        first_line, whole = count(*args, **kwargs)
+        seen["counted"].append(first_line)
+        seen["whole"].extend(whole)
+        return first_line, whole
+
+    def choosing(*args, **kwargs):
+        ndjson, csv, headers = choose(*args, **kwargs)
+        seen["ranged"].extend([*ndjson, *csv])
+        return ndjson, csv, headers
+
+    monkeypatch.setattr(engine, "count_ranges", counting)
+    monkeypatch.setattr(engine, "text_exports", choosing)
+    return seen
+
+
+def ranges_per_file(seen: dict[str, list]) -> dict[str, int]:
+    per_file: dict[str, int] = {}
+    for first_line in seen["counted"]:
+        for file, _ in first_line:
+            per_file[file] = per_file.get(file, 0) + 1
+    return per_file
+
+
+@pytest.mark.parametrize("tool", NDJSON_TOOLS)
+def test_ndjson_exports_in_byte_ranges_give_the_local_engines_output(spark, tmp_path, ranges_read, tool):
+    """Each NDJSON fixture export unpacked (ga4-2021's Parquet file beside it, still by Spark's Parquet scan), with
+    awkward lines in its first file, whose last line has no newline."""
+    inputs = unpacked(tool, tmp_path / "in")
+    first = next(Path(p) for p in inputs if is_ndjson(p))
+    with_lines(first, AWKWARD_NDJSON, newline_at_end=False)
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool],
+                                              split_bytes=SPLIT)
+    assert_same_output(spark_result, local_result, tmp_path)
+    ndjson = [p for p in inputs if is_ndjson(p)]
+    assert len(ranges_read["ranged"]) == len(ndjson)  # none read whole
+    assert max(ranges_per_file(ranges_read).values()) >= 3  # the big files in several ranges
+    rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
+    malformed = sorted(r["line"] for r in rejects if r["file"] == str(first) and r["reason"] == "malformed")
+    assert {2, 5, 8, 11} <= set(malformed)  # the lines put in (a blank one too), numbered as in the file
+
+
+@pytest.mark.parametrize("tool", CSV_TOOLS)
+def test_csv_exports_in_byte_ranges_give_the_local_engines_output(spark, tmp_path, ranges_read, tool):
+    """Each CSV (and TSV) fixture export unpacked, with a blank line and a CRLF line in its first file: every file
+    in ranges (none has a record over several lines), the header put before each range but the first."""
+    inputs = unpacked(tool, tmp_path / "in")
+    with_lines(Path(inputs[0]), {2: b"", 4: b"\r"})
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool],
+                                              split_bytes=SPLIT)
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert len(ranges_read["ranged"]) == len(inputs) and not ranges_read["whole"]
+
+
+def quoted_newline(inputs: list[str]) -> tuple[list[str], str]:
+    """segment-warehouse with a user agent over two lines (a quoted newline) in ``pages.csv``."""
+    pages = next(Path(p) for p in inputs if p.endswith("pages.csv"))
+    text = pages.read_bytes()
+    pages.write_bytes(text.replace(b"(Windows NT 10.0; Win64", b"(Windows NT 10.0;\nWin64", 1))
+    return inputs, str(pages)
+
+
+def escaped_newline(inputs: list[str]) -> tuple[list[str], str]:
+    """Adobe's hit data cut in two files, the first with a value holding an escaped newline (``\\`` and a newline:
+    the record goes on on the next line)."""
+    hits = Path(inputs[0])
+    lines = hits.read_bytes().split(b"\n")
+    half = len(lines) // 2
+    lines[5] = lines[5].replace(b"\t", b"two\\\nlines\t", 1)
+    hits.write_bytes(b"\n".join(lines[:half]) + b"\n")
+    second = hits.with_name("02-" + hits.name)
+    second.write_bytes(b"\n".join(lines[half:]))
+    return [str(hits), str(second)], str(hits)
+
+
+@pytest.mark.parametrize(("tool", "spanning"), [("segment-warehouse", quoted_newline),
+                                                ("adobe-datafeed", escaped_newline)])
+def test_csv_files_with_records_over_several_lines_are_read_whole(spark, tmp_path, ranges_read, tool, spanning):
+    """The count finds the line that goes on (an odd number of quotes; with an escape and no quotes, an odd run of
+    escapes at its end): that file is read whole, the others of the run in ranges."""
+    inputs, spans = spanning(unpacked(tool, tmp_path / "in"))
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool],
+                                              split_bytes=SPLIT)
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert [file.removeprefix("file:") for file in ranges_read["whole"]] == [spans]
+    assert set(ranges_read["ranged"]) == {f"file:{p}" for p in inputs}  # the others stay in ranges
+
+
+def test_a_csv_range_that_cannot_be_read_is_one_line_as_locally(spark, tmp_path):
+    """Invalid UTF-8 in a CSV file: the local reader's one-line error, naming the file, whether the sample of its
+    JSON-text columns meets it (on the driver: amplitude-csv as it is) or a range does (on an executor: its rows
+    four times over, the bad line past the sample)."""
+    from support import TEST_KEY, convert
+
+    from logmap.errors import InputError
+    from logmap.spark import convert_spark
+
+    mapping = ROOT / "mappings" / EXPORT_FIXTURES["amplitude-csv"]
+    inputs = unpacked("amplitude-csv", tmp_path / "in")
+    header, body = Path(inputs[0]).read_bytes().split(b"\n", 1)
+    for copies, bad in ((1, 2000), (4, 11000)):
+        Path(inputs[0]).write_bytes(header + b"\n" + body * copies)
+        with_lines(Path(inputs[0]), {bad: b"\xff\xfe,broken"})
+        with pytest.raises(InputError) as local:
+            convert(inputs, mapping, tmp_path / f"local{copies}")
+        with pytest.raises(InputError) as spark_error:
+            convert_spark(spark, inputs, mapping, tmp_path / f"spark{copies}", key=TEST_KEY, split_bytes=SPLIT)
+        assert str(spark_error.value) == str(local.value)
+        assert "\n" not in str(spark_error.value) and inputs[0] in str(spark_error.value)
