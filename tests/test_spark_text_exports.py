@@ -190,3 +190,19 @@ def test_a_csv_range_that_cannot_be_read_is_one_line_as_locally(spark, tmp_path)
             convert_spark(spark, inputs, mapping, tmp_path / f"spark{copies}", key=TEST_KEY, split_bytes=SPLIT)
         assert str(spark_error.value) == str(local.value)
         assert "\n" not in str(spark_error.value) and inputs[0] in str(spark_error.value)
+
+
+@pytest.mark.parametrize("tool", ["segment", "snowplow-csv"])
+def test_tiny_ranges_hold_a_line_start_or_none(spark, tmp_path, ranges_read, tool):
+    """The first 40 lines of a fixture file in 2 KiB ranges (lines of 1–2 KiB: most ranges hold one or two line
+    starts, some none), one line longer than five ranges, awkward lines for NDJSON, a blank and a CRLF line for CSV."""
+    inputs = unpacked(tool, tmp_path / "in")[:1]
+    path = Path(inputs[0])
+    lines = path.read_bytes().split(b"\n")[:40]
+    lines[20] = lines[20].replace(b"Mozilla", b"Mozilla" + b"x" * 12_000, 1)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with_lines(path, AWKWARD_NDJSON if is_ndjson(inputs[0]) else {2: b"", 4: b"\r"})
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool],
+                                              split_bytes=2048)
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert ranges_per_file(ranges_read)[f"file:{path}"] >= 15 and spark_result.ledger.emitted > 0
