@@ -88,9 +88,9 @@ def ranges_read(monkeypatch):
         return first_line, whole
 
     def choosing(*args, **kwargs):
-        ndjson, csv, headers = choose(*args, **kwargs)
-        seen["ranged"].extend([*ndjson, *csv])
-        return ndjson, csv, headers
+        ndjson, ndjson_gzipped, csv, headers = choose(*args, **kwargs)
+        seen["ranged"].extend([*ndjson, *ndjson_gzipped, *csv])
+        return ndjson, ndjson_gzipped, csv, headers
 
     monkeypatch.setattr(engine, "count_ranges", counting)
     monkeypatch.setattr(engine, "text_exports", choosing)
@@ -206,3 +206,94 @@ def test_tiny_ranges_hold_a_line_start_or_none(spark, tmp_path, ranges_read, too
                                               split_bytes=2048)
     assert_same_output(spark_result, local_result, tmp_path)
     assert ranges_per_file(ranges_read)[f"file:{path}"] >= 15 and spark_result.ledger.emitted > 0
+
+
+@pytest.mark.parametrize("tool", ["segment", "amplitude-csv"])
+def test_gzipped_exports_named_gz_are_read_by_the_text_source(spark, tmp_path, ranges_read, tool):
+    """The fixtures as delivered (gzip files named .gz): Hadoop decompresses each as one range (no 2 GiB limit of
+    binaryFile), the lines numbered from 1 (NDJSON: not counted; CSV: counted, for lines that continue)."""
+    inputs = [str(EXPORTS / tool / name) for name in fixture_files(tool)]
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool])
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert len(ranges_read["ranged"]) == len(inputs) and not ranges_read["whole"]
+
+
+def test_gzipped_logs_named_gz_are_read_by_the_text_source(spark, tmp_path, monkeypatch):
+    """A rotated log gzipped in several members (as `cat a.gz b.gz` makes) and named .gz is read by the text source
+    as one range; one that does not decompress is the local reader's one-line error."""
+    from support import TEST_KEY, convert
+    from test_spark import MAPPING, STOREFRONT
+
+    from logmap.errors import InputError
+    from logmap.spark import convert_spark, engine
+
+    chosen: list[list[str]] = []
+    text_files = engine.text_files
+
+    def choosing(*args):
+        plain, gzipped = text_files(*args)
+        chosen.append(gzipped)
+        return plain, gzipped
+
+    monkeypatch.setattr(engine, "text_files", choosing)
+    lines = STOREFRONT.read_bytes().split(b"\n")
+    rotated = tmp_path / "access.log.1.gz"
+    rotated.write_bytes(gzip.compress(b"\n".join(lines[:150]) + b"\n") + gzip.compress(b"\n".join(lines[150:])))
+    spark_result, local_result = both_engines(spark, tmp_path, [str(rotated)], MAPPING)
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert chosen == [[f"file:{rotated}"]]
+    truncated = tmp_path / "cut.log.gz"
+    truncated.write_bytes(rotated.read_bytes()[:5000])
+    with pytest.raises(InputError) as local:
+        convert([str(truncated)], MAPPING, tmp_path / "local-cut")
+    with pytest.raises(InputError) as spark_error:
+        convert_spark(spark, [str(truncated)], MAPPING, tmp_path / "spark-cut", key=TEST_KEY)
+    assert str(spark_error.value) == str(local.value) and "\n" not in str(spark_error.value)
+
+
+def typed_ga4(source: Path, target: Path) -> None:
+    """A GA4 export file with other Parquet types: ``event_timestamp`` as a UTC timestamp (not epoch µs),
+    ``ecommerce.purchase_revenue`` as decimal(12, 2), ``user_properties`` as a map (key → value struct); some
+    timestamps null; row groups of 100 rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    stamps = table.column("event_timestamp").cast(pa.timestamp("us", tz="UTC"))
+    timeless = pc.equal(pc.remainder(pa.array(range(table.num_rows)), 53), 7)
+    stamps = pc.if_else(timeless, pa.scalar(None, stamps.type), stamps)
+    table = table.set_column(table.schema.get_field_index("event_timestamp"), "event_timestamp", stamps)
+    properties = table.column("user_properties").combine_chunks()
+    pairs = properties.flatten()
+    table = table.set_column(table.schema.get_field_index("user_properties"), "user_properties",
+                             pa.MapArray.from_arrays(properties.offsets, pairs.field("key"), pairs.field("value")))
+    ecommerce = table.column("ecommerce").combine_chunks()
+    names = [field.name for field in ecommerce.type]
+    fields = [ecommerce.field(index) for index in range(len(names))]
+    at = names.index("purchase_revenue")
+    fields[at] = pc.round(fields[at], 2).cast(pa.decimal128(12, 2))
+    table = table.set_column(table.schema.get_field_index("ecommerce"), "ecommerce",
+                             pa.StructArray.from_arrays(fields, names=names, mask=ecommerce.is_null()))
+    pq.write_table(table, target, row_group_size=100)
+
+
+def test_parquet_timestamps_and_decimals_beside_a_map_column_through_sparks_scan(spark, tmp_path, monkeypatch):
+    """Parquet types the fixtures lack (a timestamp time column, a decimal revenue, a map column the mapping does
+    not read), split by row group: Spark's Parquet scan gives the local engine's records, ledger and rejects."""
+    from test_spark import _recorded_scans
+
+    scans = _recorded_scans(monkeypatch)
+    inputs = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    for source, target in zip(sorted((EXPORTS / "ga4").glob("*.parquet"))[1:3], inputs):
+        typed_ga4(source, target)
+    mapping = tmp_path / "ga4-timestamp.yaml"
+    shipped = (ROOT / "mappings" / EXPORT_FIXTURES["ga4"]).read_text()
+    mapping.write_text(shipped.replace("time: {column: event_timestamp, unit: us}", "time: {column: event_timestamp}"))
+    assert mapping.read_text() != shipped
+    spark_result, local_result = both_engines(spark, tmp_path, [str(p) for p in inputs], mapping,
+                                              split_bytes=inputs[0].stat().st_size // 4)
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert len(scans) == 1 and scans[0] is not None and "user_properties" not in scans[0].columns  # projected
+    assert spark_result.ledger.dropped["missing:event_timestamp"] > 0
+    assert spark_result.ledger.per_type["checkout"] > 0  # purchases, with their decimal revenue

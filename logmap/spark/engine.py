@@ -9,7 +9,8 @@ functions on executors:
    lines per range (:mod:`logmap.spark.logs`); so are plain NDJSON and CSV exports, each range's lines through the
    run's ``ExportReader`` (a CSV file whose records span lines is read whole); Parquet exports by Spark's Parquet
    scan with the mapping's projection, in row-group splits, each batch normalised by the run's ``ExportReader``
-   (:mod:`logmap.spark.exports`); other files (compressed, formats with per-file state) are read whole: an
+   (:mod:`logmap.spark.exports`); gzip files named ``.gz`` by the text source as one range each; other files
+   (compressed otherwise, formats with per-file state) are read whole: an
    executor writes the file's bytes to a local temporary file and reads it with logmap's own reader
    (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression detection, invalid UTF-8,
    line numbers, malformed export lines and the column projection are exactly those of the local engine.
@@ -80,10 +81,11 @@ from logmap.spark.logs import (
     count_ranges,
     glob_escaped,
     one_range_bytes,
-    plain_files,
+    read_failure,
     read_ranges,
     split_size,
     splittable,
+    text_files,
     text_ranges,
 )
 from logmap.spark.output import HadoopOutputDir
@@ -348,16 +350,25 @@ def _phase1_chunks(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets: 
             yield from out.to_arrow(pl.concat(parts, how="diagonal_relaxed")).to_batches()
 
 
-def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], order: dict[str, int],
-            prepared: Prepared, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
-    """Executor side of phase 1 for files read whole: every file of a split, chunk by chunk."""
+def _read_whole(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str]) -> Iterator[pl.DataFrame]:
+    """The parsed chunks of every file of ``binaryFile`` batches, read whole by the local engine's reader, named as
+    the user named the file."""
     for path, copy in local_copies(files, lambda path: _file_path(names.get(path, path))):
         name = names.get(path, path)
         try:
-            chunks = (parsed.with_columns(pl.lit(name, pl.String).alias("_file")) for parsed in read(copy, name))
-            yield from _phase1_chunks(chunks, prepared, buckets, order, out)
+            for parsed in read(copy, name):
+                yield parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
         except LogmapError as error:
             raise user_error(error, copy, name) from None
+
+
+def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], order: dict[str, int],
+            prepared: Prepared, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
+    """Executor side of phase 1 for files read whole: every file of a split, chunk by chunk."""
+    try:
+        yield from _phase1_chunks(_read_whole(files, read, names), prepared, buckets, order, out)
+    except LogmapError as error:
+        raise user_error(error) from None
 
 
 def _phase1_parquet(batches: Iterator[pa.RecordBatch], reader: ExportReader, items: dict[str, ExportFile],
@@ -392,16 +403,16 @@ def _text_groups(spark: SparkSession, files: Inputs, prepared: Prepared,
     ranges are counted, what marks a line whose record goes on past its newline), and the executor's reader of a
     read's batches.
 
-    Files too small to be cut are read apart from the others, without the count: their one range starts at line 1
-    (they cannot share a read with counted files: a read's range size depends on all its files). CSV files are
-    always counted, for the lines that continue (:func:`logmap.spark.exports.csv_continues`); such a file is read
-    whole."""
+    Files the text source does not cut (too small, or gzipped) are read apart from the others, without the count:
+    their one range starts at line 1 (they cannot share a read with counted files: a read's range size depends on
+    all its files). CSV files are always counted, for the lines that continue
+    (:func:`logmap.spark.exports.csv_continues`); such a file is read whole."""
     names, order, uncut = files.name_of, files.order, one_range_bytes(spark)  # not `files`: it holds a DataFrame
     reader = prepared.export_reader
     if reader is None:
-        plain = plain_files(spark, list(names)) if splittable(prepared.mapping.source) else []
-        groups: list[TextGroup] = [([p for p in plain if files.length_of[p] <= uncut], False, None),
-                  ([p for p in plain if files.length_of[p] > uncut], True, None)]
+        plain, gzipped = text_files(spark, list(names)) if splittable(prepared.mapping.source) else ([], [])
+        groups: list[TextGroup] = [([*(p for p in plain if files.length_of[p] <= uncut), *gzipped], False, None),
+                                   ([p for p in plain if files.length_of[p] > uncut], True, None)]
         source = prepared.mapping.source
 
         def read_logs(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int],
@@ -412,8 +423,8 @@ def _text_groups(spark: SparkSession, files: Inputs, prepared: Prepared,
         return groups, read_logs
     reader.chunk_bytes = chunk_bytes
     items = _export_items(reader, files)
-    ndjson, csv, headers = text_exports(spark, list(names), names, items, prepared.mapping.source)
-    groups = [([p for p in ndjson if files.length_of[p] <= uncut], False, None),
+    ndjson, ndjson_gzipped, csv, headers = text_exports(spark, list(names), names, items, prepared.mapping.source)
+    groups = [([*(p for p in ndjson if files.length_of[p] <= uncut), *ndjson_gzipped], False, None),
               ([p for p in ndjson if files.length_of[p] > uncut], True, None),
               (csv, True, csv_continues(prepared.mapping.source))]
 
@@ -524,7 +535,40 @@ def _user_errors(action: Callable[[], Any]) -> Any:
         found = re.search(re.escape(USER_ERROR) + r"\s*(.+)", str(error))
         if found:
             raise InputError(found.group(1).strip()) from None
+        unreadable = read_failure(str(error))  # a gzip file the text source could not decompress
+        if unreadable is not None:
+            raise UnreadableFile(*unreadable) from None
         raise
+
+
+class UnreadableFile(InputError):
+    """A file Spark's text source could not read (a gzip file that does not decompress): ``path`` as Spark names
+    it; the message is Hadoop's cause, until `_as_read_locally` finds the local reader's."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _as_read_locally(spark: SparkSession, error: UnreadableFile, read: FileReader,
+                     names: dict[str, str]) -> InputError:
+    """The error the local engine's reader gives for the file of ``error`` (read whole on an executor, as files
+    that are not read by the text source are), so that a corrupt file is said in the same line by both engines;
+    ``error`` itself when that reader does not fail (or cannot read the file whole)."""
+
+    def read_whole(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for _ in _read_whole(batches, read, names):
+            pass
+        yield from ()
+
+    whole = spark.read.format("binaryFile").load(glob_escaped(error.path)).select("path", "content")
+    try:
+        _user_errors(whole.mapInArrow(read_whole, "path string").collect)
+    except InputError as failure:
+        return failure if not isinstance(failure, UnreadableFile) else error
+    except Exception:  # any other failure (a file over binaryFile's 2 GiB): Hadoop's cause is all there is
+        return error
+    return error
 
 
 def _partitions_for(spark: SparkSession, partitions: int | None, input_bytes: int) -> int:
@@ -563,10 +607,20 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
 def _convert(spark: SparkSession, inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *,
              key: str | bytes | None, batch_size: int, fmt: BatchFormat, overwrite: bool, partitions: int | None,
              chunk_bytes: int) -> RunResult:
-    from pyspark import StorageLevel
-
     mapping = resolve_mapping(mapping)
     prepared, files = _prepare(spark, list(inputs), mapping, key, chunk_bytes)
+    try:
+        return _run(spark, inputs, prepared, files, out_dir, batch_size=batch_size, fmt=fmt, overwrite=overwrite,
+                    partitions=partitions, chunk_bytes=chunk_bytes)
+    except UnreadableFile as error:
+        raise _as_read_locally(spark, error, _file_reader(prepared, files, chunk_bytes), files.name_of) from None
+
+
+def _run(spark: SparkSession, inputs: list[str], prepared: Prepared, files: Inputs, out_dir: str | Path, *,
+         batch_size: int, fmt: BatchFormat, overwrite: bool, partitions: int | None, chunk_bytes: int) -> RunResult:
+    from pyspark import StorageLevel
+
+    mapping = prepared.mapping
     buckets = _partitions_for(spark, partitions, files.bytes)
     with Run(inputs, mapping, out_dir=_output_dir(spark, out_dir, overwrite), replace=overwrite,
              prepared=prepared) as run:

@@ -50,7 +50,7 @@ from logmap.sources.exports import (
 )
 from logmap.sources.lines import block_lines
 from logmap.spark.files import local_copies, user_error
-from logmap.spark.logs import LINE, file_heads, plain_files, range_blocks
+from logmap.spark.logs import LINE, file_heads, range_blocks, text_files
 
 if TYPE_CHECKING:
     import polars as pl
@@ -183,22 +183,27 @@ HEADER_BYTES = 64 * 1024
 
 
 def text_exports(spark: SparkSession, paths: list[str], names: dict[str, str], items: dict[str, ExportFile],
-                 source: Source) -> tuple[list[str], list[str], dict[str, bytes]]:
-    """Those of ``paths`` (Spark's names of the run's files) read in byte ranges by Spark's text source: (NDJSON
-    files, CSV files, the header line of each CSV file that has one). Read so are plain files (no compression: see
-    `logmap.spark.logs.plain_files`), for CSV unless an ``escape`` character and a ``quote`` are both set (an
-    escaped quote cannot be told from a quote line by line) or the header line is longer than
-    :data:`HEADER_BYTES`."""
+                 source: Source) -> tuple[list[str], list[str], list[str], dict[str, bytes]]:
+    """Those of ``paths`` (Spark's names of the run's files) read by Spark's text source: (plain NDJSON files, in
+    byte ranges; gzipped NDJSON files named ``.gz``, one range each; CSV files of either kind; the header line of
+    each CSV file that has one). See `logmap.spark.logs.text_files`. CSV files are not read so when an ``escape``
+    character and a ``quote`` are both set (an escaped quote cannot be told from a quote line by line), nor one whose
+    header line is longer than :data:`HEADER_BYTES`."""
+    import zlib
+
     text = [path for path in paths if items[names[path]].format in ("ndjson", "csv")]
-    plain = plain_files(spark, text) if text else []
+    plain, gzipped = text_files(spark, text) if text else ([], [])
     ndjson = [path for path in plain if items[names[path]].format == "ndjson"]
-    csv = [path for path in plain if items[names[path]].format == "csv"]
+    ndjson_gzipped = [path for path in gzipped if items[names[path]].format == "ndjson"]
+    csv = [path for path in [*plain, *gzipped] if items[names[path]].format == "csv"]
     if not csv or (csv_quote(source) and csv_escape(source)):
-        return ndjson, [], {}
+        return ndjson, ndjson_gzipped, [], {}
     headed = [path for path in csv if csv_header_row(items[names[path]], source)]
     heads = file_heads(spark, headed, HEADER_BYTES)
+    for path in set(gzipped) & set(heads):  # the start of the text: a gzip stream decompresses from its start
+        heads[path] = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(heads[path], HEADER_BYTES)
     headers = {names[path]: head[:head.index(b"\n") + 1] for path, head in heads.items() if b"\n" in head}
-    return ndjson, [path for path in csv if path not in heads or names[path] in headers], headers
+    return ndjson, ndjson_gzipped, [path for path in csv if path not in heads or names[path] in headers], headers
 
 
 def csv_continues(source: Source) -> Column | None:

@@ -21,9 +21,16 @@ does not.
 A file is **read whole** instead, by the local engine's reader (the engine's ``binaryFile`` path), when the
 text source would not read it as the local engine does, or a range could not be parsed on its own:
 
-* compressed content (gzip, bzip2, xz, zstd: sniffed from the first bytes on the driver, as the local reader
-  decides by content, not by name; gzip cannot be split anyway, so Hadoop would read it as one split too);
-* a name Hadoop would decompress (``x.gz`` holding plain text is text to the local reader);
+* compressed content (bzip2, xz, zstd; gzip unless named ``.gz``: sniffed from the first bytes on the driver, as
+  the local reader decides by content, while Hadoop decompresses by name);
+* a name Hadoop would decompress that does not hold what the name says (``x.gz`` holding plain text is text to
+  the local reader), or any other name Hadoop decompresses (``.bz2``: Hadoop would cut it into ranges, ``.zst``:
+  Hadoop needs a native library).
+
+A **gzip file named** ``.gz`` is read by the text source too, as one range (a gzip stream cannot be cut; Hadoop
+decompresses it by its name, concatenated members included, as the local reader does): no count is needed, its
+lines are numbered from 1, and no file size limit applies (``binaryFile`` takes files up to 2 GiB). A file that
+does not decompress (truncated, trailing bytes) stops the run with one line naming it (:func:`read_failure`).
 * ``source.encoding`` other than UTF-8 (the local reader transcodes the whole stream);
 * a format whose parser carries state from a file's first lines to the rest: the W3C family's ``#Fields:``
   header in force (``w3c``, ``cloudfront``, ``shoutcast``, ``incapsula``) and ``format: auto``'s choice.
@@ -85,15 +92,43 @@ def file_heads(spark: SparkSession, paths: list[str], size: int) -> dict[str, by
         return dict(zip(paths, pool.map(head, paths)))
 
 
-def plain_files(spark: SparkSession, paths: list[str]) -> list[str]:
+def text_files(spark: SparkSession, paths: list[str]) -> tuple[list[str], list[str]]:
     """Those of ``paths`` (Spark's names of the listed files) that the text source reads as the local engine
-    does: no compression magic at their start and no name Hadoop would decompress."""
+    does: (plain files: no compression magic at their start and no name Hadoop would decompress, gzip files named
+    ``.gz``)."""
     jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
     assert jvm is not None
     codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf)
-    named = [name for name in paths if codecs.getCodec(jvm.org.apache.hadoop.fs.Path(name)) is None]
-    heads = file_heads(spark, named, _HEAD_BYTES)
-    return [name for name in named if compression_of(heads[name]) is None]
+
+    def codec(name: str) -> str | None:
+        found = codecs.getCodec(jvm.org.apache.hadoop.fs.Path(name))
+        return None if found is None else str(found.getDefaultExtension())
+
+    named = {name: codec(name) for name in paths}
+    candidates = [name for name, extension in named.items() if extension in (None, ".gz")]
+    heads = file_heads(spark, candidates, _HEAD_BYTES)
+    kinds = {name: compression_of(heads[name]) for name in candidates}
+    return ([name for name in candidates if named[name] is None and kinds[name] is None],
+            [name for name in candidates if named[name] == ".gz" and kinds[name] == "gzip"])
+
+
+def plain_files(spark: SparkSession, paths: list[str]) -> list[str]:
+    """Those of ``paths`` that the text source can cut into ranges (:func:`text_files`' plain files)."""
+    return text_files(spark, paths)[0]
+
+
+def read_failure(error: str) -> tuple[str, str] | None:
+    """(the file, a one-line message) of a Spark job that failed reading a file (a gzip file that does not
+    decompress), from the text of its error; None for any other failure."""
+    import re
+
+    failed = re.search(r"Encountered error while reading file (\S+?)\.?\s", error)
+    if failed is None:
+        return None
+    cause = re.search(r"Caused by: ([\w.$]+): ([^\n]*)", error)
+    reason = f"{cause.group(2).strip()} ({cause.group(1).rsplit('.', 1)[-1]})" if cause else "unreadable"
+    shown = re.sub(r"^file:(//)?(?=/)", "", unquote(failed.group(1)))
+    return failed.group(1), f"cannot read {shown}: {reason}."
 
 
 @contextmanager
