@@ -232,24 +232,40 @@ def read_text_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[s
                      headers: dict[str, bytes]) -> Iterator[pl.DataFrame]:
     """Executor side: the frames `ExportReader.read_file` gives for the NDJSON and CSV lines of the text source's
     ``batches`` (`logmap.spark.logs.range_blocks`: each run of a range's lines, numbered), by the reader's own
-    steps: an NDJSON run split into lines as `read_lines` splits a file (`block_lines`) and decoded by
-    `ExportReader.ndjson_rows`; a CSV run (after the file's header line, ``headers`` by name, when it is not the
-    file's start) parsed by `ExportReader.csv_rows`, its rows numbered from its first line's (a line is a row:
-    no record spans lines in a file read so)."""
+    steps, a chunk of consecutive lines of one file (up to the reader's ``chunk_bytes``) at a time: NDJSON lines
+    split as `read_lines` splits a file (`block_lines`) and decoded by `ExportReader.ndjson_rows`; CSV lines
+    (after the file's header line, ``headers`` by name, when they are not the file's start) parsed by
+    `ExportReader.csv_rows`, the rows numbered from the first line's (a line is a row: no record spans lines in
+    a file read so)."""
+    held: list[bytes] = []
+    name, line, count, size = "", 0, 0, 0
+    for block_name, block_line, block, block_count in range_blocks(batches, first_line, names):
+        if held and (block_name != name or block_line != line + count or size >= reader.chunk_bytes):
+            yield from _text_chunk(name, line, b"".join(held), count, reader, items[name], headers.get(name))
+            held = []
+        if not held:
+            name, line, count, size = block_name, block_line, 0, 0
+        held.append(block)
+        count += block_count
+        size += len(block)
+    if held:
+        yield from _text_chunk(name, line, b"".join(held), count, reader, items[name], headers.get(name))
+
+
+def _text_chunk(name: str, line: int, block: bytes, count: int, reader: ExportReader, item: ExportFile,
+                header: bytes | None) -> Iterator[pl.DataFrame]:
+    """The frames of ``count`` consecutive lines of one NDJSON or CSV file, the first of them line ``line``."""
     import polars as pl
 
-    for name, line, block, count in range_blocks(batches, first_line, names):
-        item = items[name]
-        if item.format == "ndjson":
-            frames = list(reader.ndjson_rows(item, [block_lines(block, name, line)]))
-        else:
-            header = headers.get(name)
-            data, first_row, rows = ((block, line, count) if header is None else
-                                     (block, 1, count - 1) if line == 1 else (header + block, line - 1, count))
-            frames = list(reader.csv_rows(item, data, first_row))
-            if sum(frame.height for frame in frames) != rows:
-                raise InputError(f"cannot read {name} in byte ranges: its lines {line}–{line + count - 1} hold "
-                                 f"{sum(frame.height for frame in frames)} CSV records, not {rows} (a quoted field "
-                                 "goes on past a line's end although the line's quotes pair up); gzip the file to "
-                                 "have it read whole")
-        yield from (frame.with_columns(pl.lit(name, pl.String).alias("_file")) for frame in frames)
+    if item.format == "ndjson":
+        frames = list(reader.ndjson_rows(item, [block_lines(block, name, line)]))
+    else:
+        data, first_row, rows = ((block, line, count) if header is None else
+                                 (block, 1, count - 1) if line == 1 else (header + block, line - 1, count))
+        frames = list(reader.csv_rows(item, data, first_row))
+        if sum(frame.height for frame in frames) != rows:
+            raise InputError(f"cannot read {name} in byte ranges: its lines {line}–{line + count - 1} hold "
+                             f"{sum(frame.height for frame in frames)} CSV records, not {rows} (a quoted field "
+                             "goes on past a line's end although the line's quotes pair up); gzip the file to "
+                             "have it read whole")
+    yield from (frame.with_columns(pl.lit(name, pl.String).alias("_file")) for frame in frames)
