@@ -13,7 +13,7 @@ from logmap.cli import main
 from logmap.errors import InputError
 from logmap.mapping.model import Source
 from logmap.sources.accesslog import FORMATS, PLUGINS, parse
-from logmap.sources.detect import best
+from logmap.sources.detect import PREFIXES, SIGNATURE_REQUIRED, SIGNATURES, best, candidate_formats, could_parse, rank
 from logmap.sources.lines import lines_frame, read_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +30,7 @@ EXPECTED = {
     "zanbil_shop_2019_3000.log": "combined",
 }
 
+CANDIDATES = candidate_formats()
 #: A JSON line both nginx_json and traefik read in full, with both signature keys: a genuine tie.
 AMBIGUOUS = '{"remote_addr": "1.2.3.4", "ClientHost": "1.2.3.4", "request_uri": "/a", "RequestPath": "/a"}'
 
@@ -51,6 +52,48 @@ def test_detection_picks_the_right_format_for_every_fixture(name: str) -> None:
 def test_detection_picks_each_preset_on_its_own_example(name: str) -> None:
     example = FORMATS[name].example if name in FORMATS else PLUGINS[name][2]
     assert best(lines_frame(example.split("\n")), "example").name == name
+
+
+def screening_samples() -> dict[str, pl.DataFrame]:
+    """Every fixture log's first lines (a W3C one also from its middle without its headers, where a header is
+    carried), every preset's example, and lines no format reads: each a frame of its own ``_file``."""
+    files = sorted([*LOGS.iterdir(), *(LOGS / "formats").iterdir()])
+    samples = {p.name: next(iter(read_lines(str(p)))).head(300) for p in files if p.suffix in (".log", ".jsonl")}
+    samples["iis, from line 40"] = samples["iis85_lnav_w3c_big.log"].slice(40).filter(~pl.col("_raw").str.starts_with("#"))
+    for name in CANDIDATES:
+        samples[name] = lines_frame((FORMATS[name].example if name in FORMATS else PLUGINS[name][2]).split("\n"))
+    samples["nothing"] = lines_frame(["hello world", "", '{"a": 1}', "#Fields: date"])
+    return {name: sample.with_columns(pl.lit(name).alias("_file")) for name, sample in samples.items()}
+
+
+@pytest.mark.parametrize("prefix", [None, "docker compose"])
+def test_a_format_screened_out_parses_no_line(prefix: str | None) -> None:
+    """Detection skips the formats a one-pass screen says cannot read any line of a sample: on every sample,
+    each such format indeed parses none of its lines (all samples parsed at once, a format at a time)."""
+    samples = screening_samples()
+    if prefix:
+        samples = {name: sample.with_columns(pl.concat_str(pl.lit("web-1  | "), "_raw").alias("_raw"))
+                   for name, sample in samples.items()}
+    screened_out = {(name, fmt) for name, sample in samples.items()
+                    for fmt, could in could_parse(sample, prefix).items() if not could}
+    assert len(screened_out) > 10 * len(samples)
+    everything = pl.concat(list(samples.values()))
+    pattern = PREFIXES[prefix] if prefix else None
+    # The W3C sample from line 41 carries the header of the lines above it, as a file's later chunk does.
+    above = samples["iis85_lnav_w3c_big.log"].head(40).with_columns(pl.lit("iis, from line 40").alias("_file"))
+    parse(above, Source(format="w3c", prefix=pattern))
+    for fmt in CANDIDATES:
+        parsed = parse(everything, Source(format=fmt, prefix=pattern))
+        read = parsed.filter(pl.col("_drop").is_null() & (pl.col("_raw").str.strip_chars() != "")
+                             & ~pl.col("_raw").str.strip_chars_start().str.starts_with("#")
+                             & (SIGNATURES[fmt] if fmt in SIGNATURE_REQUIRED else True))
+        assert not {(name, fmt) for name in read["_file"].unique()} & screened_out
+
+
+def test_screening_changes_no_ranking() -> None:
+    samples = screening_samples()
+    for name in ["elastic_apache_logs.log", "iis, from line 40", "combined_xff", "nothing"]:
+        assert rank(samples[name]) == rank(samples[name], screen=False), name
 
 
 def test_ties_and_unknown_input_ask_the_user_to_choose() -> None:

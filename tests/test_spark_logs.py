@@ -52,17 +52,18 @@ def awkward_log() -> bytes:
 
 
 def _recorded_counts(monkeypatch) -> list[dict[tuple[str, int], int]]:
-    """The first line of each byte range, as the runs' counts (`logmap.spark.logs.first_lines`) found them."""
+    """The first line of each byte range, as the runs' counts (`logmap.spark.logs.count_ranges`) found them."""
     from logmap.spark import engine
 
     counts: list[dict[tuple[str, int], int]] = []
 
-    def recording(ranges):
-        counts.append(first_lines(ranges))
-        return counts[-1]
+    def recording(*args):
+        first, whole = count_ranges(*args)
+        counts.append(first)
+        return first, whole
 
-    first_lines = engine.first_lines
-    monkeypatch.setattr(engine, "first_lines", recording)
+    count_ranges = engine.count_ranges
+    monkeypatch.setattr(engine, "count_ranges", recording)
     return counts
 
 

@@ -31,7 +31,7 @@ import glob
 import io
 import os
 import re
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -403,15 +403,27 @@ def _decodable(lines: pl.Series, dtype: pl.DataType | None, known: pl.Series | N
 
 
 def _csv_options(source: Source, item: ExportFile) -> dict[str, Any]:
-    options = _options(source)
     out: dict[str, Any] = {"separator": item.separator, "infer_schema_length": 10_000, "null_values": [""],
-                           "truncate_ragged_lines": True}
-    if "quote" in options:
-        out["quote_char"] = options["quote"] or None
+                           "truncate_ragged_lines": True, "quote_char": csv_quote(source)}
     names = _csv_names(source, item)
     if names is not None:
         out.update(has_header=False, new_columns=names)
     return out
+
+
+def csv_quote(source: Source) -> str | None:
+    """The character that quotes a CSV field (a quoted field may hold separators and newlines), or None."""
+    return _options(source).get("quote", '"') or None
+
+
+def csv_escape(source: Source) -> str | None:
+    """The character that escapes the next one in a CSV (an escaped newline goes on to the next line), or None."""
+    return _options(source).get("escape") or None
+
+
+def csv_header_row(item: ExportFile, source: Source) -> bool:
+    """Whether ``item``'s first line names its columns (else ``columns`` or a ``header_file`` does)."""
+    return item.header is None and not {"columns", "header_file"} & set(_options(source))
 
 
 def _csv_names(source: Source, item: ExportFile) -> list[str] | None:
@@ -451,19 +463,21 @@ def header_file_names(path: str, separator: str) -> list[str]:
 _ESCAPED = ("\x00", "\x01", "\x02", "\x03")
 
 
-def _csv_input(item: ExportFile, source: Source) -> str | io.BytesIO:
+def _csv_input(item: ExportFile, source: Source, data: bytes | None = None) -> str | io.BytesIO:
     """What polars reads: the path, or (compressed other than gzip, or with an ``escape`` character) the
-    file's text in memory, escapes replaced by placeholders (`_unescape` puts the characters back)."""
-    escape = _options(source).get("escape") or ""
-    with open(item.path, "rb") as handle:
-        kind = compression_of(handle.read(8))
-    if not escape and kind in (None, "gzip"):
-        return item.path
-    with open_input(item.path) as (stream, _, _):
-        data = stream.read()
+    file's text in memory, escapes replaced by placeholders (`_unescape` puts the characters back). ``data``: the
+    CSV text itself (a header and whole lines of a file: a Spark byte range), read in memory."""
+    escape = csv_escape(source) or ""
+    if data is None:
+        with open(item.path, "rb") as handle:
+            kind = compression_of(handle.read(8))
+        if not escape and kind in (None, "gzip"):
+            return item.path
+        with open_input(item.path) as (stream, _, _):
+            data = stream.read()
     if escape:
         mark = escape.encode()
-        quote = (_options(source).get("quote", '"') or "").encode()
+        quote = (csv_quote(source) or "").encode()
         for escaped, placeholder in zip((mark, item.separator.encode(), b"\n", quote), _ESCAPED):
             if escaped:
                 data = data.replace(mark + escaped, placeholder.encode())
@@ -471,10 +485,10 @@ def _csv_input(item: ExportFile, source: Source) -> str | io.BytesIO:
 
 
 def _unescape(frame: pl.DataFrame, item: ExportFile, source: Source) -> pl.DataFrame:
-    escape = _options(source).get("escape") or ""
+    escape = csv_escape(source) or ""
     if not escape:
         return frame
-    quote = _options(source).get("quote", '"') or ""
+    quote = csv_quote(source) or ""
     texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     exprs = []
     for name in texts:
@@ -505,11 +519,16 @@ def file_schema(item: ExportFile, source: Source, chunk_bytes: int, mixed: set[s
     except LogmapError:
         raise
     except (OSError, pl.exceptions.PolarsError) as error:
-        raise InputError(f"cannot read {item.path} as {item.format}: {_first_line(error)}") from None
+        raise unreadable(item, error) from None
     out = dict(schema)
     for key, _ in item.partitions:
         out.setdefault(key, pl.String())
     return pl.Schema(out)
+
+
+def unreadable(item: ExportFile, error: Exception) -> InputError:
+    """The one-line error for a file polars or pyarrow cannot read as its format."""
+    return InputError(f"cannot read {item.path} as {item.format}: {_first_line(error)}")
 
 
 def _first_line(error: Exception) -> str:
@@ -895,32 +914,32 @@ def _read_parquet(item: ExportFile, batch_rows: int, progress: ProgressCallback 
         yield frame
 
 
-def _read_ndjson(item: ExportFile, schema: pl.Schema, mixed: set[str], chunk_bytes: int,
-                 progress: ProgressCallback | None) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.Series]]:
-    """(decoded rows, their line numbers, a mask of lines that are not JSON objects) per chunk.
+def _decode_ndjson(chunk: pl.DataFrame, schema: pl.Schema,
+                   mixed: set[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
+    """(decoded rows, the chunk's line numbers and text, a mask of lines that are not JSON objects) of a chunk of
+    lines (``_line``, ``_raw``: `read_lines`'s frames).
 
     Only ``schema``'s columns are decoded (a column the mapping does not read cannot make a line malformed);
     those in ``mixed`` (shapes that differ between lines) are taken as text.
     """
     dtype = pl.Struct({name: d for name, d in schema.items() if name not in mixed})
     as_text = [name for name in schema if name in mixed]
-    for chunk in _ndjson_chunks(item.path, chunk_bytes, progress):
-        good = chunk.select(_looks_like_object(pl.col("_raw")).fill_null(False))["_raw"]
-        raw = chunk["_raw"]
-        if good.any():
-            try:
-                raw.filter(good).str.json_decode(dtype)
-            except pl.exceptions.PolarsError:
-                candidates = raw.filter(good)
-                mask = _is_json(candidates)
-                mask = mask & _decodable(candidates, dtype, mask)
-                good = good.scatter(good.arg_true().filter(~mask), False)
-        lines = raw.filter(good)
-        decoded = lines.str.json_decode(dtype).struct.unnest() if good.any() else pl.DataFrame(
-            schema=_struct_fields(dtype))
-        if as_text:
-            decoded = decoded.with_columns(lines.str.json_path_match(_json_path(name)).alias(name) for name in as_text)
-        yield decoded, chunk.select("_line", "_raw"), good
+    good = chunk.select(_looks_like_object(pl.col("_raw")).fill_null(False))["_raw"]
+    raw = chunk["_raw"]
+    if good.any():
+        try:
+            raw.filter(good).str.json_decode(dtype)
+        except pl.exceptions.PolarsError:
+            candidates = raw.filter(good)
+            mask = _is_json(candidates)
+            mask = mask & _decodable(candidates, dtype, mask)
+            good = good.scatter(good.arg_true().filter(~mask), False)
+    lines = raw.filter(good)
+    decoded = lines.str.json_decode(dtype).struct.unnest() if good.any() else pl.DataFrame(
+        schema=_struct_fields(dtype))
+    if as_text:
+        decoded = decoded.with_columns(lines.str.json_path_match(_json_path(name)).alias(name) for name in as_text)
+    return decoded, chunk.select("_line", "_raw"), good
 
 
 def _json_path(name: str) -> str:
@@ -929,11 +948,11 @@ def _json_path(name: str) -> str:
 
 
 def _read_csv(item: ExportFile, source: Source, schema: pl.Schema, batch_rows: int,
-              columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+              columns: list[str] | None = None, data: bytes | None = None) -> Iterator[pl.DataFrame]:
     """Batches of ``columns`` (every column when None): a column not read is not parsed, so a value that does not
-    fit its inferred type there stops nothing."""
+    fit its inferred type there stops nothing. ``data``: the CSV text to read instead of the file (`_csv_input`)."""
     options = {**_csv_options(source, item), "schema_overrides": dict(schema)}
-    target = _csv_input(item, source)
+    target = _csv_input(item, source, data)
     if not isinstance(target, str) or item.path.endswith(".gz"):
         frame = pl.read_csv(target, **options)
         frame = _unescape(frame if columns is None else frame.select(columns), item, source)
@@ -965,6 +984,15 @@ def _used_columns(wanted: frozenset[str]) -> set[str]:
 
 def _first_values(item: ExportFile, source: Source, column: str, chunk_bytes: int) -> pl.Series:
     """The first `JSON_SAMPLE_ROWS` non-empty values of a text column in one file, stripped."""
+    try:
+        values = _read_first_values(item, source, column, chunk_bytes)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise unreadable(item, error) from None
+    values = values.cast(pl.String).str.strip_chars()
+    return values.filter(values.is_not_null() & (values != ""))
+
+
+def _read_first_values(item: ExportFile, source: Source, column: str, chunk_bytes: int) -> pl.Series:
     if item.format == "parquet":
         import pyarrow.parquet as pq
 
@@ -978,8 +1006,7 @@ def _first_values(item: ExportFile, source: Source, column: str, chunk_bytes: in
             lines = next(chunks, pl.DataFrame(schema={"_raw": pl.String}))
         values = lines["_raw"].head(JSON_SAMPLE_ROWS).str.json_path_match(_json_path(column))
     assert isinstance(values, pl.Series)
-    values = values.cast(pl.String).str.strip_chars()
-    return values.filter(values.is_not_null() & (values != ""))
+    return values
 
 
 def _json_text(column: str) -> pl.Expr:
@@ -1193,30 +1220,49 @@ class ExportReader:
             del self.schemas[copy]
 
     def _read(self, item: ExportFile, batch_rows: int) -> Iterator[pl.DataFrame]:
-        fmt = item.format
-        progress = self.progress
-        try:
-            if fmt == "ndjson":
-                # decoded with every column (a line that does not fit the export's shape stays malformed)
-                for decoded, lines, good in _read_ndjson(item, self.read_schema, self.mixed, self.chunk_bytes,
-                                                         self.progress):
-                    out = self.rows_frame(decoded, item, lines["_line"].filter(good))
-                    bad = lines.filter(~good)
-                    if bad.height:
-                        out = pl.concat([out, _malformed(item.path, bad["_line"], bad["_raw"])], how="diagonal_relaxed")
-                    yield out
-                return
-            next_line = 1
-            batches = (_read_parquet(item, batch_rows, progress, self.paths) if fmt == "parquet"
-                       else _read_csv(item, self.source, self.schema, batch_rows,
-                                      [c for c in self.read_schema if c in self.schemas[item.path]]))
-            for batch in batches:
-                yield self.rows_frame(batch, item, next_line)
-                next_line += batch.height
-        except LogmapError:
-            raise
-        except (OSError, pl.exceptions.PolarsError) as error:
-            raise InputError(f"cannot read {item.path} as {fmt}: {_first_line(error)}") from None
+        if item.format == "ndjson":
+            yield from self.ndjson_rows(item, _ndjson_chunks(item.path, self.chunk_bytes, self.progress))
+        elif item.format == "parquet":
+            yield from _reading(item, self._numbered(item, _read_parquet(item, batch_rows, self.progress, self.paths)))
+        else:
+            yield from self.csv_rows(item)
+
+    def ndjson_rows(self, item: ExportFile, chunks: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """Chunks of ``item``'s lines (``_file``, ``_line``, ``_raw``: `read_lines`'s frames, or a Spark byte
+        range's lines split the same way) as `read_file` gives them: decoded with every column read (a line that
+        does not fit the export's shape is ``malformed``)."""
+        yield from _reading(item, (self._ndjson_rows(item, chunk) for chunk in chunks))
+
+    def _ndjson_rows(self, item: ExportFile, chunk: pl.DataFrame) -> pl.DataFrame:
+        decoded, lines, good = _decode_ndjson(chunk, self.read_schema, self.mixed)
+        out = self.rows_frame(decoded, item, lines["_line"].filter(good))
+        bad = lines.filter(~good)
+        if bad.height:
+            out = pl.concat([out, _malformed(item.path, bad["_line"], bad["_raw"])], how="diagonal_relaxed")
+        return out
+
+    def csv_rows(self, item: ExportFile, data: bytes | None = None, first_row: int = 1) -> Iterator[pl.DataFrame]:
+        """The rows of a CSV file as `read_file` gives them, or of ``data`` (CSV text: the file's header, when it
+        has one, and some of its whole lines, a Spark byte range) numbered from ``first_row``."""
+        columns = [c for c in self.read_schema if c in self.schemas[item.path]]
+        batches = _read_csv(item, self.source, self.schema, _batch_rows(self.source), columns, data)
+        yield from _reading(item, self._numbered(item, batches, first_row))
+
+    def _numbered(self, item: ExportFile, batches: Iterator[pl.DataFrame],
+                  first_row: int = 1) -> Iterator[pl.DataFrame]:
+        for batch in batches:
+            yield self.rows_frame(batch, item, first_row)
+            first_row += batch.height
+
+
+def _reading(item: ExportFile, frames: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """``frames`` of ``item``, a file polars or pyarrow cannot read said in one line."""
+    try:
+        yield from frames
+    except LogmapError:
+        raise
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise unreadable(item, error) from None
 
 
 def with_columns(error: LogmapError, schema: pl.Schema, files: list[str]) -> LogmapError:

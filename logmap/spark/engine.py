@@ -6,12 +6,14 @@ functions on executors:
 1. **Phase 1, a map over input splits** (``mapInArrow``). Spark lists and reads the inputs (local paths,
    ``file://``, ``s3a://``, ``gs://``, ``abfs://``, ``hdfs://``: whatever the cluster's Hadoop file systems read).
    Plain logs are read in byte ranges by Spark's text source, their line numbers known from a first count of
-   lines per range (:mod:`logmap.spark.logs`); Parquet exports by Spark's Parquet scan with the mapping's
-   projection, in row-group splits, each batch normalised by the run's ``ExportReader``
-   (:mod:`logmap.spark.exports`); other files (compressed, NDJSON and CSV exports, formats with per-file state) are
-   read whole: an executor writes the file's bytes to a local temporary file and reads it with logmap's own
-   reader (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression detection, invalid
-   UTF-8, line numbers, malformed export lines and the column projection are exactly those of the local engine.
+   lines per range (:mod:`logmap.spark.logs`); so are plain NDJSON and CSV exports, each range's lines through the
+   run's ``ExportReader`` (a CSV file whose records span lines is read whole); Parquet exports by Spark's Parquet
+   scan with the mapping's projection, in row-group splits, each batch normalised by the run's ``ExportReader``
+   (:mod:`logmap.spark.exports`); gzip files named ``.gz`` by the text source as one range each; other files
+   (compressed otherwise, formats with per-file state) are read whole: an
+   executor writes the file's bytes to a local temporary file and reads it with logmap's own reader
+   (``read_source`` for logs, ``ExportReader.read_file`` for exports), so compression detection, invalid UTF-8,
+   line numbers, malformed export lines and the column projection are exactly those of the local engine.
    (Export URLs are probed on the cluster first, for the run's schema: :mod:`logmap.spark.exports`.)
    Then ``stream_stage``; out come, in one Arrow schema told apart by ``_kind``: surviving rows with their
    visitor bucket, per-reason counts of dropped rows, the rejected rows themselves (file, line, reason, message,
@@ -49,6 +51,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import polars as pl
 from polars.datatypes import DataTypeClass
@@ -64,23 +67,32 @@ from logmap.sinks.report import RunResult
 from logmap.sources import empty_frame, read_source
 from logmap.sources.exports import ExportFile, ExportReader, expand_export_inputs
 from logmap.spark import dedupe as dedupe_rows
-from logmap.spark.exports import open_on_cluster, parquet_scan, read_parquet_batches
+from logmap.spark.exports import (
+    csv_continues,
+    open_on_cluster,
+    parquet_scan,
+    read_parquet_batches,
+    read_text_ranges,
+    text_exports,
+)
 from logmap.spark.files import USER_ERROR, freeze_modules, local_copies, user_error
+from logmap.spark.logs import FILE as RANGE_FILE
 from logmap.spark.logs import (
-    first_lines,
+    count_ranges,
     glob_escaped,
     one_range_bytes,
-    plain_files,
+    read_failure,
     read_ranges,
     split_size,
     splittable,
+    text_files,
     text_ranges,
 )
 from logmap.spark.output import HadoopOutputDir
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import DataType
 
 #: A polars dtype, as an instance or as its class (what ``List.inner`` and struct fields may hold)
@@ -262,6 +274,12 @@ def _first_line(text: str) -> str:
 # --- phase 1: a map over input files ------------------------------------------------------------------------
 
 FileReader = Callable[[str, str], Iterator[pl.DataFrame]]
+#: (text source batches, first line of each counted range, phase 1's schema, buckets) → phase 1's batches
+RangeReader = Callable[[Iterator["pa.RecordBatch"], dict[tuple[str, int], int], "Transport", int],
+                       Iterator["pa.RecordBatch"]]
+#: Files read together by the text source: (Spark's paths, whether their ranges are counted, what marks a line
+#: whose record goes on past its newline)
+TextGroup = tuple[list[str], bool, "Column | None"]
 
 
 def _file_reader(prepared: Prepared, inputs: Inputs, chunk_bytes: int) -> FileReader:
@@ -323,8 +341,8 @@ def _phase1_rows(parsed: pl.DataFrame, prepared: Prepared, buckets: int, order: 
     return parts
 
 
-def _phase1_batches(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets: int, order: dict[str, int],
-                    out: Transport) -> Iterator[pa.RecordBatch]:
+def _phase1_chunks(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets: int, order: dict[str, int],
+                   out: Transport) -> Iterator[pa.RecordBatch]:
     """Parsed chunks as phase 1's output batches (``order``: the run's input order of the files, by name)."""
     freeze_modules()
     for parsed in chunks:
@@ -333,25 +351,23 @@ def _phase1_batches(chunks: Iterator[pl.DataFrame], prepared: Prepared, buckets:
             yield from out.to_arrow(pl.concat(parts, how="diagonal_relaxed")).to_batches()
 
 
-def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], order: dict[str, int],
-            prepared: Prepared, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
-    """Executor side of phase 1 for files read whole: every file of a split, chunk by chunk."""
+def _read_whole(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str]) -> Iterator[pl.DataFrame]:
+    """The parsed chunks of every file of ``binaryFile`` batches, read whole by the local engine's reader, named as
+    the user named the file."""
     for path, copy in local_copies(files, lambda path: _file_path(names.get(path, path))):
         name = names.get(path, path)
         try:
-            chunks = (parsed.with_columns(pl.lit(name, pl.String).alias("_file")) for parsed in read(copy, name))
-            yield from _phase1_batches(chunks, prepared, buckets, order, out)
+            for parsed in read(copy, name):
+                yield parsed.with_columns(pl.lit(name, pl.String).alias("_file"))
         except LogmapError as error:
             raise user_error(error, copy, name) from None
 
 
-def _phase1_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int], names: dict[str, str],
-                   order: dict[str, int], prepared: Prepared, chunk_bytes: int, buckets: int,
-                   out: Transport) -> Iterator[pa.RecordBatch]:
-    """Executor side of phase 1 for logs read in byte ranges (:mod:`logmap.spark.logs`)."""
+def _phase1(files: Iterator[pa.RecordBatch], read: FileReader, names: dict[str, str], order: dict[str, int],
+            prepared: Prepared, buckets: int, out: Transport) -> Iterator[pa.RecordBatch]:
+    """Executor side of phase 1 for files read whole: every file of a split, chunk by chunk."""
     try:
-        chunks = read_ranges(batches, first_line, names, prepared.mapping.source, chunk_bytes)
-        yield from _phase1_batches(chunks, prepared, buckets, order, out)
+        yield from _phase1_chunks(_read_whole(files, read, names), prepared, buckets, order, out)
     except LogmapError as error:
         raise user_error(error) from None
 
@@ -361,7 +377,7 @@ def _phase1_parquet(batches: Iterator[pa.RecordBatch], reader: ExportReader, ite
                     out: Transport) -> Iterator[pa.RecordBatch]:
     """Executor side of phase 1 for Parquet exports read by Spark's scan (:mod:`logmap.spark.exports`)."""
     try:
-        yield from _phase1_batches(read_parquet_batches(batches, reader, items, names), prepared, buckets, order, out)
+        yield from _phase1_chunks(read_parquet_batches(batches, reader, items, names), prepared, buckets, order, out)
     except LogmapError as error:
         raise user_error(error) from None
 
@@ -382,27 +398,71 @@ def _parquet_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk
     return None if scan is None else (scan, reader, item_of)
 
 
+def _text_groups(spark: SparkSession, files: Inputs, prepared: Prepared,
+                 chunk_bytes: int) -> tuple[list[TextGroup], RangeReader]:
+    """The files phase 1 reads with Spark's text source, in reads of their own: (Spark's paths, whether their
+    ranges are counted, what marks a line whose record goes on past its newline), and the executor's reader of a
+    read's batches.
+
+    Files the text source does not cut (too small, or gzipped) are read apart from the others, without the count:
+    their one range starts at line 1 (they cannot share a read with counted files: a read's range size depends on
+    all its files). CSV files are always counted, for the lines that continue
+    (:func:`logmap.spark.exports.csv_continues`); such a file is read whole."""
+    names, order, uncut = files.name_of, files.order, one_range_bytes(spark)  # not `files`: it holds a DataFrame
+    reader = prepared.export_reader
+    if reader is None:
+        plain, gzipped = text_files(spark, list(names)) if splittable(prepared.mapping.source) else ([], [])
+        groups: list[TextGroup] = [([*(p for p in plain if files.length_of[p] <= uncut), *gzipped], False, None),
+                                   ([p for p in plain if files.length_of[p] > uncut], True, None)]
+        source = prepared.mapping.source
+
+        def read_logs(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int],
+                      out: Transport, buckets: int) -> Iterator[pa.RecordBatch]:
+            chunks = read_ranges(batches, first_line, names, source, chunk_bytes)
+            return _phase1_chunks(chunks, prepared, buckets, order, out)
+
+        return groups, read_logs
+    reader.chunk_bytes = chunk_bytes
+    items = _export_items(reader, files)
+    ndjson, ndjson_gzipped, csv, headers = text_exports(spark, list(names), names, items, prepared.mapping.source)
+    groups = [([*(p for p in ndjson if files.length_of[p] <= uncut), *ndjson_gzipped], False, None),
+              ([p for p in ndjson if files.length_of[p] > uncut], True, None),
+              (csv, True, csv_continues(prepared.mapping.source))]
+
+    def read_exports(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int],
+                     out: Transport, buckets: int) -> Iterator[pa.RecordBatch]:
+        chunks = read_text_ranges(batches, first_line, names, reader, items, headers)
+        return _phase1_chunks(chunks, prepared, buckets, order, out)
+
+    return groups, read_exports
+
+
 def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_bytes: int, buckets: int,
                   out: Transport) -> DataFrame:
-    """Phase 1 over every input: plain logs in byte ranges (see :mod:`logmap.spark.logs`), Parquet exports by
-    Spark's Parquet scan (:mod:`logmap.spark.exports`), other files whole.
+    """Phase 1 over every input: plain logs and plain NDJSON and CSV exports in byte ranges (see
+    :mod:`logmap.spark.logs`, :mod:`logmap.spark.exports`), Parquet exports by Spark's Parquet scan, other files
+    whole."""
+    from pyspark.sql import functions as F
 
-    Plain files too small to be cut are read apart from the others, without the count: their one range starts
-    at line 1. (They cannot share a read with counted files: a read's range size depends on all its files.)"""
-    names, order = files.name_of, files.order
-    plain = plain_files(spark, list(names)) if splittable(prepared.mapping.source) else []
-    uncut = one_range_bytes(spark)
+    names, order = files.name_of, files.order  # not `files` in the closures: it holds a DataFrame
+    groups, read = _text_groups(spark, files, prepared, chunk_bytes)
     parts = []
-    for group, counted in (([p for p in plain if files.length_of[p] <= uncut], False),
-                           ([p for p in plain if files.length_of[p] > uncut], True)):
+    ranged: set[str] = set()
+    for group, counted, continues in groups:
         if not group:
             continue
         ranges = text_ranges(spark, group)
-        first_line = _user_errors(functools.partial(first_lines, ranges)) if counted else {}
+        first_line, whole = _user_errors(functools.partial(count_ranges, ranges, continues)) if counted else ({}, set())
+        if whole:  # files with lines that continue: read whole, below (the same read, so the same ranges)
+            ranges = ranges.where(~F.col(RANGE_FILE).isin(sorted(whole)))
+        ranged |= set(group) - {unquote(file) for file in whole}
 
         def phase1_ranges(batches: Iterator[pa.RecordBatch],
                           first_line: dict[tuple[str, int], int] = first_line) -> Iterator[pa.RecordBatch]:
-            return _phase1_ranges(batches, first_line, names, order, prepared, chunk_bytes, buckets, out)
+            try:
+                yield from read(batches, first_line, out, buckets)
+            except LogmapError as error:
+                raise user_error(error) from None
 
         parts.append(ranges.mapInArrow(phase1_ranges, out.spark))
     parquet = _parquet_input(spark, files, prepared, chunk_bytes)
@@ -415,14 +475,14 @@ def _phase1_input(spark: SparkSession, files: Inputs, prepared: Prepared, chunk_
             return _phase1_parquet(batches, reader, items, names, order, prepared, buckets, out)
 
         parts.append(scan.mapInArrow(phase1_parquet, out.spark))
-    whole = sorted(set(names) - set(plain) - scanned)
-    if whole:
-        read = _file_reader(prepared, files, chunk_bytes)
-        binary = files.files if not plain and not scanned else \
-            spark.read.format("binaryFile").load([glob_escaped(path) for path in whole])
+    whole_files = sorted(set(names) - ranged - scanned)
+    if whole_files:
+        read_file = _file_reader(prepared, files, chunk_bytes)
+        binary = files.files if not ranged and not scanned else \
+            spark.read.format("binaryFile").load([glob_escaped(path) for path in whole_files])
 
         def phase1(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            return _phase1(batches, read, names, order, prepared, buckets, out)
+            return _phase1(batches, read_file, names, order, prepared, buckets, out)
 
         parts.append(binary.select("path", "content").mapInArrow(phase1, out.spark))
     if not parts:  # no file at all: an empty phase 1 of the right schema
@@ -477,7 +537,40 @@ def _user_errors(action: Callable[[], Any]) -> Any:
         found = re.search(re.escape(USER_ERROR) + r"\s*(.+)", str(error))
         if found:
             raise InputError(found.group(1).strip()) from None
+        unreadable = read_failure(str(error))  # a gzip file the text source could not decompress
+        if unreadable is not None:
+            raise UnreadableFile(*unreadable) from None
         raise
+
+
+class UnreadableFile(InputError):
+    """A file Spark's text source could not read (a gzip file that does not decompress): ``path`` as Spark names
+    it; the message is Hadoop's cause, until `_as_read_locally` finds the local reader's."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _as_read_locally(spark: SparkSession, error: UnreadableFile, read: FileReader,
+                     names: dict[str, str]) -> InputError:
+    """The error the local engine's reader gives for the file of ``error`` (read whole on an executor, as files
+    that are not read by the text source are), so that a corrupt file is said in the same line by both engines;
+    ``error`` itself when that reader does not fail (or cannot read the file whole)."""
+
+    def read_whole(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for _ in _read_whole(batches, read, names):
+            pass
+        yield from ()
+
+    whole = spark.read.format("binaryFile").load(glob_escaped(error.path)).select("path", "content")
+    try:
+        _user_errors(whole.mapInArrow(read_whole, "path string").collect)
+    except InputError as failure:
+        return failure if not isinstance(failure, UnreadableFile) else error
+    except Exception:  # any other failure (a file over binaryFile's 2 GiB): Hadoop's cause is all there is
+        return error
+    return error
 
 
 def _partitions_for(spark: SparkSession, partitions: int | None, input_bytes: int) -> int:
@@ -516,10 +609,20 @@ def convert_spark(spark: SparkSession, inputs: list[str], mapping: Mapping | str
 def _convert(spark: SparkSession, inputs: list[str], mapping: Mapping | str | Path, out_dir: str | Path, *,
              key: str | bytes | None, batch_size: int, fmt: BatchFormat, overwrite: bool, partitions: int | None,
              chunk_bytes: int) -> RunResult:
-    from pyspark import StorageLevel
-
     mapping = resolve_mapping(mapping)
     prepared, files = _prepare(spark, list(inputs), mapping, key, chunk_bytes)
+    try:
+        return _run(spark, inputs, prepared, files, out_dir, batch_size=batch_size, fmt=fmt, overwrite=overwrite,
+                    partitions=partitions, chunk_bytes=chunk_bytes)
+    except UnreadableFile as error:
+        raise _as_read_locally(spark, error, _file_reader(prepared, files, chunk_bytes), files.name_of) from None
+
+
+def _run(spark: SparkSession, inputs: list[str], prepared: Prepared, files: Inputs, out_dir: str | Path, *,
+         batch_size: int, fmt: BatchFormat, overwrite: bool, partitions: int | None, chunk_bytes: int) -> RunResult:
+    from pyspark import StorageLevel
+
+    mapping = prepared.mapping
     buckets = _partitions_for(spark, partitions, files.bytes)
     with Run(inputs, mapping, out_dir=_output_dir(spark, out_dir, overwrite), replace=overwrite,
              prepared=prepared) as run:

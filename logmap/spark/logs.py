@@ -21,9 +21,16 @@ does not.
 A file is **read whole** instead, by the local engine's reader (the engine's ``binaryFile`` path), when the
 text source would not read it as the local engine does, or a range could not be parsed on its own:
 
-* compressed content (gzip, bzip2, xz, zstd: sniffed from the first bytes on the driver, as the local reader
-  decides by content, not by name; gzip cannot be split anyway, so Hadoop would read it as one split too);
-* a name Hadoop would decompress (``x.gz`` holding plain text is text to the local reader);
+* compressed content (bzip2, xz, zstd; gzip unless named ``.gz``: sniffed from the first bytes on the driver, as
+  the local reader decides by content, while Hadoop decompresses by name);
+* a name Hadoop would decompress that does not hold what the name says (``x.gz`` holding plain text is text to
+  the local reader), or any other name Hadoop decompresses (``.bz2``: Hadoop would cut it into ranges, ``.zst``:
+  Hadoop needs a native library).
+
+A **gzip file named** ``.gz`` is read by the text source too, as one range (a gzip stream cannot be cut; Hadoop
+decompresses it by its name, concatenated members included, as the local reader does): no count is needed, its
+lines are numbered from 1, and no file size limit applies (``binaryFile`` takes files up to 2 GiB). A file that
+does not decompress (truncated, trailing bytes) stops the run with one line naming it (:func:`read_failure`).
 * ``source.encoding`` other than UTF-8 (the local reader transcodes the whole stream);
 * a format whose parser carries state from a file's first lines to the rest: the W3C family's ``#Fields:``
   header in force (``w3c``, ``cloudfront``, ``shoutcast``, ``incapsula``) and ``format: auto``'s choice.
@@ -46,7 +53,7 @@ from logmap.sources.lines import block_lines, compression_of, is_utf8
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 #: Modules of parsers that carry state from a file's first lines to its later ones (``accesslog.PLUGINS``).
 _PER_FILE_PARSERS = frozenset({"w3c", "cloudfront", "detect"})
@@ -67,26 +74,61 @@ def splittable(source: Source) -> bool:
     return not source.is_export and is_utf8(source.encoding) and module not in _PER_FILE_PARSERS
 
 
-def plain_files(spark: SparkSession, paths: list[str]) -> list[str]:
+def file_heads(spark: SparkSession, paths: list[str], size: int) -> dict[str, bytes]:
+    """The first ``size`` bytes (or fewer: the whole file) of each of ``paths`` (Spark's names of listed files),
+    read on the driver through Hadoop's FileSystem, :data:`_SNIFF_THREADS` at a time."""
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    assert jvm is not None
+
+    def head(name: str) -> bytes:
+        path = jvm.org.apache.hadoop.fs.Path(name)
+        stream = path.getFileSystem(conf).open(path)
+        try:
+            return bytes(stream.readNBytes(size))
+        finally:
+            stream.close()
+
+    with ThreadPoolExecutor(_SNIFF_THREADS) as pool:
+        return dict(zip(paths, pool.map(head, paths)))
+
+
+def text_files(spark: SparkSession, paths: list[str]) -> tuple[list[str], list[str]]:
     """Those of ``paths`` (Spark's names of the listed files) that the text source reads as the local engine
-    does: no compression magic at their start and no name Hadoop would decompress."""
+    does: (plain files: no compression magic at their start and no name Hadoop would decompress, gzip files named
+    ``.gz``)."""
     jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
     assert jvm is not None
     codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf)
 
-    def plain(name: str) -> bool:
-        path = jvm.org.apache.hadoop.fs.Path(name)
-        if codecs.getCodec(path) is not None:
-            return False
-        stream = path.getFileSystem(conf).open(path)
-        try:
-            head = bytes(stream.readNBytes(_HEAD_BYTES))
-        finally:
-            stream.close()
-        return compression_of(head) is None
+    def codec(name: str) -> str | None:
+        found = codecs.getCodec(jvm.org.apache.hadoop.fs.Path(name))
+        return None if found is None else str(found.getDefaultExtension())
 
-    with ThreadPoolExecutor(_SNIFF_THREADS) as pool:
-        return [name for name, keep in zip(paths, pool.map(plain, paths)) if keep]
+    named = {name: codec(name) for name in paths}
+    candidates = [name for name, extension in named.items() if extension in (None, ".gz")]
+    heads = file_heads(spark, candidates, _HEAD_BYTES)
+    kinds = {name: compression_of(heads[name]) for name in candidates}
+    return ([name for name in candidates if named[name] is None and kinds[name] is None],
+            [name for name in candidates if named[name] == ".gz" and kinds[name] == "gzip"])
+
+
+def plain_files(spark: SparkSession, paths: list[str]) -> list[str]:
+    """Those of ``paths`` that the text source can cut into ranges (:func:`text_files`' plain files)."""
+    return text_files(spark, paths)[0]
+
+
+def read_failure(error: str) -> tuple[str, str] | None:
+    """(the file, a one-line message) of a Spark job that failed reading a file (a gzip file that does not
+    decompress), from the text of its error; None for any other failure."""
+    import re
+
+    failed = re.search(r"Encountered error while reading file (\S+?)\.?\s", error)
+    if failed is None:
+        return None
+    cause = re.search(r"Caused by: ([\w.$]+): ([^\n]*)", error)
+    reason = f"{cause.group(2).strip()} ({cause.group(1).rsplit('.', 1)[-1]})" if cause else "unreadable"
+    shown = re.sub(r"^file:(//)?(?=/)", "", unquote(failed.group(1)))
+    return failed.group(1), f"cannot read {shown}: {reason}."
 
 
 @contextmanager
@@ -133,10 +175,17 @@ def text_ranges(spark: SparkSession, paths: list[str]) -> DataFrame:
                     F.col("value").cast("binary").alias(LINE)))
 
 
-def first_lines(ranges: DataFrame) -> dict[tuple[str, int], int]:
+def count_ranges(ranges: DataFrame, continues: Column | None = None) -> tuple[dict[tuple[str, int], int], set[str]]:
     """(file, range start) → the 1-based number of the range's first line, from a count of lines per range (a
-    pass over the input in the JVM alone). Ranges that hold no line start (inside one long line) are absent."""
-    counts = ranges.groupBy(FILE, START).count().collect()
+    pass over the input in the JVM alone); ranges that hold no line start (inside one long line) are absent.
+    With ``continues`` (true for a line whose record goes on past its newline: a CSV quoted field), also the files
+    holding such a line, whose lines cannot be read range by range."""
+    from pyspark.sql import functions as F
+
+    counted = [F.count(F.lit(1)).alias("count")]
+    if continues is not None:
+        counted.append(F.max(continues.cast("int")).alias("continues"))
+    counts = ranges.groupBy(FILE, START).agg(*counted).collect()
     per_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for row in counts:
         per_file[row[FILE]].append((row[START], row["count"]))
@@ -146,20 +195,24 @@ def first_lines(ranges: DataFrame) -> dict[tuple[str, int], int]:
         for start, count in sorted(spans):
             first[(file, start)] = line
             line += count
-    return first
+    return first, {row[FILE] for row in counts if continues is not None and row["continues"]}
 
 
-def read_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int], names: dict[str, str],
-                source: Source, chunk_bytes: int) -> Iterator[pl.DataFrame]:
-    """Executor side: the parsed chunks (of about ``chunk_bytes`` of lines) of the ranges in ``batches``, each
-    line numbered from its range's first line and named as the user named its file (``names``: Spark's
-    decoded path → name)."""
+def first_lines(ranges: DataFrame) -> dict[tuple[str, int], int]:
+    """(file, range start) → the 1-based number of the range's first line (:func:`count_ranges`)."""
+    return count_ranges(ranges)[0]
+
+
+def range_blocks(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int],
+                 names: dict[str, str]) -> Iterator[tuple[str, int, bytes, int]]:
+    """Executor side: (file, number of its first line, whole lines ending with a newline, how many) for each run of
+    one range's lines in the text source's ``batches``, the file named as the user named it (``names``: Spark's
+    decoded path → name) and its lines numbered from the range's first line (``first_line``; a file not counted
+    is one range, from line 1)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     next_line: dict[tuple[str, int], int] = {}  # where each range seen so far continues
-    held: list[pl.DataFrame] = []
-    held_bytes = 0
     for batch in batches:
         keys = pl.from_arrow(batch.select([FILE, START]))
         assert isinstance(keys, pl.DataFrame)
@@ -176,10 +229,19 @@ def read_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, i
                 next_line[key] = first_line.get(key, 1)
             values = lines.slice(at, count)
             joined: Any = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, count], pa.int32()), values), b"\n")
-            block = joined[0].as_py() + b"\n"
-            held.append(block_lines(block, names.get(unquote(file), unquote(file)), next_line[key]))
+            yield names.get(unquote(file), unquote(file)), next_line[key], joined[0].as_py() + b"\n", count
             next_line[key] += count
-            held_bytes += len(block)
+
+
+def read_ranges(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int], names: dict[str, str],
+                source: Source, chunk_bytes: int) -> Iterator[pl.DataFrame]:
+    """Executor side: the parsed chunks (of about ``chunk_bytes`` of lines) of the log ranges in ``batches``
+    (:func:`range_blocks`), each line numbered and named as the local engine would."""
+    held: list[pl.DataFrame] = []
+    held_bytes = 0
+    for name, line, block, _ in range_blocks(batches, first_line, names):
+        held.append(block_lines(block, name, line))
+        held_bytes += len(block)
         if held_bytes >= chunk_bytes:
             yield accesslog.parse(pl.concat(held), source)
             held, held_bytes = [], 0
