@@ -85,8 +85,10 @@ def test_every_fixture_export_gives_the_local_engines_records_ledger_and_rejects
     """Each export fixture with its shipped mapping as it is, `dedupe` included (mixpanel, segment-warehouse and
     snowplow-csv hold a duplicate each). Parquet exports go through Spark's Parquet scan (not whole files;
     ga4-2021's NDJSON file beside its Parquet one still is), reading only the columns, and struct fields, the
-    mapping reads; a run without Parquet builds no scan."""
+    mapping reads; a run without Parquet builds no scan. The NDJSON and CSV files (gzip files named .gz) are read
+    by Spark's text source, one range each, not whole by the local reader."""
     scans = _recorded_scans(monkeypatch)
+    text_reads = recorded_text_reads(monkeypatch)
     summary = json.loads((EXPORTS / tool / "summary.json").read_text())
     inputs = [str(EXPORTS / tool / name) for name in summary["files"]]
     spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool])
@@ -99,6 +101,7 @@ def test_every_fixture_export_gives_the_local_engines_records_ledger_and_rejects
         assert_scans_read_only_the_mappings_columns(scans, parquet, tool)
     else:
         assert scans == []
+    assert sorted(text_reads) == sorted(p for p in inputs if p not in parquet)
 
 
 def test_the_key_is_in_no_plan_and_no_configuration(spark, tmp_path):
@@ -215,6 +218,23 @@ def _recorded_scans(monkeypatch) -> list:
     parquet_scan = engine.parquet_scan
     monkeypatch.setattr(engine, "parquet_scan", recording)
     return scans
+
+
+def recorded_text_reads(monkeypatch) -> list[str]:
+    """The export files phase 1 reads by Spark's text source (`logmap.spark.exports.text_exports`: NDJSON and CSV
+    files in byte ranges, or one range a gzip file), by their names in the run, as the engine chooses them."""
+    from logmap.spark import engine
+
+    read: list[str] = []
+
+    def recording(spark, paths, names, items, source):
+        ndjson, ndjson_gzipped, csv, headers = text_exports(spark, paths, names, items, source)
+        read.extend(names[path] for path in [*ndjson, *ndjson_gzipped, *csv])
+        return ndjson, ndjson_gzipped, csv, headers
+
+    text_exports = engine.text_exports
+    monkeypatch.setattr(engine, "text_exports", recording)
+    return read
 
 
 def _read_schema(scan) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from support import EXPORT_FIXTURES
-from test_spark import assert_same_output, both_engines, lines_of
+from test_spark import assert_same_output, both_engines, lines_of, recorded_text_reads
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTS = ROOT / "fixtures" / "exports"
@@ -69,11 +69,12 @@ def with_lines(path: Path, inserted: dict[int, bytes], newline_at_end: bool = Tr
 @pytest.fixture
 def ranges_read(monkeypatch):
     """What phase 1 read in ranges: the first line of each counted range, and the files with lines that continue
-    (read whole), as the driver's count pass (`count_ranges`) found them, and the files chosen for ranges."""
+    (read whole), as the driver's count pass (`count_ranges`) found them, and the files chosen for the text source
+    (by their names in the run)."""
     from logmap.spark import engine
 
-    seen: dict[str, list] = {"counted": [], "whole": [], "ranged": []}
-    count, choose = engine.count_ranges, engine.text_exports
+    seen: dict[str, list] = {"counted": [], "whole": [], "ranged": recorded_text_reads(monkeypatch)}
+    count = engine.count_ranges
 
     def counting(*args, **kwargs):
         first_line, whole = count(*args, **kwargs)
@@ -81,13 +82,7 @@ def ranges_read(monkeypatch):
         seen["whole"].extend(whole)
         return first_line, whole
 
-    def choosing(*args, **kwargs):
-        ndjson, ndjson_gzipped, csv, headers = choose(*args, **kwargs)
-        seen["ranged"].extend([*ndjson, *ndjson_gzipped, *csv])
-        return ndjson, ndjson_gzipped, csv, headers
-
     monkeypatch.setattr(engine, "count_ranges", counting)
-    monkeypatch.setattr(engine, "text_exports", choosing)
     return seen
 
 
@@ -130,7 +125,7 @@ def test_csv_files_with_records_over_several_lines_are_read_whole(spark, tmp_pat
                                               split_bytes=SPLIT)
     assert_same_output(spark_result, local_result, tmp_path)
     assert [file.removeprefix("file:") for file in ranges_read["whole"]] == [spans]
-    assert set(ranges_read["ranged"]) == {f"file:{p}" for p in inputs}  # the others stay in ranges
+    assert set(ranges_read["ranged"]) == set(inputs)  # the others stay in ranges
 
 
 def test_a_csv_range_that_cannot_be_read_is_one_line_as_locally(spark, tmp_path):
@@ -173,7 +168,7 @@ def test_tiny_ranges_hold_a_line_start_or_none(spark, tmp_path, ranges_read, too
                                               split_bytes=2048)
     assert_same_output(spark_result, local_result, tmp_path)
     assert ranges_per_file(ranges_read)[f"file:{path}"] >= 15 and spark_result.ledger.emitted > 0
-    assert ranges_read["ranged"] == [f"file:{path}"] and not ranges_read["whole"]
+    assert ranges_read["ranged"] == inputs and not ranges_read["whole"]
     if ndjson:
         rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
         malformed = sorted(r["line"] for r in rejects if r["file"] == str(path) and r["reason"] == "malformed")
