@@ -69,7 +69,7 @@ def _recorded_counts(monkeypatch) -> list[dict[tuple[str, int], int]]:
 
 def test_plain_logs_in_byte_ranges_give_the_local_engines_lines(spark, tmp_path, monkeypatch):
     """Fixture logs and awkward bytes in 128 KiB ranges; compressed and misnamed files beside them, read whole."""
-    from logmap.spark.logs import plain_files
+    from logmap.spark.logs import text_files
 
     awkward = tmp_path / "awk ward#1.log"  # a space and a '#': Spark URL-encodes its names of files
     awkward.write_bytes(awkward_log())
@@ -92,7 +92,7 @@ def test_plain_logs_in_byte_ranges_give_the_local_engines_lines(spark, tmp_path,
 
     # The plain files were read in ranges (the compressed and misnamed ones were not), many to a file.
     listed = [f"file:{path}" for path in logs]
-    ranged = plain_files(spark, listed)
+    ranged = text_files(spark, listed)[0]
     assert sorted(ranged) == sorted(listed[:-3])
     assert len(counts) == 1  # one count of lines per range, over the files bigger than a range
     starts = {start: line for (file, start), line in counts[0].items() if file.endswith("/elastic_apache_logs.log")}
@@ -181,11 +181,11 @@ def test_other_one_line_formats_in_byte_ranges_give_the_local_engines_lines(spar
     """JSON-line and load-balancer logs (0.5–5 KB) cut into ranges of 200 bytes, or an eighth of the file when
     that is more (caddy's 1.1–1.4 KB lines: 9 ranges, not 26; a task each), shorter than most lines, so lines
     cross every boundary: the same records, ledger and rejects (file, line)."""
-    from logmap.spark.logs import plain_files
+    from logmap.spark.logs import text_files
 
     log = str(LOGS / OTHER_FORMATS[fmt])
     split = max(200, Path(log).stat().st_size // 8)
-    assert plain_files(spark, [f"file:{log}"]) == [f"file:{log}"]  # read in ranges, not whole
+    assert text_files(spark, [f"file:{log}"])[0] == [f"file:{log}"]  # read in ranges, not whole
     counts = _recorded_counts(monkeypatch)
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(MAPPING.read_text().replace("format: combined", f"format: {fmt}"))

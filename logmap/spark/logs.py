@@ -7,7 +7,7 @@ across ranges come from two passes:
 
 1. **Counting, in the JVM only**: ``groupBy(file, block start).count()`` over the same text source (no Python,
    no parsing) gives each range's number of lines; prefix sums over each file's ranges in byte order give each
-   range's first line number (:func:`first_lines`), collected on the driver and shipped in phase 1's closure.
+   range's first line number (:func:`count_ranges`), collected on the driver and shipped in phase 1's closure.
 2. **Phase 1** (``mapInArrow``) numbers a range's lines from there in the order they arrive (a range is read
    front to back by one task; ranges sharing a task are told apart by their file and block start) and hands
    them, a chunk at a time, to the local engine's own line splitting (:func:`logmap.sources.lines.block_lines`:
@@ -112,11 +112,6 @@ def text_files(spark: SparkSession, paths: list[str]) -> tuple[list[str], list[s
             [name for name in candidates if named[name] == ".gz" and kinds[name] == "gzip"])
 
 
-def plain_files(spark: SparkSession, paths: list[str]) -> list[str]:
-    """Those of ``paths`` that the text source can cut into ranges (:func:`text_files`' plain files)."""
-    return text_files(spark, paths)[0]
-
-
 def read_failure(error: str) -> tuple[str, str] | None:
     """(the file, a one-line message) of a Spark job that failed reading a file (a gzip file that does not
     decompress), from the text of its error; None for any other failure."""
@@ -196,11 +191,6 @@ def count_ranges(ranges: DataFrame, continues: Column | None = None) -> tuple[di
             first[(file, start)] = line
             line += count
     return first, {row[FILE] for row in counts if continues is not None and row["continues"]}
-
-
-def first_lines(ranges: DataFrame) -> dict[tuple[str, int], int]:
-    """(file, range start) → the 1-based number of the range's first line (:func:`count_ranges`)."""
-    return count_ranges(ranges)[0]
 
 
 def range_blocks(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, int], int],
