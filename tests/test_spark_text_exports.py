@@ -254,3 +254,14 @@ def test_parquet_timestamps_and_decimals_beside_a_map_column_through_sparks_scan
     assert len(scans) == 1 and scans[0] is not None and "user_properties" not in scans[0].columns  # projected
     assert spark_result.ledger.dropped["missing:event_timestamp"] > 0
     assert spark_result.ledger.per_type["checkout"] > 0  # purchases, with their decimal revenue
+
+
+def test_the_real_snowplow_csv_in_ranges_gives_the_local_engines_output(spark, tmp_path, ranges_read):
+    """Real data (Snowplow's e-commerce test events, fixtures/exports/snowplow-warehouse/SOURCES.md): 87 columns,
+    entities as JSON text with doubled quotes, unpacked and cut into ~10 ranges, none read whole."""
+    inputs = unpacked("snowplow-warehouse", tmp_path / "in")
+    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[
+        "snowplow-warehouse"], split_bytes=128 * 1024)
+    assert_same_output(spark_result, local_result, tmp_path)
+    assert ranges_per_file(ranges_read)[f"file:{inputs[0]}"] >= 8 and not ranges_read["whole"]
+    assert spark_result.ledger.input_rows == 834 and spark_result.ledger.emitted == 385
