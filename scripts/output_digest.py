@@ -68,9 +68,9 @@ def cases(tmp: Path) -> list[tuple[str, list[str], Path]]:
     tests = str(ROOT / "tests")
     if tests not in sys.path:  # already there when tests/test_output_digest.py calls this
         sys.path.insert(0, tests)
-    from test_exports_mappings import TOOLS
+    from support import EXPORT_FIXTURES
 
-    for folder, mapping in TOOLS.items():
+    for folder, mapping in EXPORT_FIXTURES.items():
         files = json.loads((ROOT / "fixtures/exports" / folder / "summary.json").read_text())["files"]
         found.append((f"exports/{folder}", [str(ROOT / "fixtures/exports" / folder / f) for f in files],
                       ROOT / "mappings" / mapping))

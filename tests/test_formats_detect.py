@@ -82,6 +82,8 @@ def test_a_format_screened_out_parses_no_line(prefix: str | None) -> None:
     # The W3C sample from line 41 carries the header of the lines above it, as a file's later chunk does.
     above = samples["iis85_lnav_w3c_big.log"].head(40).with_columns(pl.lit("iis, from line 40").alias("_file"))
     parse(above, Source(format="w3c", prefix=pattern))
+    carried = parse(samples["iis, from line 40"], Source(format="w3c", prefix=pattern))
+    assert carried["_drop"].null_count() > 10  # so the screen must keep w3c for a chunk not starting a file
     for fmt in CANDIDATES:
         parsed = parse(everything, Source(format=fmt, prefix=pattern))
         read = parsed.filter(pl.col("_drop").is_null() & (pl.col("_raw").str.strip_chars() != "")
@@ -92,7 +94,9 @@ def test_a_format_screened_out_parses_no_line(prefix: str | None) -> None:
 
 def test_screening_changes_no_ranking() -> None:
     samples = screening_samples()
-    for name in ["elastic_apache_logs.log", "iis, from line 40", "combined_xff", "nothing"]:
+    samples["combined_xff, prefixed"] = samples["combined_xff"].with_columns(
+        pl.concat_str(pl.lit("web-1  | "), "_raw").alias("_raw"))
+    for name in ["elastic_apache_logs.log", "iis, from line 40", "combined_xff", "combined_xff, prefixed", "nothing"]:
         assert rank(samples[name]) == rank(samples[name], screen=False), name
 
 

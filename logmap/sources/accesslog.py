@@ -253,9 +253,9 @@ def strip_prefix(lines: Frame, source: Source, parse_stripped: Callable[[Frame, 
 
     The line as read stays in ``_raw`` (the rejects file shows it); only the parser sees it stripped.
     """
+    assert source.prefix is not None
     original = "__raw_as_read"
-    stripped = lines.with_columns(pl.col("_raw").alias(original),
-                                  pl.col("_raw").str.replace(f"^(?:{source.prefix})", ""))
+    stripped = lines.with_columns(pl.col("_raw").alias(original), without_prefix(pl.col("_raw"), source.prefix))
     out = parse_stripped(stripped, replace(source, prefix=None))
     return out.with_columns(pl.col(original).alias("_raw")).drop(original)
 
@@ -267,6 +267,11 @@ CAPTURE_SHAPES: dict[str, str] = {
     "user_agent": r"(?i)^[a-z][\w.+ -]*/[\w.]|compatible;|bot|crawl|spider",
 }
 _CAPTURE_COLUMNS = {"host": "vhost", "user_agent": "user_agent", "referrer": "referrer"}
+
+
+def without_prefix(text: pl.Expr, prefix: str) -> pl.Expr:
+    """``text`` with the regex ``prefix`` removed from its start where it matches (``source.prefix``)."""
+    return text.str.replace(f"^(?:{prefix})", "")
 
 
 def captured_headers(block: pl.Expr, names: list[str]) -> dict[str, pl.Expr]:

@@ -22,6 +22,8 @@ import polars as pl
 
 from logmap.errors import InputError
 from logmap.mapping.model import Source
+from logmap.sources.jsonlog import is_json_object
+from logmap.sources.w3c import FIELDS_DIRECTIVE
 from logmap.sources.xff import TRAILING_XFF
 
 SAMPLE_LINES = 1000
@@ -31,8 +33,7 @@ SHARE_TOLERANCE = 0.01
 #: A prefix is tried when at least this share of the content lines starts with it.
 PREFIX_SHARE = 0.5
 
-_W3C_DIRECTIVE = "#Fields:"
-_W3C_FIELDS = pl.col("_raw").str.strip_chars_start().str.starts_with(_W3C_DIRECTIVE)
+_W3C_FIELDS = pl.col("_raw").str.strip_chars_start().str.starts_with(FIELDS_DIRECTIVE)
 _SOFTWARE = pl.col("_raw").str.strip_chars_start().str.to_lowercase().str.starts_with
 #: Presets sharing a parser (the JSON ones; the W3C family; combined and combined_xff) → a line only that
 #: server writes: a sample without it scores lower for that preset.
@@ -106,16 +107,16 @@ def could_parse(lines: pl.DataFrame, prefix: str | None) -> dict[str, bool]:
 
     text = pl.col("_raw")
     if prefix:
-        text = text.str.replace(f"^(?:{PREFIXES[prefix]})", "")
+        text = accesslog.without_prefix(text, PREFIXES[prefix])
     modules = {name: accesslog.PLUGINS[name][0] for name in accesslog.PLUGINS}
     tests: dict[str, pl.Expr] = {}
     for name in candidate_formats():
         if name in accesslog.FORMATS:
             tests[name] = text.str.contains(accesslog.FORMATS[name].pattern)
         elif modules.get(name) == "jsonlog":
-            tests[name] = text.str.strip_chars().str.starts_with("{")
+            tests[name] = is_json_object(text)
         elif modules.get(name) == "w3c":
-            tests[name] = text.str.contains(_W3C_DIRECTIVE, literal=True) | (pl.col("_line").min() != 1)
+            tests[name] = text.str.contains(FIELDS_DIRECTIVE, literal=True) | (pl.col("_line").min() != 1)
         elif modules.get(name) == "xff":
             tests[name] = text.str.contains(TRAILING_XFF)
     if not tests or not lines.height:

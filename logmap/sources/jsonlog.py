@@ -80,6 +80,11 @@ REQUEST_PATH = "$.request"  # nginx $request ("GET /p HTTP/1.1"), which fills me
 _ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%z")
 
 
+def is_json_object(text: pl.Expr) -> pl.Expr:
+    """Whether a line can be one of these logs' JSON objects (others are malformed; detection screens by it)."""
+    return text.str.strip_chars().str.starts_with("{")
+
+
 def parse(lines: Frame, source: Source) -> Frame:
     """Canonical columns for a frame of JSON lines; every input row comes out once (bad ones malformed)."""
     lazy = lines.lazy() if isinstance(lines, pl.DataFrame) else lines
@@ -90,7 +95,7 @@ def parse(lines: Frame, source: Source) -> Frame:
             lazy = lazy.with_columns(pl.lit(None, pl.String).alias(name))
     passthrough = [n for n in lazy.collect_schema().names() if n not in accesslog.CANONICAL]
     raw = pl.col("_raw")
-    is_object = raw.str.strip_chars().str.starts_with("{")
+    is_object = is_json_object(raw)
     lazy = lazy.with_columns(*accesslog._drop_when(raw == "", "malformed", pl.lit("empty line")))
     lazy = lazy.with_columns(*accesslog._drop_when(~is_object, "malformed", pl.lit("line is not a JSON object")))
     text = pl.when(pl.col("_drop").is_null()).then(raw)

@@ -65,7 +65,8 @@ PREFERENCE: dict[str, tuple[str, ...]] = {
 }
 EXTRA_COLUMNS: dict[str, pl.DataType] = {"time_taken": pl.String()}
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S%.f"
-_FIELDS = "#Fields:"
+#: The directive naming the columns of the lines below it (detection looks for it too).
+FIELDS_DIRECTIVE = "#Fields:"
 #: A data value: a quoted string (IIS Advanced Logging, Incapsula; the quotes are not part of the value) or a
 #: run of non-spaces. Runs of spaces separate values.
 _TOKEN = r'"[^"]*"|[^ ]+'
@@ -114,7 +115,8 @@ def _parse_frame(frame: pl.DataFrame, source: Source) -> pl.DataFrame:
     raw = pl.col("_raw")
     trimmed = raw.str.strip_chars_start()
     header = trimmed.str.starts_with("#")
-    declared = pl.when(trimmed.str.starts_with(_FIELDS)).then(trimmed.str.strip_prefix(_FIELDS).str.strip_chars())
+    declared = pl.when(trimmed.str.starts_with(FIELDS_DIRECTIVE)).then(
+        trimmed.str.strip_prefix(FIELDS_DIRECTIVE).str.strip_chars())
     # Only a chunk that does not start its file inherits a header (a new run over the same file starts afresh).
     carried = pl.when(pl.col("_line").min().over("_file") != 1).then(
         pl.col("_file").replace_strict(_carry, default=None, return_dtype=pl.String))
