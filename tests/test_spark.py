@@ -177,12 +177,13 @@ def test_dedupe_on_the_real_snowplow_sample_delivered_twice(spark, tmp_path):
     assert spark_result.ledger.input_rows == 1668 and spark_result.ledger.dropped["duplicate"] == 834
 
 
-@pytest.mark.parametrize("tool", ["ga4-2021", "snowplow-csv"])
+@pytest.mark.parametrize("tool", ["ga4-2021", "snowplow-csv", "adobe-datafeed"])
 def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool):
     """Exports the driver cannot read as paths: a `viewfs://` mount table (Hadoop's, in pyspark's jars) over a
     local folder stands for a remote store. Formats (Parquet and gzipped NDJSON for GA4's 2021 schema; CSV with
-    JSON-text entities for Snowplow, deduplicated) are sniffed, schemas unified and JSON text sampled on the
-    cluster: the records, ledger and rejects are the local engine's on the same files."""
+    JSON-text entities for Snowplow, deduplicated; Adobe's TSV without a header row, its names in a header file
+    given by an absolute path) are sniffed, schemas unified and JSON text sampled on the cluster: the records,
+    ledger and rejects are the local engine's on the same files."""
     import shutil
 
     files = json.loads((EXPORTS / tool / "summary.json").read_text())["files"]
@@ -190,11 +191,19 @@ def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool):
     for name in files:
         (store / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(EXPORTS / tool / name, store / name)
+    mapping = ROOT / "mappings" / EXPORT_FIXTURES[tool]
+    if tool == "adobe-datafeed":  # a header file beside a URL cannot be looked for: named by its local path
+        for lookup in (EXPORTS / tool).rglob("column_headers.tsv"):
+            shutil.copyfile(lookup, tmp_path / lookup.name)
+        text = mapping.read_text().replace("header_file: column_headers.tsv",
+                                           f"header_file: {tmp_path / 'column_headers.tsv'}")
+        mapping = tmp_path / "adobe.yaml"
+        mapping.write_text(text)
     table = f"exports{abs(hash(str(tmp_path)))}"  # its own mount table: Hadoop caches a file system per authority
     spark.sparkContext._jsc.hadoopConfiguration().set(f"fs.viewfs.mounttable.{table}.link./{tool}",
                                                       f"file://{store}")
     urls = [f"viewfs://{table}/{tool}/{name}" for name in files]
-    spark_result, local_result = both_engines(spark, tmp_path, urls, ROOT / "mappings" / EXPORT_FIXTURES[tool],
+    spark_result, local_result = both_engines(spark, tmp_path, urls, mapping,
                                               local_inputs=[str(store / name) for name in files])
     assert_same_output(spark_result, local_result, tmp_path, same_rejects=False)  # files named by URL here
     spark_rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]

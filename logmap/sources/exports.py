@@ -441,7 +441,9 @@ def _csv_names(source: Source, item: ExportFile) -> list[str] | None:
     beside = os.path.join(os.path.dirname(item.path), path)
     if not os.path.isabs(path) and item.path != "-" and os.path.exists(beside):
         path = beside
-    return header_file_names(path, item.separator)
+    # the mapping's separator when it names one: a file listed but not yet sniffed (a Spark run's driver reads
+    # the header file for its executors) still has the default
+    return header_file_names(path, str(options.get("separator", item.separator)))
 
 
 def header_file_names(path: str, separator: str) -> list[str]:
