@@ -128,7 +128,7 @@ def test_csv_files_with_records_over_several_lines_are_read_whole(spark, tmp_pat
     assert set(ranges_read["ranged"]) == set(inputs)  # the others stay in ranges
 
 
-def test_a_csv_range_that_cannot_be_read_is_one_line_as_locally(spark, tmp_path):
+def test_a_csv_range_that_cannot_be_read_is_one_line_as_locally(spark, tmp_path, ranges_read):
     """Invalid UTF-8 in a CSV file: the local reader's one-line error, naming the file, whether the sample of its
     JSON-text columns meets it (on the driver: amplitude-csv as it is) or a range does (on an executor: its rows
     four times over, the bad line past the sample)."""
@@ -149,6 +149,28 @@ def test_a_csv_range_that_cannot_be_read_is_one_line_as_locally(spark, tmp_path)
             convert_spark(spark, inputs, mapping, tmp_path / f"spark{copies}", key=TEST_KEY, split_bytes=SPLIT)
         assert str(spark_error.value) == str(local.value)
         assert "\n" not in str(spark_error.value) and inputs[0] in str(spark_error.value)
+    assert ranges_per_file(ranges_read)[f"file:{inputs[0]}"] >= 2  # the second time, read in ranges
+
+
+def test_a_gzip_csv_whose_start_does_not_decompress_is_one_line_as_locally(spark, tmp_path):
+    """A .gz CSV whose first block is damaged (the driver reads its header line from there): the local reader's
+    one-line error, not zlib's traceback."""
+    from support import TEST_KEY, convert
+
+    from logmap.errors import InputError
+    from logmap.spark import convert_spark
+
+    mapping = ROOT / "mappings" / EXPORT_FIXTURES["amplitude-csv"]
+    source = EXPORTS / "amplitude-csv" / fixture_files("amplitude-csv")[0]
+    damaged = tmp_path / source.name
+    data = bytearray(source.read_bytes())
+    data[20:40] = b"\xff" * 20  # inside the first deflate block, past the gzip header
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputError) as local:
+        convert([str(damaged)], mapping, tmp_path / "local")
+    with pytest.raises(InputError) as spark_error:
+        convert_spark(spark, [str(damaged)], mapping, tmp_path / "spark", key=TEST_KEY)
+    assert str(spark_error.value) == str(local.value) and "\n" not in str(spark_error.value)
 
 
 @pytest.mark.parametrize("tool", ["segment", "snowplow-csv"])

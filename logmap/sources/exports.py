@@ -45,7 +45,7 @@ from logmap.mapping import defaults
 from logmap.mapping.model import Mapping, Source, Where
 from logmap.mapping.templates import as_reference, template_refs
 from logmap.sources.accesslog import parse_time
-from logmap.sources.lines import compression_of, open_input, read_lines
+from logmap.sources.lines import compression_of, open_input, read_decompressed, read_lines
 from logmap.transform.compiled import null_if_empty
 from logmap.transform.expressions import Scope, as_string, compile_template
 from logmap.transform.nested import (
@@ -183,8 +183,7 @@ def sniff_export(path: str) -> tuple[str | None, str, str | None]:
     with open(path, "rb") as handle:
         if handle.read(4) == b"PAR1":
             return "parquet", LOOKS_LIKE["parquet"], None
-    with open_input(path) as (stream, kind, _):
-        head = stream.read(64 * 1024)
+    head, kind = read_decompressed(path, 64 * 1024)
     zipped = f"{kind}-compressed " if kind else ""
     lines = [line for line in head.decode("utf-8", "replace").splitlines() if line.strip()][:20]
     if not lines:
@@ -475,8 +474,7 @@ def _csv_input(item: ExportFile, source: Source, data: bytes | None = None) -> s
             kind = compression_of(handle.read(8))
         if not escape and kind in (None, "gzip"):
             return item.path
-        with open_input(item.path) as (stream, _, _):
-            data = stream.read()
+        data, _ = read_decompressed(item.path)
     if escape:
         mark = escape.encode()
         quote = (csv_quote(source) or "").encode()

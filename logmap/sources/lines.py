@@ -326,6 +326,21 @@ def block_lines(block: bytes, path: str, first_line: int) -> pl.DataFrame:
     return _frame(lines, path, first_line) if lines else pl.DataFrame(schema=LINE_SCHEMA)
 
 
+def read_decompressed(path: str, size: int = -1) -> tuple[bytes, str | None]:
+    """(the first ``size`` bytes of ``path`` decompressed, or all of them; its compression). A file that does
+    not decompress is the one-line InputError reading its lines gives, not the decompressor's exception."""
+    kind = None
+    try:
+        with open_input(path) as (stream, kind, _):
+            return stream.read(size), kind
+    except (EOFError, zlib.error, lzma.LZMAError, OSError) as error:
+        raise _read_error(path, kind, error) from None
+    except Exception as error:
+        if type(error).__name__ == "ZstdError":  # zstandard's own exception type
+            raise _read_error(path, kind, error) from None
+        raise
+
+
 def _read_error(path: str, kind: str | None, error: BaseException) -> InputError:
     what = {"gzip": "gzip", "bzip2": "bzip2", "xz": "xz", "zstd": "zstd"}.get(kind or "", "")
     reason = str(error) or type(error).__name__

@@ -50,7 +50,7 @@ from logmap.sources.exports import (
 )
 from logmap.sources.lines import block_lines
 from logmap.spark.files import freeze_modules, local_copies, user_error
-from logmap.spark.logs import LINE, file_heads, range_blocks, text_files
+from logmap.spark.logs import LINE, STRICT_READ, file_heads, range_blocks, text_files
 
 if TYPE_CHECKING:
     import polars as pl
@@ -144,7 +144,8 @@ def parquet_scan(spark: SparkSession, paths: list[str], reader: ExportReader,
     if not agreeing_types(reader, items):
         return None
     try:
-        files = spark.read.option("mergeSchema", "true").parquet(*[glob_escaped(p) for p in paths])
+        files = (spark.read.option("mergeSchema", "true").options(**STRICT_READ)
+                 .parquet(*[glob_escaped(p) for p in paths]))
     except Exception:  # any schema Spark cannot merge: the files are read whole
         return None
     stored = {item.path: reader.schemas[item.path] for item in items}
@@ -201,10 +202,15 @@ def text_exports(spark: SparkSession, paths: list[str], names: dict[str, str], i
         return ndjson, ndjson_gzipped, [], {}
     headed = [path for path in csv if csv_header_row(items[names[path]], source)]
     heads = file_heads(spark, headed, HEADER_BYTES)
+    broken = set()
     for path in set(gzipped) & set(heads):  # the start of the text: a gzip stream decompresses from its start
-        heads[path] = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(heads[path], HEADER_BYTES)
+        try:
+            heads[path] = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(heads[path], HEADER_BYTES)
+        except zlib.error:  # read whole instead: the local reader says what is wrong with it, in one line
+            broken.add(path)
     headers = {names[path]: head[:head.index(b"\n") + 1] for path, head in heads.items() if b"\n" in head}
-    return ndjson, ndjson_gzipped, [path for path in csv if path not in heads or names[path] in headers], headers
+    return ndjson, ndjson_gzipped, [path for path in csv if path not in broken and (path not in heads or
+                                                                                    names[path] in headers)], headers
 
 
 def csv_continues(source: Source) -> Column | None:

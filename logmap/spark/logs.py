@@ -47,6 +47,7 @@ from urllib.parse import unquote
 
 import polars as pl
 
+from logmap.errors import InputError
 from logmap.mapping.model import Source
 from logmap.sources import accesslog
 from logmap.sources.lines import block_lines, compression_of, is_utf8
@@ -161,11 +162,16 @@ def glob_escaped(path: str) -> str:
     return "".join("\\" + char if char in "\\{}[]*?" else char for char in path)
 
 
+#: Options of every file read: a corrupt or vanished file fails the run, whatever the cluster's defaults
+#: (``spark.sql.files.ignoreCorruptFiles`` would skip the rest of a file, its lines in no count of the ledger).
+STRICT_READ = {"ignoreCorruptFiles": "false", "ignoreMissingFiles": "false"}
+
+
 def text_ranges(spark: SparkSession, paths: list[str]) -> DataFrame:
     """The lines of ``paths`` as Spark's text source splits them: (file, range start, line bytes)."""
     from pyspark.sql import functions as F
 
-    return (spark.read.option("lineSep", "\n").text([glob_escaped(p) for p in paths])
+    return (spark.read.option("lineSep", "\n").options(**STRICT_READ).text([glob_escaped(p) for p in paths])
             .select(F.col("_metadata.file_path").alias(FILE), F.col("_metadata.file_block_start").alias(START),
                     F.col("value").cast("binary").alias(LINE)))
 
@@ -214,8 +220,8 @@ def range_blocks(batches: Iterator[pa.RecordBatch], first_line: dict[tuple[str, 
             key = (file, start)
             if key not in next_line:
                 if key not in first_line and start != 0:  # an uncounted file is one range, from line 1
-                    raise RuntimeError(f"logmap: a byte range of {file} at {start} was not counted: the split size "
-                                       "changed between the passes")
+                    raise InputError(f"{unquote(file)} changed while it was read (a byte range at {start} was not "
+                                     "in the count of its lines): convert it once it is complete")
                 next_line[key] = first_line.get(key, 1)
             values = lines.slice(at, count)
             joined: Any = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, count], pa.int32()), values), b"\n")
