@@ -1063,6 +1063,15 @@ class FileProbe:
     first_values: dict[str, pl.Series]
 
 
+def walked_column(name: str, schema: pl.Schema) -> str | None:
+    """The column of ``schema`` that a wanted name walks into (``{contexts_x[].id}`` → ``contexts_x``) when the
+    name is not a column itself: a JSON-text candidate (the URL parts ``query``/``referrer_query`` are not)."""
+    column, steps = path_steps(name)
+    if steps and name not in schema and column in schema and column not in ("query", "referrer_query"):
+        return column
+    return None
+
+
 def probe_file(item: ExportFile, source: Source, chunk_bytes: int, wanted: frozenset[str] | None) -> FileProbe:
     """`FileProbe` of ``item``; the values of every column that a ``wanted`` name walks into are sampled (the
     reader decides, with the run's unified schema, which of them are JSON text)."""
@@ -1070,10 +1079,9 @@ def probe_file(item: ExportFile, source: Source, chunk_bytes: int, wanted: froze
     mixed: set[str] = set()
     schema = file_schema(typed, source, chunk_bytes, mixed)
     walked = set()
-    for name in wanted or ():  # as `ExportReader._json_columns` chooses them, but for this file's types
-        column, steps = path_steps(name)
-        if (steps and name not in schema and column in schema and column not in ("query", "referrer_query")
-                and not isinstance(schema[column], pl.Struct | pl.List | pl.Array)):
+    for name in wanted or ():  # every column that may be JSON text in the run: the reader decides which is
+        column = walked_column(name, schema)
+        if column is not None and not isinstance(schema[column], pl.Struct | pl.List | pl.Array):
             walked.add(column)
     return FileProbe(typed, schema, frozenset(mixed),
                      {column: _first_values(typed, source, column, chunk_bytes) for column in sorted(walked)})
@@ -1143,11 +1151,9 @@ class ExportReader:
         with the type to decode it with: the fields named, shaped as a sample of the values (`json_dtype`)."""
         names: dict[str, dict[str, tuple[str, ...]]] = {}
         for name in wanted:
-            column, steps = path_steps(name)
-            if (steps and name not in self.read_schema and column in self.read_schema
-                    and column not in ("query", "referrer_query")
-                    and self.read_schema[column] in (pl.String, pl.Null)):
-                names.setdefault(column, {})[name] = steps
+            column = walked_column(name, self.read_schema)
+            if column is not None and self.read_schema[column] in (pl.String, pl.Null):
+                names.setdefault(column, {})[name] = path_steps(name)[1]
         for column, steps_by_name in names.items():
             sampled = self._sample_dtype(column)
             self.json_columns[column] = json_dtype(sampled, set(steps_by_name.values()))
