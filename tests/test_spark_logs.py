@@ -124,7 +124,7 @@ def test_visitors_spanning_ranges_and_files_get_the_same_durations(spark, tmp_pa
     assert len(durations) > 1000
 
 
-def test_a_hadoop_file_system_for_input_and_output(spark, tmp_path):
+def test_a_hadoop_file_system_for_input_and_output(spark, tmp_path, monkeypatch):
     """viewfs:// (Hadoop's mount-table file system, in Spark's own jars) mounted on local folders stands for
     s3a://, gs://, abfs:// or hdfs://: logs read from it in ranges, the output copied into it, report.json last;
     a non-empty output refused unless overwrite. (Hadoop's checksummed local file system writes a .crc beside
@@ -143,8 +143,11 @@ def test_a_hadoop_file_system_for_input_and_output(spark, tmp_path):
     conf.set(f"fs.viewfs.mounttable.{table}.link./out", out.as_uri())
     url = f"viewfs://{table}"
 
+    counts = _recorded_counts(monkeypatch)
     result = convert_spark(spark, [f"{url}/logs/*.log"], MAPPING, f"{url}/out/run", key=TEST_KEY,
                            partitions=PARTITIONS, split_bytes=SPLIT)
+    ranges = [start for file, start in counts[0] if file == f"{url}/logs/awkward.log"]
+    assert len(ranges) >= 3  # read through the Hadoop file system in byte ranges, not whole
     local = convert([str(logs / "access.log"), str(logs / "awkward.log")], MAPPING, tmp_path / "local",
                     options=RunOptions(buckets=PARTITIONS))
     assert result.ledger.to_dict() == local.ledger.to_dict()
