@@ -333,12 +333,18 @@ def read_decompressed(path: str, size: int = -1) -> tuple[bytes, str | None]:
     try:
         with open_input(path) as (stream, kind, _):
             return stream.read(size), kind
-    except (EOFError, zlib.error, lzma.LZMAError, OSError) as error:
-        raise _read_error(path, kind, error) from None
     except Exception as error:
-        if type(error).__name__ == "ZstdError":  # zstandard's own exception type
-            raise _read_error(path, kind, error) from None
-        raise
+        found = _decoding_error(path, kind, error)
+        if found is None:
+            raise
+        raise found from None
+
+
+def _decoding_error(path: str, kind: str | None, error: Exception) -> InputError | None:
+    """The one-line InputError for what reading a (compressed) input can raise, or None for anything else."""
+    if isinstance(error, EOFError | zlib.error | lzma.LZMAError | OSError) or type(error).__name__ == "ZstdError":
+        return _read_error(path, kind, error)  # ZstdError: zstandard's own exception type
+    return None
 
 
 def _read_error(path: str, kind: str | None, error: BaseException) -> InputError:
@@ -454,9 +460,8 @@ def read_lines(path: str, *, chunk_bytes: int = CHUNK_BYTES, progress: ProgressC
         raise InputError(f"input '{path}' is a directory: name its files, e.g. '{path.rstrip('/')}/*.log'.") from None
     except PermissionError:
         raise InputError(f"cannot read {path}: permission denied.") from None
-    except (EOFError, zlib.error, lzma.LZMAError, OSError) as error:
-        raise _read_error(path, kind, error) from None
     except Exception as error:
-        if type(error).__name__ == "ZstdError":  # zstandard's own exception type
-            raise _read_error(path, kind, error) from None
-        raise
+        found = _decoding_error(path, kind, error)
+        if found is None:
+            raise
+        raise found from None
