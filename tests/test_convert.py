@@ -7,13 +7,12 @@ import gzip
 import json
 from pathlib import Path
 
-import jsonschema
 import pytest
+from apiserver import schema_errors
 from click.testing import CliRunner
 from support import convert, read_batch
 
 from logmap.cli import main
-from logmap.records.types import interaction_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
@@ -33,9 +32,7 @@ def records_of(out: Path) -> list[dict]:
 
 
 def assert_schema_valid(records: list[dict]) -> None:
-    validator = jsonschema.Draft202012Validator(interaction_schema(), format_checker=jsonschema.FormatChecker())
-    errors = list(validator.iter_errors({"data": records}))
-    assert errors == []
+    assert schema_errors(records) == []
 
 
 def test_storefront_sample_gives_the_golden_records(tmp_path):
