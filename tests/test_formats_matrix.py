@@ -9,6 +9,7 @@ Fixtures under ``fixtures/logs/formats/`` are written from each vendor's documen
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -143,8 +144,15 @@ durations: {from: none}
 """
 
 
+@functools.cache
 def lines_of(name: str) -> pl.DataFrame:
     return pl.concat(list(read_lines(str(LOGS / name))))
+
+
+@functools.cache
+def parsed_auto(name: str) -> pl.DataFrame:
+    """A fixture parsed with ``format: auto``, once per process for the two tests that check it."""
+    return parse(lines_of(name), Source(format="auto"))
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
@@ -152,7 +160,7 @@ def test_auto_detects_and_parses_every_canonical_field(name: str) -> None:
     fmt, line, expected = MATRIX[name]
     lines = lines_of(name)
     assert best(lines.head(1000), name).name == fmt
-    parsed = parse(lines, Source(format="auto"))
+    parsed = parsed_auto(name)
     row = parsed.filter(pl.col("_line") == line).to_dicts()[0]
     assert row["_drop"] is None, row["_detail"]
     for field, value in (expected or {}).items():
@@ -168,7 +176,7 @@ def test_a_catch_all_mapping_emits_every_data_line(name: str, tmp_path: Path) ->
     lines = lines_of(name)
     raw = pl.col("_raw")
     data = lines.filter(~raw.str.strip_chars_start().str.starts_with("#") & (raw.str.strip_chars() != ""))
-    parsed = parse(lines, Source(format="auto")).filter(pl.col("_drop").is_null()).height
+    parsed = parsed_auto(name).filter(pl.col("_drop").is_null()).height
     ledger = report.ledger
     assert ledger.input_rows == lines.height == ledger.emitted + sum(ledger.dropped.values())
     assert ledger.emitted == parsed
