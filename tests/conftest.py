@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import pytest
 
 #: A throwaway anonymous-id key; tests that must not see it in any output compare against this value.
-from support import TEST_KEY
+from support import TEST_KEY, convert, write_common_mapping
 
 #: The xdist group of every test that uses the ``spark`` fixture: one worker runs them all, so the JVM and the
 #: session start once per run (``--dist loadgroup`` in pyproject.toml hands out the largest group first).
@@ -20,6 +23,31 @@ def anonymous_key(monkeypatch):
     """Set LOGMAP_KEY (the HMAC key of the shipped mappings) for one test; modules opt in with
     ``pytestmark = pytest.mark.usefixtures("anonymous_key")``."""
     monkeypatch.setenv("LOGMAP_KEY", TEST_KEY)
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory):
+    """``converted(inputs, mapping)``: the ``(result, output directory)`` of converting ``inputs`` with ``mapping``
+    (a path), the tests' key and default options, done once per process for all the tests that check that same
+    conversion (each would otherwise convert it again). The directory is shared: read it, never write into it."""
+    done: dict[tuple[tuple[str, ...], str], tuple[object, Path]] = {}
+
+    def convert_once(inputs: Sequence[str], mapping: str | Path) -> tuple[object, Path]:
+        key = (tuple(inputs), str(mapping))
+        if key not in done:
+            out = tmp_path_factory.mktemp("converted") / "out"
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("LOGMAP_KEY", TEST_KEY)
+                done[key] = (convert(list(inputs), mapping, out), out)
+        return done[key]
+
+    return convert_once
+
+
+@pytest.fixture(scope="session")
+def common_mapping(tmp_path_factory) -> Path:
+    """The storefront mapping for NCSA common logs, one file for the session (so its conversions are shared)."""
+    return write_common_mapping(tmp_path_factory.mktemp("mappings"))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks

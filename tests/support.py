@@ -30,6 +30,11 @@ EXPORT_FIXTURES = {
     "adobe-datafeed": "adobe-datafeed.yaml",
 }
 
+#: the storefront sample and its shipped mapping, which most conversion tests convert
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
+MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
+
 convert = partial(conversion.convert, key=TEST_KEY)
 iter_records = partial(runner.iter_records, key=TEST_KEY)
 dry_run = partial(dryrun.dry_run, key=TEST_KEY)
@@ -46,3 +51,14 @@ def read_batch(path: Path) -> list[dict[str, Any]]:
 def records_of(out: Path) -> list[str]:
     """Every record of an output directory's batch files as sorted canonical JSON: a multiset to compare runs."""
     return sorted(json.dumps(r, sort_keys=True) for p in sorted(out.glob("interactions-*")) for r in read_batch(p))
+
+
+def write_common_mapping(directory: Path) -> Path:
+    """The storefront mapping for NCSA common logs (no referrer, no user agent), written into ``directory``."""
+    text = MAPPING.read_text().replace("format: combined", "format: common")
+    text = text.replace("hmac: ['{ip}', '{user_agent}']", "hmac: ['{ip}']")
+    text = text.replace("user_agent: '{user_agent}'", "user_agent: false")
+    text = text.replace("page: {url: '{url}', referrer: '{referrer}'}", "page: {url: '{url}'}")
+    path = directory / "common.yaml"
+    path.write_text(text)
+    return path

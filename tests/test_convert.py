@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 from apiserver import schema_errors
 from click.testing import CliRunner
-from support import convert, read_batch
+from support import MAPPING, SAMPLE, convert, read_batch
 
 from logmap.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
 GOLDEN = ROOT / "fixtures" / "storefront" / "expected.ndjson"
-MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
 REAL_LOGS = sorted((ROOT / "fixtures" / "logs").glob("*.log"))
 KEY = "test-key-not-secret"
 
@@ -35,18 +33,24 @@ def assert_schema_valid(records: list[dict]) -> None:
     assert schema_errors(records) == []
 
 
-def test_storefront_sample_gives_the_golden_records(tmp_path):
-    result = convert([str(SAMPLE)], MAPPING, tmp_path / "out")
+@pytest.fixture
+def storefront(converted):
+    """The storefront sample converted with its mapping (once per process): (result, output directory)."""
+    return converted([str(SAMPLE)], MAPPING)
+
+
+def test_storefront_sample_gives_the_golden_records(storefront):
+    result, out = storefront
     assert result.ledger.balanced
-    got = records_of(tmp_path / "out")
+    got = records_of(out)
     expected = [json.loads(line) for line in GOLDEN.read_text().splitlines()]
     assert got == expected
     assert_schema_valid(got)
 
 
-def test_storefront_sample_ledger_and_report(tmp_path):
-    result = convert([str(SAMPLE)], MAPPING, tmp_path / "out")
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+def test_storefront_sample_ledger_and_report(storefront):
+    result, out = storefront
+    report = json.loads((out / "report.json").read_text())
     ledger = report["ledger"]
     assert ledger["input_rows"] == 406 == sum(1 for _ in SAMPLE.open("rb"))
     assert ledger["input_rows"] == ledger["emitted"] + sum(ledger["dropped"].values())
@@ -63,9 +67,8 @@ def test_storefront_sample_ledger_and_report(tmp_path):
                                                "search", "add_to_cart", "checkout"}
 
 
-def test_record_contents_on_the_sample(tmp_path):
-    convert([str(SAMPLE)], MAPPING, tmp_path / "out")
-    records = records_of(tmp_path / "out")
+def test_record_contents_on_the_sample(storefront):
+    records = records_of(storefront[1])
     carts = [r for r in records if r["type"] == "add_to_cart"]
     assert carts and all(len(r["quantities"]) == len(r["product_ids"]) == 1 for r in carts)
     checkout = next(r for r in records if r["type"] == "checkout")
@@ -86,36 +89,27 @@ def test_record_contents_on_the_sample(tmp_path):
     assert durations and all(0 <= d <= 1800 for d in durations)
 
 
-def test_rejects_name_file_line_and_reason(tmp_path):
-    convert([str(SAMPLE)], MAPPING, tmp_path / "out")
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.ndjson").read_text().splitlines()]
+def test_rejects_name_file_line_and_reason(storefront):
+    rejects = [json.loads(line) for line in (storefront[1] / "rejects.ndjson").read_text().splitlines()]
     malformed = [r for r in rejects if r["reason"] == "malformed"]
     assert [r["line"] for r in malformed] == [253, 340, 401, 402, 403]
     assert all(r["file"] == str(SAMPLE) and "raw" in r and r["message"] for r in malformed)
 
 
 @pytest.mark.parametrize("log", REAL_LOGS, ids=[p.name for p in REAL_LOGS])
-def test_real_logs_have_an_exact_ledger(tmp_path, log):
+def test_real_logs_have_an_exact_ledger(converted, common_mapping, log):
     """Every line of the real logs is emitted or dropped with a reason, and every record is valid."""
-    mapping = MAPPING
-    if "nasa" in log.name:
-        mapping = tmp_path / "common.yaml"
-        text = MAPPING.read_text().replace("format: combined", "format: common")  # no referrer, no user agent
-        text = text.replace("hmac: ['{ip}', '{user_agent}']", "hmac: ['{ip}']")
-        text = text.replace("user_agent: '{user_agent}'", "user_agent: false")
-        text = text.replace("page: {url: '{url}', referrer: '{referrer}'}", "page: {url: '{url}'}")
-        mapping.write_text(text)
-    result = convert([str(log)], mapping, tmp_path / "out")
+    result, out = converted([str(log)], common_mapping if "nasa" in log.name else MAPPING)
     lines = log.read_bytes().count(b"\n") + (0 if log.read_bytes().endswith(b"\n") else 1)
     assert result.ledger.input_rows == lines
     assert result.ledger.balanced
     assert result.ledger.emitted + result.ledger.dropped_total == lines
-    assert_schema_valid(records_of(tmp_path / "out"))
+    assert_schema_valid(records_of(out))
 
 
-def test_latin1_file_with_gzip_garbage_is_converted_not_crashed(tmp_path):
+def test_latin1_file_with_gzip_garbage_is_converted_not_crashed(converted):
     log = ROOT / "fixtures" / "logs" / "advertools_combined_latin1_2023.log"
-    result = convert([str(log)], MAPPING, tmp_path / "out")
+    result, _ = converted([str(log)], MAPPING)
     assert result.ledger.input_rows == log.read_bytes().count(b"\n")
     assert result.ledger.dropped["malformed"] >= 31  # the appended gzip bytes cannot parse
     # exactly: lines 170-200 (gzip bytes) plus 15 TLS probes and scanner lines with no valid request line
@@ -135,22 +129,20 @@ def test_batches_split_at_batch_size_and_json_bodies(tmp_path):
     assert records_of(tmp_path / "js") == records_of(tmp_path / "nd")
 
 
-def test_compressed_inputs_and_globs_give_the_same_records(tmp_path):
+def test_compressed_inputs_and_globs_give_the_same_records(tmp_path, storefront):
     gz = tmp_path / "in" / "access.log.1.gz"
     gz.parent.mkdir()
     gz.write_bytes(gzip.compress(SAMPLE.read_bytes()))
     convert([str(tmp_path / "in" / "*.gz")], MAPPING, tmp_path / "a")
-    convert([str(SAMPLE)], MAPPING, tmp_path / "b")
-    assert records_of(tmp_path / "a") == records_of(tmp_path / "b")
+    assert records_of(tmp_path / "a") == records_of(storefront[1])
 
 
-def test_bucketed_run_gives_the_same_records(tmp_path):
-    convert([str(SAMPLE)], MAPPING, tmp_path / "a")
+def test_bucketed_run_gives_the_same_records(tmp_path, storefront):
     from logmap.pipeline.runner import RunOptions
 
     convert([str(SAMPLE)], MAPPING, tmp_path / "b", options=RunOptions(buckets=7))
     key = lambda r: (r["timestamp"], json.dumps(r, sort_keys=True))  # noqa: E731
-    assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "b"), key=key)
+    assert sorted(records_of(storefront[1]), key=key) == sorted(records_of(tmp_path / "b"), key=key)
 
 
 def test_cli_convert_prints_a_summary(tmp_path):

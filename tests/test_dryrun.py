@@ -10,15 +10,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support import convert, dry_run, read_batch
+from support import MAPPING, SAMPLE, dry_run, read_batch
 
 from logmap.cli import main
 from logmap.pipeline.runner import RunOptions
 from logmap.reports.dryrun import DRY_RUN_REPORT_VERSION, TopCounter, quantile_from_bins
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
-MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
 REAL_LOGS = sorted((ROOT / "fixtures" / "logs").glob("*.log"))
 EXPORTS = {"ga4": "ga4-bigquery-export.yaml", "segment": "segment.yaml", "snowplow": "snowplow-enriched.yaml",
            "amplitude": "amplitude-export.yaml"}
@@ -26,17 +24,6 @@ EXPORT_DIR = ROOT / "fixtures" / "exports"
 
 
 pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
-
-
-def common_mapping(tmp_path: Path) -> Path:
-    """The storefront mapping for NCSA common logs: no referrer, no user agent."""
-    text = MAPPING.read_text().replace("format: combined", "format: common")
-    text = text.replace("hmac: ['{ip}', '{user_agent}']", "hmac: ['{ip}']")
-    text = text.replace("user_agent: '{user_agent}'", "user_agent: false")
-    text = text.replace("page: {url: '{url}', referrer: '{referrer}'}", "page: {url: '{url}'}")
-    path = tmp_path / "common.yaml"
-    path.write_text(text)
-    return path
 
 
 def fixture_cases() -> list[tuple[str, list[str], str]]:
@@ -55,11 +42,11 @@ CASES = fixture_cases()
 
 
 @pytest.mark.parametrize("inputs,mapping", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_dry_run_ledger_equals_convert_report(tmp_path, inputs, mapping):
+def test_dry_run_ledger_equals_convert_report(converted, common_mapping, inputs, mapping):
     if mapping == "common":
-        mapping = str(common_mapping(tmp_path))
-    convert(inputs, mapping, tmp_path / "out")
-    written = json.loads((tmp_path / "out" / "report.json").read_text())
+        mapping = str(common_mapping)
+    _, out = converted(inputs, mapping)
+    written = json.loads((out / "report.json").read_text())
     report = dry_run(inputs, mapping).to_dict()
     assert report["ledger"] == written["ledger"]
     assert report["ledger"]["balanced"] is True
@@ -80,12 +67,11 @@ def test_dry_run_ledger_equals_convert_report(tmp_path, inputs, mapping):
 
 
 @pytest.fixture(scope="module")
-def storefront(tmp_path_factory):
+def storefront(converted):
     """The dry-run report of the storefront sample, and the records `convert` writes for it."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LOGMAP_KEY", "test-key-not-secret")
-        out = tmp_path_factory.mktemp("convert") / "out"
-        convert([str(SAMPLE)], MAPPING, out)
+        _, out = converted([str(SAMPLE)], str(MAPPING))
         records = [r for path in sorted(out.glob("interactions-*")) for r in read_batch(path)]
         return dry_run([str(SAMPLE)], MAPPING).to_dict(), records
 

@@ -36,20 +36,17 @@ def records_of(out: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Convert a fixture folder (or another list of its files) once per module; returns (result, records)."""
+def run(converted):
+    """A fixture folder (or another list of its files) converted once per process; returns (result, records)."""
     cache: dict[tuple[str, str], tuple[object, list[dict]]] = {}
 
-    def converted(folder: str, files: str = "files") -> tuple[object, list[dict]]:
+    def run_folder(folder: str, files: str = "files") -> tuple[object, list[dict]]:
         if (folder, files) not in cache:
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("LOGMAP_KEY", "test-key-not-secret")
-                tmp = tmp_path_factory.mktemp(folder)
-                result = convert(inputs(folder, files), ROOT / "mappings" / TOOLS[folder], tmp / "out")
-                cache[folder, files] = (result, records_of(tmp / "out"))
+            result, out = converted(inputs(folder, files), ROOT / "mappings" / TOOLS[folder])
+            cache[folder, files] = (result, records_of(out))
         return cache[folder, files]
 
-    return converted
+    return run_folder
 
 
 @pytest.mark.parametrize("folder", TOOLS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from apiserver import FakeMiso
 from click.testing import CliRunner
-from support import TEST_KEY, convert
+from support import MAPPING, SAMPLE, TEST_KEY, convert
 
 import logmap
 from logmap.cli import main
@@ -19,8 +19,6 @@ from logmap.errors import InputError, MappingError
 from logmap.sources import load_mapping_text
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "fixtures/storefront/access.log"
-MAPPING = REPO / "mappings/storefront-combined.yaml"
 API_KEY = "sk-LOGMAP-CONTRACT-4b1d"
 
 
@@ -91,7 +89,7 @@ def test_a_torn_batch_line_is_named_and_nothing_of_its_batch_is_sent(tmp_path):
     assert len(stored) == 100, "the first batch is sent, nothing of the torn one"
 
 
-def test_upload_from_inputs_writes_report_and_rejects_like_convert(tmp_path):
+def test_upload_from_inputs_writes_report_and_rejects_like_convert(tmp_path, converted):
     state = tmp_path / "state"
     with FakeMiso(API_KEY) as api:
         result = CliRunner().invoke(main, ["upload", str(SAMPLE), "-m", str(MAPPING), "-o", str(state),
@@ -100,11 +98,11 @@ def test_upload_from_inputs_writes_report_and_rejects_like_convert(tmp_path):
         stored = len(api.stored_keys("timestamp"))
     assert result.exit_code == 0, result.output
     report = json.loads((state / "report.json").read_text())
-    converted = convert([str(SAMPLE)], MAPPING, tmp_path / "converted")
-    assert report["ledger"] == converted.ledger.to_dict() and report["ledger"]["balanced"]
+    result, out = converted([str(SAMPLE)], MAPPING)
+    assert report["ledger"] == result.ledger.to_dict() and report["ledger"]["balanced"]
     assert stored == report["ledger"]["emitted"]
-    assert (state / "rejects.ndjson").read_bytes() == (tmp_path / "converted/rejects.ndjson").read_bytes()
-    assert report["rejects"] == converted.rejects == 5
+    assert (state / "rejects.ndjson").read_bytes() == (out / "rejects.ndjson").read_bytes()
+    assert report["rejects"] == result.rejects == 5
     assert report["output"]["uploaded"]["sent"] == stored
 
 

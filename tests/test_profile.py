@@ -9,15 +9,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support import convert, read_batch
+from support import MAPPING, SAMPLE, convert, read_batch
 
 from logmap.cli import main
 from logmap.pipeline.runner import BucketStore, RunOptions
 from logmap.pipeline.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
-MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
 
 
 pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
@@ -35,11 +33,11 @@ def test_timings_cover_every_stage_and_fit_in_the_run(tmp_path):
     assert sum(timings.values()) <= result.elapsed_s
 
 
-def test_a_profiled_run_gives_the_same_output_as_a_normal_one(tmp_path):
-    convert([str(SAMPLE)], MAPPING, tmp_path / "normal")
+def test_a_profiled_run_gives_the_same_output_as_a_normal_one(tmp_path, converted):
+    _, normal = converted([str(SAMPLE)], MAPPING)
     convert([str(SAMPLE)], MAPPING, tmp_path / "profiled", timings={})
     for name in ("interactions-00001.ndjson", "rejects.ndjson"):
-        assert (tmp_path / "normal" / name).read_bytes() == (tmp_path / "profiled" / name).read_bytes()
+        assert (normal / name).read_bytes() == (tmp_path / "profiled" / name).read_bytes()
 
 
 def test_cli_profile_prints_a_table(tmp_path):
@@ -51,12 +49,12 @@ def test_cli_profile_prints_a_table(tmp_path):
 
 
 @pytest.mark.parametrize("spill_bytes", [1, 64 * 1024, 128 * 1024 * 1024])  # after every chunk, some, at the end
-def test_small_chunks_and_many_buckets_give_the_same_records(tmp_path, spill_bytes):
-    convert([str(SAMPLE)], MAPPING, tmp_path / "a")
+def test_small_chunks_and_many_buckets_give_the_same_records(tmp_path, converted, spill_bytes):
+    _, normal = converted([str(SAMPLE)], MAPPING)
     convert([str(SAMPLE)], MAPPING, tmp_path / "b",
             options=RunOptions(buckets=5, chunk_bytes=4 * 1024, spill_bytes=spill_bytes))
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
-    a, b = records_of(tmp_path / "a"), records_of(tmp_path / "b")
+    a, b = records_of(normal), records_of(tmp_path / "b")
     assert len(a) > 100
     assert sorted(a, key=key) == sorted(b, key=key)
 
@@ -83,10 +81,10 @@ def test_default_chunk_is_smaller_with_buckets():
     assert RunOptions(buckets=8, chunk_bytes=1000).chunk_size == 1000
 
 
-def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path, monkeypatch):
+def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path, monkeypatch, converted):
     import logmap.pipeline.runner as pipeline
 
-    convert([str(SAMPLE)], MAPPING, tmp_path / "a")
+    _, normal = converted([str(SAMPLE)], MAPPING)
     chunk_sizes: list[int] = []
     real = pipeline.read_source
 
@@ -100,7 +98,7 @@ def test_cli_chunk_mb_with_buckets_gives_the_same_records(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert chunk_sizes == [1024 * 1024]
     key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
-    assert sorted(records_of(tmp_path / "a"), key=key) == sorted(records_of(tmp_path / "b"), key=key)
+    assert sorted(records_of(normal), key=key) == sorted(records_of(tmp_path / "b"), key=key)
 
 
 def test_slices_and_background_threads_change_no_byte(tmp_path, monkeypatch):
