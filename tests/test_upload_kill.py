@@ -14,7 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 from apiserver import FakeMiso, Fault, make_records, write_batches
+from click.testing import CliRunner, Result
 from test_upload import DEAD_LETTER_NAME, JOURNAL_NAME, KEY, assert_exactly_once
+
+from logmap.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,9 +30,19 @@ def env() -> dict[str, str]:
     return {**os.environ, "MISO_API_KEY": KEY, "PYTHONPATH": str(REPO)}
 
 
+def command(api: FakeMiso, directory: Path, *extra: str) -> list[str]:
+    return ["upload", "--from", str(directory), "--base-url", api.url, "--max-records", "400", "--concurrency", "2",
+            "--backoff", "0.01", "--max-backoff", "0.05", "--timeout", "5", *extra]
+
+
 def upload_args(api: FakeMiso, directory: Path, *extra: str) -> list[str]:
-    return logmap("upload", "--from", str(directory), "--base-url", api.url, "--max-records", "400",
-                  "--concurrency", "2", "--backoff", "0.01", "--max-backoff", "0.05", "--timeout", "5", *extra)
+    return logmap(*command(api, directory, *extra))
+
+
+def resume(api: FakeMiso, directory: Path) -> Result:
+    """The ``--resume`` run, in this process: only the run that is killed needs a process of its own (one less
+    interpreter and import of logmap per test)."""
+    return CliRunner().invoke(main, command(api, directory, "--resume"), env={"MISO_API_KEY": KEY})
 
 
 def journal_sent(directory: Path) -> int:
@@ -65,9 +78,8 @@ def test_kill_9_between_acknowledgements_then_resume_is_exactly_once(tmp_path):
         stored_before = len(api.records)
         assert 0 < stored_before < 6000 - len(invalid)
 
-        resumed = subprocess.run(upload_args(api, tmp_path, "--resume"), env=env(), capture_output=True,
-                                 text=True, timeout=60)
-        assert resumed.returncode == 0, resumed.stderr
+        resumed = resume(api, tmp_path)
+        assert resumed.exit_code == 0, resumed.output
         assert "skipped" in resumed.stdout
         for text in (out.decode(), err.decode(), resumed.stdout, resumed.stderr):
             assert KEY not in text
@@ -86,9 +98,8 @@ def test_kill_9_at_any_moment_loses_nothing_and_duplicates_at_most_the_requests_
         wait_for(lambda: api.stored_count >= 4)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        resumed = subprocess.run(upload_args(api, tmp_path, "--resume"), env=env(), capture_output=True,
-                                 text=True, timeout=60)
-        assert resumed.returncode == 0, resumed.stderr
+        resumed = resume(api, tmp_path)
+        assert resumed.exit_code == 0, resumed.output
         stored = Counter(api.stored_keys())
         valid = {r["user_id"] for i, r in enumerate(records) if i != 7}
         assert set(stored) == valid, "a record was lost"
@@ -113,7 +124,6 @@ def test_ctrl_c_finishes_what_is_in_flight_says_resume_and_resume_is_exactly_onc
         out, err = first.communicate(timeout=20)
         assert first.returncode == 130, err
         assert "--resume" in err and "sent" in out and KEY not in out + err
-        resumed = subprocess.run(upload_args(api, tmp_path, "--resume"), env=env(), capture_output=True,
-                                 text=True, timeout=60)
-        assert resumed.returncode == 0, resumed.stderr
+        resumed = resume(api, tmp_path)
+        assert resumed.exit_code == 0, resumed.output
         assert_exactly_once(api, records, (1234,), tmp_path)
