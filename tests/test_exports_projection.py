@@ -126,15 +126,15 @@ def test_pipeline_reads_only_what_the_mapping_needs(tmp_path, monkeypatch):
     assert not any(name.startswith(("items.list.element.item_name", "device.category")) for name in asked)
 
 
-def test_same_records_with_and_without_projection(tmp_path, monkeypatch):
-    projected = convert(ga4_inputs(), GA4_MAPPING, tmp_path / "projected")
+def test_same_records_with_and_without_projection(tmp_path, monkeypatch, converted):
+    projected, projected_out = converted(ga4_inputs(), GA4_MAPPING)  # a run as any other (projection is the default)
     with monkeypatch.context() as patch:
         read_everything(patch)
         spy = ParquetSpy(patch)
         whole = convert(ga4_inputs(), GA4_MAPPING, tmp_path / "whole")
         assert spy.columns and all(columns is None for columns in spy.columns)
     assert projected.ledger.to_dict() == whole.ledger.to_dict()
-    assert batches(tmp_path / "projected") == batches(tmp_path / "whole")
+    assert batches(projected_out) == batches(tmp_path / "whole")
     assert len(batches(tmp_path / "whole")) >= 1
 
 

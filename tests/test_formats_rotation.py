@@ -8,12 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from support import convert, records_of
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
-MAPPING = ROOT / "mappings" / "storefront-combined.yaml"
-
+from support import MAPPING, SAMPLE, convert, records_of
 
 pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from conftest.py
 
@@ -47,8 +42,8 @@ def test_rotation_set_in_shuffled_order_gives_identical_records(tmp_path: Path) 
         assert records_of(tmp_path / f"run{i}") == expected, [p.name for p in order]
 
 
-def test_rotation_set_gives_the_records_of_the_unsplit_file(tmp_path: Path) -> None:
+def test_rotation_set_gives_the_records_of_the_unsplit_file(tmp_path: Path, converted) -> None:
     files = rotation_set(tmp_path / "logs")
-    convert([str(SAMPLE)], MAPPING, tmp_path / "whole")
+    _, whole = converted([str(SAMPLE)], MAPPING)
     convert([str(p) for p in files], MAPPING, tmp_path / "split")
-    assert records_of(tmp_path / "split") == records_of(tmp_path / "whole")
+    assert records_of(tmp_path / "split") == records_of(whole)
