@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support import convert
+from support import SAMPLE, TEST_KEY, convert
 
 from logmap.cli import main
 from logmap.errors import LogmapError
@@ -15,7 +15,6 @@ from logmap.sources import load_mapping
 from logmap.starter import shape_expr
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "fixtures" / "storefront" / "access.log"
 LOGS = ROOT / "fixtures" / "logs"
 
 
@@ -67,10 +66,27 @@ def _init_and_convert(tmp_path: Path, sample: Path) -> tuple[str, str, object]:
     return out.read_text(), result.output, convert([str(sample)], out, tmp_path / "out")
 
 
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory):
+    """``initialised(sample)``: (starter mapping's path, text, what init printed, the conversion with it), once per
+    module for each sample (the real shop's is checked by two tests)."""
+    done: dict[Path, tuple[Path, str, str, object]] = {}
+
+    def init_once(sample: Path) -> tuple[Path, str, str, object]:
+        if sample not in done:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("LOGMAP_KEY", TEST_KEY)
+                folder = tmp_path_factory.mktemp("init")
+                done[sample] = (folder / "starter.yaml", *_init_and_convert(folder, sample))
+        return done[sample]
+
+    return init_once
+
+
 @pytest.mark.parametrize("sample", [SAMPLE, SHOP], ids=["storefront", "real shop"])
-def test_init_proposes_shop_rules_and_its_mapping_emits_no_custom_record(tmp_path: Path, sample: Path) -> None:
-    text, printed, run = _init_and_convert(tmp_path, sample)
-    mapping = load_mapping(tmp_path / "starter.yaml")
+def test_init_proposes_shop_rules_and_its_mapping_emits_no_custom_record(initialised, sample: Path) -> None:
+    starter, text, printed, run = initialised(sample)
+    mapping = load_mapping(starter)
     types = {rule.type for rule in mapping.rules}
     assert {"product_detail_page_view", "category_page_view", "search"} <= types
     assert "custom" not in types and "custom" not in run.ledger.per_type
@@ -83,9 +99,9 @@ def test_init_proposes_shop_rules_and_its_mapping_emits_no_custom_record(tmp_pat
         assert f"{count:>7,}  {rule.name}" in printed
 
 
-def test_init_on_the_real_shop_log(tmp_path: Path) -> None:
-    text, printed, run = _init_and_convert(tmp_path, SHOP)
-    mapping = load_mapping(tmp_path / "starter.yaml")
+def test_init_on_the_real_shop_log(initialised) -> None:
+    starter, text, printed, run = initialised(SHOP)
+    mapping = load_mapping(starter)
     by_name = {rule.name: rule for rule in mapping.rules}
     assert mapping.filter.methods == ["GET"]
     assert set(by_name) >= {"product page (/product/)", "category page (/filter/)", "category page (/browse/)",
