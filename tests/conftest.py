@@ -36,7 +36,8 @@ def anonymous_key(monkeypatch):
 def converted(tmp_path_factory):
     """``converted(inputs, mapping)``: the ``(result, output directory)`` of converting ``inputs`` with ``mapping``
     (a path), the tests' key and default options, done once per process for all the tests that check that same
-    conversion (each would otherwise convert it again). The directory is shared: read it, never write into it."""
+    conversion (each would otherwise convert it again). The directory is shared: read it, never write into it;
+    and call it before patching anything the run uses, or the patched run is what every later test gets."""
     done: dict[tuple[tuple[str, ...], str], tuple[object, Path]] = {}
 
     def convert_once(inputs: Sequence[str], mapping: str | Path) -> tuple[object, Path]:
