@@ -2,10 +2,10 @@
 
 Why a server and not a mocked transport: retries, timeouts, dropped connections, keep-alive pools and
 ``Retry-After`` only mean something over a socket. The server validates upload bodies with the vendored JSON
-Schema (one compiled validator per interaction type, chosen by the record's ``type``; see :func:`standard_validator`)
-and answers the way the
-API documents: 422 with ``{"errors": true, "message": "None of the records were inserted …", "data":
-["data.3.timestamp is invalid. …"]}``, 401 ``{"message": "invalid api key."}``.
+Schema (one compiled validator per interaction type, chosen by the record's ``type``; see
+:func:`standard_validator`) and answers the way the API documents: 422 with ``{"errors": true, "message": "None
+of the records were inserted …", "data": ["data.3.timestamp is invalid. …"]}``, 401 ``{"message": "invalid api
+key."}``.
 
 Faults are queued per route and consumed one per request (:meth:`FakeMiso.inject`), or drawn at random
 (:meth:`FakeMiso.chaos`). Only the ``drop_after_store`` fault stores records without acknowledging them: it is
