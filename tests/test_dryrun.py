@@ -124,8 +124,8 @@ def test_unmatched_paths_are_generalised_into_shapes(tmp_path):
     assert report["unmatched_shapes"][0]["example"].startswith("/blog/")
 
 
-def test_bucketed_and_chunked_runs_give_the_same_report():
-    one = dry_run([str(SAMPLE)], MAPPING).to_dict()
+def test_bucketed_and_chunked_runs_give_the_same_report(storefront):
+    one, _ = storefront
     many = dry_run([str(SAMPLE)], MAPPING, options=RunOptions(buckets=4, chunk_bytes=8 * 1024)).to_dict()
     volatile = ("created_at", "elapsed_s", "rows_per_second")
     assert {k: v for k, v in one.items() if k not in volatile} == {k: v for k, v in many.items() if k not in volatile}

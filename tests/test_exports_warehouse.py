@@ -387,7 +387,7 @@ def test_both_hashes_of_a_run_name_the_same_key_variable():
         load_mapping_text(text, "m.yaml")
 
 
-def test_dedupe_on_the_real_snowplow_sample_given_twice(tmp_path):
+def test_dedupe_on_the_real_snowplow_sample_given_twice(tmp_path, converted):
     """The real e-commerce events delivered twice (at-least-once): every second copy is a `duplicate`, and the
     records are byte for byte those of one delivery."""
     root = Path(__file__).resolve().parents[1]
@@ -395,9 +395,9 @@ def test_dedupe_on_the_real_snowplow_sample_given_twice(tmp_path):
     again = tmp_path / "redelivered.csv.gz"
     again.write_bytes(real.read_bytes())
     mapping = root / "mappings/snowplow-enriched.yaml"
-    once = convert([str(real)], mapping, tmp_path / "once")
+    once, once_out = converted([str(real)], mapping)
     twice = convert([str(real), str(again)], mapping, tmp_path / "twice")
     assert twice.ledger.input_rows == 2 * once.ledger.input_rows == 1668
     assert twice.ledger.dropped["duplicate"] == 834 and twice.ledger.balanced
     assert (tmp_path / "twice/interactions-00001.ndjson").read_bytes() == \
-        (tmp_path / "once/interactions-00001.ndjson").read_bytes()
+        (once_out / "interactions-00001.ndjson").read_bytes()
