@@ -8,8 +8,8 @@ from pathlib import Path
 
 # One polars thread per test process, set before polars is imported (by support below): the suite runs two
 # workers on two cores, and the test inputs are a few MB at most, so a second polars thread per worker bought
-# no time but spent CPU waking up and waiting (the non-Spark tests, serially: ~103 -> ~90 CPU s). A run that
-# sets POLARS_MAX_THREADS itself keeps its own value.
+# no time but spent CPU waking up and waiting (the non-Spark tests, serially: 87-99 -> 84-90 CPU s, mostly system
+# time, the same wall time). A run that sets POLARS_MAX_THREADS itself keeps its own value.
 os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 import pytest
