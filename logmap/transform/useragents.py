@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import polars as pl
 
@@ -78,6 +78,13 @@ def maintained_matchers() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(literals), tuple(regexes)
 
 
+#: ua-parser verdicts remembered by the process, across runs: a test suite, ``logmap test``'s cases and every
+#: small run of one process meet the same user agents again, and each parse costs half a millisecond (ua-parser's
+#: own cache holds 200 and is emptied when full). A pure function of the string, so bounded by plain LRU.
+VERDICTS_KEPT = 50_000
+
+
+@lru_cache(maxsize=VERDICTS_KEPT)
 def is_crawler(user_agent: str) -> bool:
     """What ``user_agents.parse(user_agent).is_bot`` says."""
     from ua_parser import user_agent_parser
