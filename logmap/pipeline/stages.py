@@ -10,6 +10,7 @@ Both are pure functions of their frames and a :class:`Prepared` mapping: no file
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import polars as pl
@@ -60,15 +61,17 @@ def tick(timings: Timings | None, stage: str, started: float) -> float:
 #: The stream stage's sections of mappings that compiled against a source's columns, by :func:`_compiled_key`: the
 #: check is a pure function of them, and costs about as much as a small run's own chunk (a test suite, ``logmap
 #: test``'s cases and a service's small runs compile the same mapping again and again). Bounded: emptied when full.
-_COMPILED: set[str] = set()
+_COMPILED: set[bytes] = set()
 COMPILED_KEPT = 256
 
 
-def _compiled_key(mapping: Mapping, schema: pl.Schema, hashers: dict[str, Hasher]) -> str:
+def _compiled_key(mapping: Mapping, schema: pl.Schema, hashers: dict[str, Hasher]) -> bytes:
     """What compiling the stream stage depends on: the sections it reads (their ``repr`` shows every field of these
-    dataclasses, positions included), the source's columns and which keyed hashes have a hasher."""
-    return repr((mapping.source, mapping.filter, mapping.rules, mapping.identity, mapping.context, mapping.durations,
-                 list(schema.items()), sorted(hashers)))
+    dataclasses, positions included), the source's columns and which keyed hashes have a hasher; as a digest, so
+    that what is kept stays small."""
+    sections = (mapping.source, mapping.filter, mapping.rules, mapping.identity, mapping.context, mapping.durations)
+    text = repr((sections, list(schema.items()), sorted(hashers)))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 class Prepared:
