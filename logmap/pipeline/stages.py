@@ -10,6 +10,7 @@ Both are pure functions of their frames and a :class:`Prepared` mapping: no file
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import polars as pl
@@ -57,6 +58,22 @@ def tick(timings: Timings | None, stage: str, started: float) -> float:
     return now
 
 
+#: The stream stage's sections of mappings that compiled against a source's columns, by :func:`_compiled_key`: the
+#: check is a pure function of them, and costs about as much as a small run's own chunk (a test suite, ``logmap
+#: test``'s cases and a service's small runs compile the same mapping again and again). Bounded: emptied when full.
+_COMPILED: set[bytes] = set()
+COMPILED_KEPT = 256
+
+
+def _compiled_key(mapping: Mapping, schema: pl.Schema, hashers: dict[str, Hasher]) -> bytes:
+    """What compiling the stream stage depends on: the sections it reads (their ``repr`` shows every field of these
+    dataclasses, positions included), the source's columns and which keyed hashes have a hasher; as a digest, so
+    that what is kept stays small."""
+    sections = (mapping.source, mapping.filter, mapping.rules, mapping.identity, mapping.context, mapping.durations)
+    text = repr((sections, list(schema.items()), sorted(hashers)))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
 class Prepared:
     """What is computed once per run from a mapping: the key check, the hasher, caches.
 
@@ -90,10 +107,15 @@ class Prepared:
         empty = empty_frame(mapping.source, self.export_reader)
         if empty is not None:
             check_filter_columns(mapping.filter, empty.columns)
-            try:
-                stream_stage(self, empty)
-            except MappingError as error:
-                raise name_input_columns(error, self.export_reader) from None
+            compiled = _compiled_key(mapping, empty.schema, self.hashers)
+            if compiled not in _COMPILED:
+                try:
+                    stream_stage(self, empty)
+                except MappingError as error:
+                    raise name_input_columns(error, self.export_reader) from None
+                if len(_COMPILED) >= COMPILED_KEPT:
+                    _COMPILED.clear()
+                _COMPILED.add(compiled)
 
     def __repr__(self) -> str:
         return f"Prepared({self.mapping.path!r})"

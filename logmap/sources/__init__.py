@@ -77,7 +77,20 @@ def empty_frame(source: Source, reader: exports.ExportReader | None = None) -> p
     """
     if source.is_export:
         return reader.empty() if reader is not None else None
-    return accesslog.parse(pl.DataFrame(schema=LINE_SCHEMA), source)
+    key = repr(source)  # every field of the dataclass: parsing no lines is a pure function of them
+    empty = _EMPTY.get(key)
+    if empty is None:
+        empty = accesslog.parse(pl.DataFrame(schema=LINE_SCHEMA), source)
+        if len(_EMPTY) >= EMPTY_KEPT:
+            _EMPTY.clear()
+        _EMPTY[key] = empty
+    return empty.clear()  # a frame of its own: the caller may change it in place
+
+
+#: Access-log sources' frames of no rows, by ``repr`` of the source: building the parser's plan costs ~10 ms, paid
+#: again by every run of a process (a test suite, ``logmap test``'s cases) for the same few sources. Bounded.
+_EMPTY: dict[str, pl.DataFrame] = {}
+EMPTY_KEPT = 64
 
 
 def name_input_columns(error: Exception, reader: exports.ExportReader | None) -> Exception:

@@ -390,9 +390,10 @@ def _match_preset(lazy: pl.LazyFrame, log_format: LogFormat, fast_path: bool) ->
         (ok | slow.struct.field(first).is_not_null()).alias("__matched"),
         *((pl.when(ok).then(pl.col(fast[g])).otherwise(slow.struct.field(g)) if g in fast
            else slow.struct.field(g)).alias(f"__{g}") for g in groups))
-    temporary = [n for n in lazy.collect_schema().names() if n.startswith("__f_")]
+    names = lazy.collect_schema().names()  # resolved once: each call walks the whole plan so far
+    temporary = [n for n in names if n.startswith("__f_")]
     temporary += ["__ok", "__m", "__q", "__h", "__n"]
-    return lazy.drop([n for n in temporary if n in lazy.collect_schema().names()]), groups
+    return lazy.drop([n for n in temporary if n in names]), groups
 
 
 def _fast_split(lazy: pl.LazyFrame, shape: _Fast) -> tuple[pl.LazyFrame, dict[str, str]]:
@@ -560,8 +561,8 @@ def _normalise(lazy: pl.LazyFrame, fields: list[str], source: Source, time_forma
                .when(target.str.contains(r"^[A-Za-z][A-Za-z0-9+.-]*://")).then(target))
     lazy = lazy.with_columns(url.alias("url"))
 
-    missing = {name: pl.lit(None, dtype) for name, dtype in CANONICAL.items()
-               if name not in lazy.collect_schema().names()}
+    present = lazy.collect_schema().names()  # resolved once: each call walks the whole plan so far
+    missing = {name: pl.lit(None, dtype) for name, dtype in CANONICAL.items() if name not in present}
     lazy = lazy.with_columns(**missing)
     lazy = lazy.with_columns(*(pl.col(name).cast(dtype) for name, dtype in CANONICAL.items()))
     # Extra groups of a regex source keep their (cleaned) string value under their own name.

@@ -38,6 +38,8 @@ def without_null_items(values: pl.Expr) -> pl.Expr:
 
 def _decode_batch(series: pl.Series) -> pl.Series:
     # Python's unquote_plus runs once per *distinct* encoded value, never per row.
+    if series.null_count() == series.len():  # no rows, or no parameter (most rules, in a small chunk): 4 steps less
+        return series
     encoded = series.filter(series.str.contains(r"[%+]")).unique().drop_nulls()
     if encoded.len() == 0:
         return series

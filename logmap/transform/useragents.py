@@ -9,7 +9,8 @@ A user agent is a bot when any of these says so, in this order (the cheap column
 * ua-parser's verdict (``device.family == 'Spider'``), which is what ``user_agents.parse(ua).is_bot`` says.
 
 Parsing a user agent costs about half a millisecond, so it never runs per row: distinct values are judged once
-(and remembered across chunks of the same run) and joined back; ua-parser only sees the values no regex flagged.
+(and remembered across chunks, and across the runs of a process) and joined back; ua-parser only sees the values
+no regex flagged.
 The regexes, too, run on the distinct values only: a case-sensitive alternation of 1,500 patterns over every
 row would cost more than the rest of the filter.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import polars as pl
 
@@ -78,6 +79,13 @@ def maintained_matchers() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(literals), tuple(regexes)
 
 
+#: ua-parser verdicts remembered by the process, across runs: a test suite, ``logmap test``'s cases and every
+#: small run of one process meet the same user agents again, and each parse costs half a millisecond (ua-parser's
+#: own cache holds 200 and is emptied when full). A pure function of the string, so bounded by plain LRU.
+VERDICTS_KEPT = 50_000
+
+
+@lru_cache(maxsize=VERDICTS_KEPT)
 def is_crawler(user_agent: str) -> bool:
     """What ``user_agents.parse(user_agent).is_bot`` says."""
     from ua_parser import user_agent_parser
@@ -98,6 +106,20 @@ def judge(values: list[str], *, parser: bool = True, maintained: bool = False,
     return [bool(found) or (parser and is_crawler(ua)) for ua, found in zip(values, matched)]
 
 
+#: Verdicts by filter configuration, shared by the process's detectors (each still remembers its whole run): the
+#: runs of one process meet the same user agents again, and judging even a few costs ~3 ms (the list's matchers
+#: are built per batch). Bounded: emptied when full.
+_VERDICTS: dict[tuple[bool, bool, tuple[str, ...]], dict[str, bool]] = {}
+SHARED_VERDICTS_KEPT = 50_000
+
+
+def _share(configuration: tuple[bool, bool, tuple[str, ...]], judged: dict[str, bool]) -> None:
+    if sum(len(verdicts) for verdicts in _VERDICTS.values()) + len(judged) > SHARED_VERDICTS_KEPT:
+        _VERDICTS.clear()
+    if len(judged) <= SHARED_VERDICTS_KEPT:
+        _VERDICTS.setdefault(configuration, {}).update(judged)
+
+
 class BotDetector:
     """Remembers the verdict for every user agent it has seen, per filter configuration, and which input files
     record user agents at all (so that an empty one there is telling, and a log without the field is not)."""
@@ -110,12 +132,18 @@ class BotDetector:
                patterns: Sequence[str] = ()) -> pl.Series:
         """True where the user agent is a crawler (``parser``), is on the maintained list (``maintained``) or
         matches one of ``patterns``; False for null."""
-        known = self._known.setdefault((parser, maintained, tuple(patterns)), {})
+        configuration = (parser, maintained, tuple(patterns))
+        known = self._known.setdefault(configuration, {})
         distinct = series.drop_nulls().unique()
         values = distinct.to_list()
         new = [ua for ua in values if ua not in known]
         if new:
-            known.update(zip(new, judge(new, parser=parser, maintained=maintained, patterns=patterns)))
+            shared = _VERDICTS.get(configuration, {})
+            unseen = [ua for ua in new if ua not in shared]
+            judged = dict(zip(unseen, judge(unseen, parser=parser, maintained=maintained, patterns=patterns))
+                          ) if unseen else {}
+            known.update((ua, judged[ua] if ua in judged else shared[ua]) for ua in new)
+            _share(configuration, judged)
         # Membership in the (few) bots found: one small hash table, rather than a verdict looked up per value.
         bots = pl.Series([ua for ua in values if known[ua]], dtype=pl.String)
         return series.is_in(bots.implode()).fill_null(False)
