@@ -208,19 +208,31 @@ class Inputs:
         uris = ["file://" + os.path.abspath(path) for path in paths] + remote
         try:
             self.files = spark.read.format("binaryFile").load(uris)
-            listed = self.files.select("path", "length").collect()
+            listed = _listed(self.files)
         except Exception as error:
             raise InputError(f"cannot list the inputs: {_first_line(str(error))}") from None
         by_key = {_local_key(path): name for path, name in zip(paths, self.names)}
         #: Spark's path of each file → its name (a remote pattern's matches are named by their URLs)
-        self.name_of = {row.path: by_key.get(_local_key(row.path), row.path) if row.path.startswith("file:")
-                        else row.path for row in listed}
+        self.name_of = {path: by_key.get(_local_key(path), path) if path.startswith("file:") else path
+                        for path, _ in listed}
         #: Spark's path of each file → its size in bytes
-        self.length_of = {row.path: row.length for row in listed}
+        self.length_of = dict(listed)
         self.bytes = sum(self.length_of.values())
         remote_names = sorted(set(self.name_of.values()) - set(self.names))
         #: the order the local engine reads files in: what rejects of phase 1 are sorted by
         self.order = {name: index for index, name in enumerate([*self.names, *remote_names])}
+
+
+def _listed(files: DataFrame) -> list[tuple[str, int]]:
+    """(path, size) of each file a ``binaryFile`` DataFrame reads, the path as its ``path`` column gives it: from
+    the file index Spark listed on the driver when the DataFrame was made (globs expanded, folders' files found),
+    which is what its scan reads; no Spark job (a job to select the two columns cost more than the listing)."""
+    statuses = files._jdf.queryExecution().analyzed().relation().location().allFiles()
+    listed = []
+    for index in range(statuses.length()):
+        status = statuses.apply(index)
+        listed.append((str(status.getPath().toString()), int(status.getLen())))
+    return listed
 
 
 def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping, key: str | bytes | None,
