@@ -571,18 +571,26 @@ def _as_read_locally(spark: SparkSession, error: UnreadableFile, read: FileReade
     ``error`` itself when that reader does not fail (or cannot read the file whole)."""
 
     def read_whole(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for _ in _read_whole(batches, read, names):
-            pass
-        yield from ()
+        import pyarrow as pa
+
+        try:
+            for _ in _read_whole(batches, read, names):
+                pass
+        except RuntimeError as failure:
+            if not str(failure).startswith(USER_ERROR):
+                raise
+            # the reader's error as a row, not raised: a task that fails ends its Python worker, and the next
+            # one starts again (the imports, a second or two of CPU), for an error that is expected here
+            yield pa.RecordBatch.from_pydict({"error": [str(failure).removeprefix(USER_ERROR)]})
 
     whole = spark.read.format("binaryFile").load(glob_escaped(error.path)).select("path", "content")
     try:
-        _user_errors(whole.mapInArrow(read_whole, "path string").collect)
+        found = _user_errors(whole.mapInArrow(read_whole, "error string").collect)
     except InputError as failure:
         return failure if not isinstance(failure, UnreadableFile) else error
     except Exception:  # any other failure (a file over binaryFile's 2 GiB): Hadoop's cause is all there is
         return error
-    return error
+    return InputError(_first_line(found[0].error)) if found else error
 
 
 def _partitions_for(spark: SparkSession, partitions: int | None, input_bytes: int) -> int:
