@@ -106,6 +106,9 @@ FETCH_RECORDS = 500_000
 RECORD_COLUMNS = {"_bucket": pl.Int64(), "_index": pl.Int64(), "_json": pl.String(), "_drop": pl.String(),
                   "_detail": pl.String(), "_file": pl.String(), "_line": pl.UInt64(), "type": pl.String(),
                   "_rule": pl.UInt32()}
+#: Input files up to which the driver takes their paths and sizes from Spark's listing, a few py4j calls each (a
+#: Spark job costs as much as some 1,000 files' calls, ~0.3 s of JVM CPU: most runs list a few files).
+LIST_ON_DRIVER = 1000
 #: Columns of phase 1's output besides the surviving rows' own.
 PHASE1_COLUMNS = {"_kind": pl.String(), "_bucket": pl.Int64(), "_count": pl.Int64(), "_drop": pl.String(),
                   "_detail": pl.String(), "_raw": pl.String()}
@@ -226,8 +229,10 @@ class Inputs:
 def _listed(files: DataFrame) -> list[tuple[str, int]]:
     """(path, size) of each file a ``binaryFile`` DataFrame reads, the path as its ``path`` column gives it: from
     the file index Spark listed on the driver when the DataFrame was made (globs expanded, folders' files found),
-    which is what its scan reads; no Spark job (a job to select the two columns cost more than the listing)."""
+    which is what its scan reads; by a Spark job selecting the two columns only past :data:`LIST_ON_DRIVER` files."""
     statuses = files._jdf.queryExecution().analyzed().relation().location().allFiles()
+    if statuses.length() > LIST_ON_DRIVER:
+        return [(row.path, row.length) for row in files.select("path", "length").collect()]
     listed = []
     for index in range(statuses.length()):
         status = statuses.apply(index)
