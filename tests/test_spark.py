@@ -37,28 +37,57 @@ def records_of(out: Path) -> list[str]:
     return [json.dumps(r, sort_keys=True) for path in sorted(out.glob("interactions-*")) for r in read_batch(path)]
 
 
-def both_engines(spark, tmp_path: Path, inputs: list[str], mapping: Path | Mapping, local_inputs: list[str] | None = None,
-                 **spark_options):
-    """Convert with both engines; the local one with as many buckets as Spark has partitions."""
+def on_spark(spark, tmp_path: Path, inputs: list[str], mapping: Path | Mapping, **spark_options):
+    """Convert on Spark into ``tmp_path / "spark"``, with :data:`PARTITIONS` visitor buckets."""
     from logmap.spark import convert_spark
 
-    spark_result = convert_spark(spark, inputs, mapping, tmp_path / "spark", key=TEST_KEY, partitions=PARTITIONS,
-                                 **spark_options)
-    local_result = convert(local_inputs or inputs, mapping, tmp_path / "local", options=RunOptions(buckets=PARTITIONS))
-    return spark_result, local_result
+    return convert_spark(spark, inputs, mapping, tmp_path / "spark", key=TEST_KEY, partitions=PARTITIONS,
+                         **spark_options)
 
 
-def assert_same_output(spark_result, local_result, tmp_path: Path, *, same_rejects: bool = True) -> None:
+def on_local(inputs: list[str], mapping: Path | Mapping, out: Path):
+    """Convert with the local engine into ``out``, with as many buckets as Spark has partitions."""
+    return convert(inputs, mapping, out, options=RunOptions(buckets=PARTITIONS))
+
+
+def both_engines(spark, tmp_path: Path, inputs: list[str], mapping: Path | Mapping, local_inputs: list[str] | None = None,
+                 **spark_options):
+    """Convert with both engines, into ``tmp_path / "spark"`` and ``tmp_path / "local"``."""
+    spark_result = on_spark(spark, tmp_path, inputs, mapping, **spark_options)
+    return spark_result, on_local(local_inputs or inputs, mapping, tmp_path / "local")
+
+
+@pytest.fixture(scope="module")
+def local_exports(tmp_path_factory):
+    """tool → the local engine's run on that export fixture as delivered, with its shipped mapping: (result, output
+    folder), made once for the fixture's test and its test by URL."""
+    runs: dict[str, tuple] = {}
+
+    def run(tool: str):
+        if tool not in runs:
+            out = tmp_path_factory.mktemp(f"local-{tool}") / "local"
+            files = json.loads((EXPORTS / tool / "summary.json").read_text())["files"]
+            runs[tool] = on_local([str(EXPORTS / tool / name) for name in files],
+                                  ROOT / "mappings" / EXPORT_FIXTURES[tool], out), out
+        return runs[tool]
+
+    return run
+
+
+def assert_same_output(spark_result, local_result, tmp_path: Path, *, same_rejects: bool = True,
+                       local_out: Path | None = None) -> None:
+    """Spark's run in ``tmp_path / "spark"`` against the local one in ``local_out`` (default ``tmp_path / "local"``)."""
+    local_out = local_out or tmp_path / "local"
     assert spark_result.ledger.to_dict() == local_result.ledger.to_dict()
     assert spark_result.ledger.balanced
     assert spark_result.ledger.per_type == local_result.ledger.per_type
     assert spark_result.ledger.per_rule == local_result.ledger.per_rule
-    spark_records, local_records = records_of(tmp_path / "spark"), records_of(tmp_path / "local")
+    spark_records, local_records = records_of(tmp_path / "spark"), records_of(local_out)
     assert Counter(spark_records) == Counter(local_records)
     assert len(spark_records) == spark_result.ledger.emitted
     if same_rejects:
         assert Counter(lines_of(tmp_path / "spark", "rejects.ndjson")) == \
-            Counter(lines_of(tmp_path / "local", "rejects.ndjson"))
+            Counter(lines_of(local_out, "rejects.ndjson"))
     report = json.loads((tmp_path / "spark" / "report.json").read_text())
     assert report["ledger"] == local_result.ledger.to_dict()
     assert report["output"]["engine"] == "spark" and report["output"]["partitions"] == PARTITIONS
@@ -81,7 +110,8 @@ def test_every_fixture_log_gives_the_local_engines_records_ledger_and_rejects(sp
 
 
 @pytest.mark.parametrize("tool", sorted(EXPORT_FIXTURES))
-def test_every_fixture_export_gives_the_local_engines_records_ledger_and_rejects(spark, tmp_path, monkeypatch, tool):
+def test_every_fixture_export_gives_the_local_engines_records_ledger_and_rejects(spark, tmp_path, monkeypatch, tool,
+                                                                               local_exports):
     """Each export fixture with its shipped mapping as it is, `dedupe` included (mixpanel, segment-warehouse and
     snowplow-csv hold a duplicate each). Parquet exports go through Spark's Parquet scan (not whole files;
     ga4-2021's NDJSON file beside its Parquet one still is), reading only the columns, and struct fields, the
@@ -91,8 +121,9 @@ def test_every_fixture_export_gives_the_local_engines_records_ledger_and_rejects
     text_reads = recorded_text_reads(monkeypatch)
     summary = json.loads((EXPORTS / tool / "summary.json").read_text())
     inputs = [str(EXPORTS / tool / name) for name in summary["files"]]
-    spark_result, local_result = both_engines(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool])
-    assert_same_output(spark_result, local_result, tmp_path)
+    spark_result = on_spark(spark, tmp_path, inputs, ROOT / "mappings" / EXPORT_FIXTURES[tool])
+    local_result, local_out = local_exports(tool)
+    assert_same_output(spark_result, local_result, tmp_path, local_out=local_out)
     assert spark_result.ledger.input_rows == summary["input_rows"]
     assert dict(spark_result.ledger.dropped) == summary["dropped"]
     parquet = [p for p in inputs if p.endswith(".parquet")]
@@ -178,12 +209,12 @@ def test_dedupe_on_the_real_snowplow_sample_delivered_twice(spark, tmp_path):
 
 
 @pytest.mark.parametrize("tool", ["ga4-2021", "snowplow-csv", "adobe-datafeed"])
-def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool):
+def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool, local_exports):
     """Exports the driver cannot read as paths: a `viewfs://` mount table (Hadoop's, in pyspark's jars) over a
     local folder stands for a remote store. Formats (Parquet and gzipped NDJSON for GA4's 2021 schema; CSV with
     JSON-text entities for Snowplow, deduplicated; Adobe's TSV without a header row, its names in a header file
     given by an absolute path) are sniffed, schemas unified and JSON text sampled on the cluster: the records,
-    ledger and rejects are the local engine's on the same files."""
+    ledger and rejects are the local engine's on the same files (its run in the fixture's test)."""
     import shutil
 
     files = json.loads((EXPORTS / tool / "summary.json").read_text())["files"]
@@ -203,13 +234,14 @@ def test_exports_named_by_urls_are_probed_on_the_cluster(spark, tmp_path, tool):
     spark.sparkContext._jsc.hadoopConfiguration().set(f"fs.viewfs.mounttable.{table}.link./{tool}",
                                                       f"file://{store}")
     urls = [f"viewfs://{table}/{tool}/{name}" for name in files]
-    spark_result, local_result = both_engines(spark, tmp_path, urls, mapping,
-                                              local_inputs=[str(store / name) for name in files])
-    assert_same_output(spark_result, local_result, tmp_path, same_rejects=False)  # files named by URL here
+    spark_result = on_spark(spark, tmp_path, urls, mapping)
+    local_result, local_out = local_exports(tool)
+    assert_same_output(spark_result, local_result, tmp_path, same_rejects=False,  # files named by URL here
+                       local_out=local_out)
     spark_rejects = [json.loads(line) for line in lines_of(tmp_path / "spark", "rejects.ndjson")]
-    local_rejects = [json.loads(line) for line in lines_of(tmp_path / "local", "rejects.ndjson")]
+    local_rejects = [json.loads(line) for line in lines_of(local_out, "rejects.ndjson")]
     assert [{**r, "file": r["file"].replace(f"viewfs://{table}/{tool}/", "")} for r in spark_rejects] == \
-        [{**r, "file": r["file"].replace(f"{store}/", "")} for r in local_rejects]
+        [{**r, "file": r["file"].replace(f"{EXPORTS / tool}/", "")} for r in local_rejects]
     assert spark_result.ledger.input_rows == json.loads((EXPORTS / tool / "summary.json").read_text())["input_rows"]
 
 

@@ -106,6 +106,9 @@ FETCH_RECORDS = 500_000
 RECORD_COLUMNS = {"_bucket": pl.Int64(), "_index": pl.Int64(), "_json": pl.String(), "_drop": pl.String(),
                   "_detail": pl.String(), "_file": pl.String(), "_line": pl.UInt64(), "type": pl.String(),
                   "_rule": pl.UInt32()}
+#: Input files up to which the driver takes their paths and sizes from Spark's listing, a few py4j calls each (a
+#: Spark job costs as much as some 1,000 files' calls, ~0.3 s of JVM CPU: most runs list a few files).
+LIST_ON_DRIVER = 1000
 #: Columns of phase 1's output besides the surviving rows' own.
 PHASE1_COLUMNS = {"_kind": pl.String(), "_bucket": pl.Int64(), "_count": pl.Int64(), "_drop": pl.String(),
                   "_detail": pl.String(), "_raw": pl.String()}
@@ -208,19 +211,33 @@ class Inputs:
         uris = ["file://" + os.path.abspath(path) for path in paths] + remote
         try:
             self.files = spark.read.format("binaryFile").load(uris)
-            listed = self.files.select("path", "length").collect()
+            listed = _listed(self.files)
         except Exception as error:
             raise InputError(f"cannot list the inputs: {_first_line(str(error))}") from None
         by_key = {_local_key(path): name for path, name in zip(paths, self.names)}
         #: Spark's path of each file → its name (a remote pattern's matches are named by their URLs)
-        self.name_of = {row.path: by_key.get(_local_key(row.path), row.path) if row.path.startswith("file:")
-                        else row.path for row in listed}
+        self.name_of = {path: by_key.get(_local_key(path), path) if path.startswith("file:") else path
+                        for path, _ in listed}
         #: Spark's path of each file → its size in bytes
-        self.length_of = {row.path: row.length for row in listed}
+        self.length_of = dict(listed)
         self.bytes = sum(self.length_of.values())
         remote_names = sorted(set(self.name_of.values()) - set(self.names))
         #: the order the local engine reads files in: what rejects of phase 1 are sorted by
         self.order = {name: index for index, name in enumerate([*self.names, *remote_names])}
+
+
+def _listed(files: DataFrame) -> list[tuple[str, int]]:
+    """(path, size) of each file a ``binaryFile`` DataFrame reads, the path as its ``path`` column gives it: from
+    the file index Spark listed on the driver when the DataFrame was made (globs expanded, folders' files found),
+    which is what its scan reads; by a Spark job selecting the two columns only past :data:`LIST_ON_DRIVER` files."""
+    statuses = files._jdf.queryExecution().analyzed().relation().location().allFiles()
+    if statuses.length() > LIST_ON_DRIVER:
+        return [(row.path, row.length) for row in files.select("path", "length").collect()]
+    listed = []
+    for index in range(statuses.length()):
+        status = statuses.apply(index)
+        listed.append((str(status.getPath().toString()), int(status.getLen())))
+    return listed
 
 
 def _prepare(spark: SparkSession, inputs: list[str], mapping: Mapping, key: str | bytes | None,
@@ -559,18 +576,26 @@ def _as_read_locally(spark: SparkSession, error: UnreadableFile, read: FileReade
     ``error`` itself when that reader does not fail (or cannot read the file whole)."""
 
     def read_whole(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for _ in _read_whole(batches, read, names):
-            pass
-        yield from ()
+        import pyarrow as pa
+
+        try:
+            for _ in _read_whole(batches, read, names):
+                pass
+        except RuntimeError as failure:
+            if not str(failure).startswith(USER_ERROR):
+                raise
+            # the reader's error as a row, not raised: a task that fails ends its Python worker, and the next
+            # one starts again (the imports, a second or two of CPU), for an error that is expected here
+            yield pa.RecordBatch.from_pydict({"error": [str(failure).removeprefix(USER_ERROR)]})
 
     whole = spark.read.format("binaryFile").load(glob_escaped(error.path)).select("path", "content")
     try:
-        _user_errors(whole.mapInArrow(read_whole, "path string").collect)
+        found = _user_errors(whole.mapInArrow(read_whole, "error string").collect)
     except InputError as failure:
         return failure if not isinstance(failure, UnreadableFile) else error
     except Exception:  # any other failure (a file over binaryFile's 2 GiB): Hadoop's cause is all there is
         return error
-    return error
+    return InputError(_first_line(found[0].error)) if found else error
 
 
 def _partitions_for(spark: SparkSession, partitions: int | None, input_bytes: int) -> int:
