@@ -261,8 +261,10 @@ class FakeMiso:
                 errors.append(f"data.{index}.type is invalid. The attribute should be one of the interaction "
                               f"types, not {kind!r}.")
             elif not validator[0].is_valid(record):
-                for error in sorted(validator[1].iter_errors(record), key=lambda e: list(e.absolute_path)):
-                    errors.append(api_message(index, error))
+                found = sorted(validator[1].iter_errors(record), key=lambda e: list(e.absolute_path))
+                errors.extend(api_message(index, error) for error in found)
+                if not found:  # the two validators disagree: still a rejection, never a record stored
+                    errors.append(f"data.{index} is invalid (jsonschema_rs; python-jsonschema found no error).")
         return errors
 
 

@@ -106,8 +106,9 @@ FETCH_RECORDS = 500_000
 RECORD_COLUMNS = {"_bucket": pl.Int64(), "_index": pl.Int64(), "_json": pl.String(), "_drop": pl.String(),
                   "_detail": pl.String(), "_file": pl.String(), "_line": pl.UInt64(), "type": pl.String(),
                   "_rule": pl.UInt32()}
-#: Input files up to which the driver takes their paths and sizes from Spark's listing, a few py4j calls each (a
-#: Spark job costs as much as some 1,000 files' calls, ~0.3 s of JVM CPU: most runs list a few files).
+#: Input files up to which the driver takes their paths and sizes from Spark's listing, four py4j calls each
+#: (measured: 0.75 s for 2,000 files; a listing job costs ~0.3 s on a warm JVM, more on a cold one, and most runs
+#: list a few files).
 LIST_ON_DRIVER = 1000
 #: Columns of phase 1's output besides the surviving rows' own.
 PHASE1_COLUMNS = {"_kind": pl.String(), "_bucket": pl.Int64(), "_count": pl.Int64(), "_drop": pl.String(),

@@ -174,7 +174,9 @@ def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.Data
     by_rule = {key: rows for (key,), rows in narrow.partition_by("_rule", as_dict=True, maintain_order=True).items()}
     # One lazy plan for every rule, collected once (in memory, as eager steps are: a Python function still sees
     # a whole column). A rule no row of the chunk matched adds only its columns' types: resolving its plan costs a
-    # tenth of running it on no rows, and in a small chunk (or the check before reading) most rules match none.
+    # tenth of running it on no rows, and in a small chunk most rules match none. A frame of no rows (the check
+    # before reading, done once per mapping and columns) runs every rule: an error polars finds only when it runs
+    # an expression still stops the run before any input is read.
     parts = [by_rule.get(None, narrow.clear()).lazy().select(_ROW, "_drop", "_detail")]
     for index, (staged, columns, errors) in enumerate(compiled):
         rows = by_rule.get(index, narrow.clear()).lazy().with_columns(**staged).with_columns(**columns)
@@ -182,7 +184,7 @@ def apply_rules(frame: pl.DataFrame, rules: list[Rule], scope: Scope) -> pl.Data
             rows = rows.with_columns(drop_when(message.is_not_null(), f"invalid:{field}",
                                                pl.format("{} is invalid. {}", pl.lit(field), message)))
         part = rows.select(_ROW, "_drop", "_detail", *columns)
-        parts.append(part if index in by_rule else pl.LazyFrame(schema=part.collect_schema()))
+        parts.append(part if index in by_rule or narrow.is_empty() else pl.LazyFrame(schema=part.collect_schema()))
     fields = pl.concat(parts, how="diagonal_relaxed").sort(_ROW).drop(_ROW).collect(engine="in-memory")
     return frame.with_columns(fields)
 

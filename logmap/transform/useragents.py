@@ -110,13 +110,13 @@ def judge(values: list[str], *, parser: bool = True, maintained: bool = False,
 #: runs of one process meet the same user agents again, and judging even a few costs ~3 ms (the list's matchers
 #: are built per batch). Bounded: emptied when full.
 _VERDICTS: dict[tuple[bool, bool, tuple[str, ...]], dict[str, bool]] = {}
-SHARED_VERDICTS_KEPT = 50_000
 
 
 def _share(configuration: tuple[bool, bool, tuple[str, ...]], judged: dict[str, bool]) -> None:
-    if sum(len(verdicts) for verdicts in _VERDICTS.values()) + len(judged) > SHARED_VERDICTS_KEPT:
+    # list(): runs in other threads may add a configuration meanwhile (a dict must not grow while iterated)
+    if sum(len(verdicts) for verdicts in list(_VERDICTS.values())) + len(judged) > VERDICTS_KEPT:
         _VERDICTS.clear()
-    if len(judged) <= SHARED_VERDICTS_KEPT:
+    if len(judged) <= VERDICTS_KEPT:
         _VERDICTS.setdefault(configuration, {}).update(judged)
 
 
