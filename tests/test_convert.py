@@ -10,19 +10,18 @@ from pathlib import Path
 import pytest
 from apiserver import schema_errors
 from click.testing import CliRunner
-from support import MAPPING, SAMPLE, convert, read_batch
+from support import MAPPING, SAMPLE, TEST_KEY, convert, read_batch
 
 from logmap.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "fixtures" / "storefront" / "expected.ndjson"
 REAL_LOGS = sorted((ROOT / "fixtures" / "logs").glob("*.log"))
-KEY = "test-key-not-secret"
 
 
 @pytest.fixture(autouse=True)
 def anonymous_key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", KEY)
+    monkeypatch.setenv("LOGMAP_KEY", TEST_KEY)
 
 
 def records_of(out: Path) -> list[dict]:
@@ -188,9 +187,9 @@ def test_missing_key_stops_before_reading_input(tmp_path, monkeypatch):
 
 def test_key_never_reaches_output(tmp_path):
     result = CliRunner().invoke(main, ["convert", str(SAMPLE), "-m", str(MAPPING), "-o", str(tmp_path / "o")])
-    assert KEY not in result.output
+    assert TEST_KEY not in result.output
     for path in (tmp_path / "o").iterdir():
-        assert KEY not in path.read_text()
+        assert TEST_KEY not in path.read_text()
 
 
 @pytest.mark.parametrize("command", [

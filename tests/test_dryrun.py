@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support import MAPPING, SAMPLE, dry_run, read_batch
+from support import MAPPING, SAMPLE, TEST_KEY, dry_run, read_batch
 
 from logmap.cli import main
 from logmap.pipeline.runner import RunOptions
@@ -70,7 +70,7 @@ def test_dry_run_ledger_equals_convert_report(converted, common_mapping, inputs,
 def storefront(converted):
     """The dry-run report of the storefront sample, and the records `convert` writes for it."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LOGMAP_KEY", "test-key-not-secret")
+        patch.setenv("LOGMAP_KEY", TEST_KEY)
         _, out = converted([str(SAMPLE)], str(MAPPING))
         records = [r for path in sorted(out.glob("interactions-*")) for r in read_batch(path)]
         return dry_run([str(SAMPLE)], MAPPING).to_dict(), records

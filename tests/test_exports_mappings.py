@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from apiserver import schema_errors
-from support import EXPORT_FIXTURES, convert, read_batch
+from support import EXPORT_FIXTURES, TEST_KEY, convert, read_batch
 
 from logmap.sources import load_mapping
 
@@ -154,7 +154,7 @@ def test_snowplow_same_events_as_sdk_json_csv_and_parquet_give_identical_records
     for shape in ("sdk-json/part-00000.ndjson.gz", "parquet/part-00000.parquet"):
         out = tmp_path_factory.mktemp("snowplow-shape") / "out"
         with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("LOGMAP_KEY", "test-key-not-secret")
+            patch.setenv("LOGMAP_KEY", TEST_KEY)
             convert([str(FIXTURES / "snowplow-warehouse" / shape)], ROOT / "mappings" / "snowplow-enriched.yaml", out)
         outputs[shape] = records_of(out)
     assert from_csv and all(records == from_csv for records in outputs.values())

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from support import EXPORT_FIXTURES, convert
+from support import EXPORT_FIXTURES, TEST_KEY, convert
 
 from logmap.errors import LogmapError
 from logmap.sources import exports, load_mapping, load_mapping_text
@@ -34,7 +34,7 @@ SCHEMA = {
 
 @pytest.fixture(autouse=True)
 def key(monkeypatch):
-    monkeypatch.setenv("LOGMAP_KEY", "test-key-not-secret")
+    monkeypatch.setenv("LOGMAP_KEY", TEST_KEY)
 
 
 def ga4_inputs() -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import dry_run
+from support import TEST_KEY, dry_run
 
 from logmap.reports.html import render_html, time_series, write_html
 
@@ -53,7 +53,7 @@ pytestmark = pytest.mark.usefixtures("anonymous_key")  # LOGMAP_KEY, from confte
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict[str, Any]:
     """The storefront sample plus one hostile line (script in the user agent and the path)."""
-    os.environ.setdefault("LOGMAP_KEY", "test-key-not-secret")
+    os.environ.setdefault("LOGMAP_KEY", TEST_KEY)
     log = tmp_path_factory.mktemp("html") / "access.log"
     log.write_bytes(SAMPLE.read_bytes() + HOSTILE_LINE.encode() + b"\n" + ARTICLE_LINE.encode() + b"\n")
     return dry_run([str(log)], MAPPING).to_dict()
