@@ -8,7 +8,6 @@ instead, so each kind of error gets its own sentence here, with "did you mean" s
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from logmap.errors import MappingError
 from logmap.mapping import defaults
 from logmap.mapping.positions import Located, join_path
 from logmap.mapping.schema_build import RULE_CONDITION_KEYS
+from logmap.memo import Remembered, digest
 from logmap.records.types import INTERACTION_TYPES, RULE_FIELDS
 
 SCHEMA_FILE = "mapping.schema.json"
@@ -45,23 +45,19 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(mapping_schema())
 
 
-#: Documents found valid, by their ``repr`` (exact for the YAML scalars a document holds, and telling ``1``,
-#: ``'1'``, ``1.0`` and ``true`` apart). jsonschema takes ~30 ms per mapping, and a process loads the same mapping
-#: again and again (a test suite; a service converting many small inputs). Bounded: emptied when full.
-_VALID: set[bytes] = set()
-VALID_KEPT = 256
+#: Documents found valid, by :func:`~logmap.memo.digest`: jsonschema takes ~30 ms per mapping, and a process loads
+#: the same mapping again and again (a test suite; a service converting many small inputs).
+_VALID: Remembered[bytes, bool] = Remembered(256)
 
 
 def validate_document(located: Located, name: str) -> None:
     """Raise MappingError for the first schema violation in document order (the one a reader meets first)."""
-    seen = hashlib.sha256(repr(located.value).encode("utf-8", "surrogatepass")).digest()  # what is kept stays small
+    seen = digest(located.value)
     if seen in _VALID:
         return
     errors = list(_validator().iter_errors(located.value))
     if not errors:
-        if len(_VALID) >= VALID_KEPT:
-            _VALID.clear()
-        _VALID.add(seen)
+        _VALID.remember(seen, True)
         return
     found = []
     for error in errors:

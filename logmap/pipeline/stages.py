@@ -10,7 +10,6 @@ Both are pure functions of their frames and a :class:`Prepared` mapping: no file
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import polars as pl
@@ -19,6 +18,7 @@ from logmap.errors import MappingError
 from logmap.frame import split_dropped
 from logmap.mapping.loader import hash_key
 from logmap.mapping.model import Mapping
+from logmap.memo import Remembered, digest
 from logmap.records.encode import encode_frame
 from logmap.records.schema import conform
 from logmap.records.validate import validate
@@ -60,9 +60,8 @@ def tick(timings: Timings | None, stage: str, started: float) -> float:
 
 #: The stream stage's sections of mappings that compiled against a source's columns, by :func:`_compiled_key`: the
 #: check is a pure function of them, and costs about as much as a small run's own chunk (a test suite, ``logmap
-#: test``'s cases and a service's small runs compile the same mapping again and again). Bounded: emptied when full.
-_COMPILED: set[bytes] = set()
-COMPILED_KEPT = 256
+#: test``'s cases and a service's small runs compile the same mapping again and again).
+_COMPILED: Remembered[bytes, bool] = Remembered(256)
 
 
 def _compiled_key(mapping: Mapping, schema: pl.Schema, hashers: dict[str, Hasher]) -> bytes:
@@ -70,8 +69,7 @@ def _compiled_key(mapping: Mapping, schema: pl.Schema, hashers: dict[str, Hasher
     dataclasses, positions included), the source's columns and which keyed hashes have a hasher; as a digest, so
     that what is kept stays small."""
     sections = (mapping.source, mapping.filter, mapping.rules, mapping.identity, mapping.context, mapping.durations)
-    text = repr((sections, list(schema.items()), sorted(hashers)))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return digest((sections, list(schema.items()), sorted(hashers)))
 
 
 class Prepared:
@@ -113,9 +111,7 @@ class Prepared:
                     stream_stage(self, empty)
                 except MappingError as error:
                     raise name_input_columns(error, self.export_reader) from None
-                if len(_COMPILED) >= COMPILED_KEPT:
-                    _COMPILED.clear()
-                _COMPILED.add(compiled)
+                _COMPILED.remember(compiled, True)
 
     def __repr__(self) -> str:
         return f"Prepared({self.mapping.path!r})"

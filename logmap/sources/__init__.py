@@ -11,6 +11,7 @@ from logmap.errors import MappingError
 from logmap.frame import LINE_SCHEMA
 from logmap.mapping import loader
 from logmap.mapping.model import Mapping, Source
+from logmap.memo import Remembered
 from logmap.sources import accesslog, exports, formatstring
 from logmap.sources.lines import expand_inputs, read_lines
 
@@ -81,16 +82,13 @@ def empty_frame(source: Source, reader: exports.ExportReader | None = None) -> p
     empty = _EMPTY.get(key)
     if empty is None:
         empty = accesslog.parse(pl.DataFrame(schema=LINE_SCHEMA), source)
-        if len(_EMPTY) >= EMPTY_KEPT:
-            _EMPTY.clear()
-        _EMPTY[key] = empty
+        _EMPTY.remember(key, empty)
     return empty.clear()  # a frame of its own: the caller may change it in place
 
 
 #: Access-log sources' frames of no rows, by ``repr`` of the source: building the parser's plan costs ~10 ms, paid
 #: again by every run of a process (a test suite, ``logmap test``'s cases) for the same few sources. Bounded.
-_EMPTY: dict[str, pl.DataFrame] = {}
-EMPTY_KEPT = 64
+_EMPTY: Remembered[str, pl.DataFrame] = Remembered(64)
 
 
 def name_input_columns(error: Exception, reader: exports.ExportReader | None) -> Exception:
